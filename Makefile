@@ -1,0 +1,37 @@
+# Entry points of the project. `make help` lists them.
+SHELL := /bin/bash
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test model ort bench soak fmt lint docker
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+run: ## start redis (if needed), api, worker and ui locally; Ctrl-C stops them
+	scripts/run-stack.sh
+
+test: ## every check and test (what .ci/run runs)
+	scripts/test.sh
+
+model: ## fetch and verify the registry's models into MODELS_DIR (default models/)
+	scripts/fetch-models.sh
+
+ort: ## install the ONNX Runtime library into .ort/ from the PyPI wheel
+	scripts/install-ort.sh
+
+bench: ## raw ort throughput vs end-to-end throughput (make bench ARGS="...")
+	scripts/bench.sh $(ARGS)
+
+soak: ## long-running load test against a running stack (make soak ARGS="...")
+	python3 stress/soak.py $(ARGS)
+
+fmt: ## format the Rust code
+	cargo fmt --all
+
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+docker: ## build the container images (docker compose build)
+	docker compose build
