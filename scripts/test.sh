@@ -164,9 +164,9 @@ else
         cargo install cargo-nextest --locked || echo "warning: could not install cargo-nextest; using cargo test" >&2
     fi
     if cargo nextest --version >/dev/null 2>&1; then
-        step "rust tests" "$rust_log" cargo nextest run --workspace --no-tests=warn
+        step "rust tests" "$rust_log" cargo nextest run --workspace --no-fail-fast --no-tests=warn
     else
-        step "rust tests" "$rust_log" cargo test --workspace
+        step "rust tests" "$rust_log" cargo test --workspace --no-fail-fast
     fi
 fi
 
