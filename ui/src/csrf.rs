@@ -1,0 +1,98 @@
+//! CSRF protection by double submit: a random token in an HttpOnly, SameSite=Lax cookie, echoed
+//! by every form in a hidden field. A cross-site page can make the browser send the cookie but
+//! cannot read it, so it cannot put the matching value in the form.
+
+use axum::extract::{Request, State};
+use axum::http::header::{HeaderValue, SET_COOKIE};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use rand::RngCore;
+
+use crate::error::Error;
+use crate::AppState;
+
+/// Name of the cookie that holds the token.
+pub const COOKIE: &str = "csrf";
+/// Name of the hidden form field that must repeat it.
+pub const FIELD: &str = "csrf";
+
+/// The token of the current request (from its cookie, or freshly minted), for templates and checks.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+impl CsrfToken {
+    /// Fail unless `submitted` equals this token.
+    pub fn verify(&self, submitted: &str) -> Result<(), Error> {
+        if !self.0.is_empty() && constant_time_eq(self.0.as_bytes(), submitted.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Error::Csrf)
+        }
+    }
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Middleware: make sure every visitor has a token cookie, and hand the token to handlers.
+///
+/// A request whose cookie is missing gets a new token; its own form post will then fail the check,
+/// which is right: the form it submits was not issued with that cookie.
+pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let jar = CookieJar::from_headers(req.headers());
+    let existing = jar
+        .get(COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|t| well_formed(t));
+    let (token, minted) = match existing {
+        Some(t) => (t, false),
+        None => (new_token(), true),
+    };
+    req.extensions_mut().insert(CsrfToken(token.clone()));
+    let mut resp = next.run(req).await;
+    if minted {
+        let cookie = Cookie::build((COOKIE, token))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.cookie_secure)
+            .build();
+        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_well_formed() {
+        let (a, b) = (new_token(), new_token());
+        assert!(well_formed(&a));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn verify_accepts_only_the_exact_token() {
+        let t = CsrfToken(new_token());
+        assert!(t.verify(&t.0.clone()).is_ok());
+        assert!(t.verify("").is_err());
+        assert!(t.verify(&t.0[..63]).is_err());
+        assert!(CsrfToken(String::new()).verify("").is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! The UI's one error type: every failure becomes a page a person can act on (or a redirect to
+//! the login page), never a raw error or a blank page.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use crate::api::ApiError;
+use crate::pages::{ErrorPage, Layout, Page};
+use crate::{percent_encode, session};
+
+/// Result type of page handlers.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while serving a page.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No session cookie: send the visitor to the login page, then back to `next`.
+    #[error("login required")]
+    LoginRequired { next: String },
+    /// The API refused the token (expired or revoked): drop it and ask to log in again.
+    #[error("session expired")]
+    SessionExpired,
+    /// A form came without the matching CSRF token.
+    #[error("missing or wrong CSRF token")]
+    Csrf,
+    /// No such page or classification.
+    #[error("not found")]
+    NotFound,
+    /// The form itself was unusable (e.g. the upload was cut off).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The whole upload was larger than the UI accepts.
+    #[error("upload too large")]
+    UploadTooLarge,
+    /// An API call failed.
+    #[error(transparent)]
+    Api(ApiError),
+    /// A bug on our side (a template that failed to render, ...).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<ApiError> for Error {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::Unauthorized => Error::SessionExpired,
+            ApiError::Status { status, .. } if status == StatusCode::NOT_FOUND => Error::NotFound,
+            other => Error::Api(other),
+        }
+    }
+}
+
+/// What the error page says: status, heading, explanation.
+pub struct Explanation {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+impl Error {
+    /// The words shown to the person for this error.
+    pub fn explain(&self) -> Explanation {
+        let (status, title, message): (StatusCode, &'static str, String) = match self {
+            Error::LoginRequired { .. } | Error::SessionExpired => (
+                StatusCode::UNAUTHORIZED,
+                "Please log in",
+                "Your session has ended. Log in again to continue.".into(),
+            ),
+            Error::Csrf => (
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "For your safety we could not accept that form: it was opened in an older session. \
+                 Go back, reload the page and send it again."
+                    .into(),
+            ),
+            Error::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "We could not find that page or classification. It may belong to another account, \
+                 or its address may be mistyped."
+                    .into(),
+            ),
+            Error::BadRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                "That request did not work",
+                format!("{why} Please go back and try again."),
+            ),
+            Error::UploadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Those files are too large",
+                "The images you chose are too large to send together. Choose fewer or smaller images \
+                 and try again."
+                    .into(),
+            ),
+            Error::Api(api) => explain_api(api),
+            Error::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side",
+                "Sorry, this page could not be shown. Please try again in a moment.".into(),
+            ),
+        };
+        Explanation {
+            status,
+            title,
+            message,
+        }
+    }
+}
+
+fn explain_api(err: &ApiError) -> (StatusCode, &'static str, String) {
+    match err {
+        ApiError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is unavailable",
+            "We cannot reach the classification service right now. It may be restarting. \
+             Please try again in a minute."
+                .into(),
+        ),
+        ApiError::Protocol(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The service gave an unexpected answer",
+            "The classification service answered in a way this page does not understand. \
+             Please try again in a minute."
+                .into(),
+        ),
+        ApiError::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            "Please log in",
+            "Your session has ended. Log in again to continue.".into(),
+        ),
+        ApiError::Status {
+            status, message, ..
+        } => match status.as_u16() {
+            429 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "The service is busy",
+                "Too many images are waiting right now. Please try again in a few seconds.".into(),
+            ),
+            502..=504 => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is unavailable",
+                "The classification service cannot take work right now. Please try again in a minute."
+                    .into(),
+            ),
+            403 => (
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "Your account is not allowed to see this.".into(),
+            ),
+            s if (400..500).contains(&s) => (
+                *status,
+                "That did not work",
+                if message.is_empty() {
+                    "The service refused this request.".into()
+                } else {
+                    format!("The service said: {message}")
+                },
+            ),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "The service had a problem",
+                "The classification service failed to answer this request. Please try again in a minute."
+                    .into(),
+            ),
+        },
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match self {
+            Error::LoginRequired { next } => {
+                Redirect::to(&format!("/login?next={}", percent_encode(&next))).into_response()
+            }
+            Error::SessionExpired => (
+                session::end(CookieJar::new()),
+                Redirect::to("/login?expired=1"),
+            )
+                .into_response(),
+            other => {
+                let ex = other.explain();
+                if ex.status.is_server_error() {
+                    tracing::error!(error = %other, "page failed");
+                } else {
+                    tracing::info!(error = %other, "page refused");
+                }
+                let page = ErrorPage {
+                    layout: Layout::anonymous("Error"),
+                    code: ex.status.as_u16(),
+                    title: ex.title,
+                    message: ex.message,
+                };
+                Page::with_status(ex.status, page).into_response()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_status(status: u16, code: &str) -> ApiError {
+        ApiError::Status {
+            status: StatusCode::from_u16(status).expect("valid status"),
+            code: code.into(),
+            message: "m".into(),
+            field: None,
+        }
+    }
+
+    #[test]
+    fn api_errors_map_to_pages_people_understand() {
+        let down = Error::from(ApiError::Unavailable("connection refused".into())).explain();
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(down.message.contains("try again"));
+
+        assert!(matches!(
+            Error::from(ApiError::Unauthorized),
+            Error::SessionExpired
+        ));
+        assert!(matches!(
+            Error::from(api_status(404, "not_found")),
+            Error::NotFound
+        ));
+        assert_eq!(
+            Error::from(api_status(429, "queue_full")).explain().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            Error::from(api_status(500, "internal")).explain().status,
+            StatusCode::BAD_GATEWAY
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The web UI: server-rendered pages (askama) for signing up, logging in, classifying images,
+//! reading results and history, and sending feedback. It is an ordinary HTTP client of the API:
+//! no Redis, no database, no business logic of its own.
+
+pub mod api;
+pub mod assets;
+pub mod config;
+pub mod csrf;
+pub mod error;
+pub mod pages;
+pub mod routes;
+pub mod session;
+pub mod telemetry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::ApiClient;
+use crate::config::Config;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub api: ApiClient,
+    pub cookie_secure: bool,
+    pub max_upload_mb: usize,
+    /// Label lists per model: fetched once, they do not change while the API runs.
+    labels: Arc<Mutex<HashMap<String, Arc<Vec<String>>>>>,
+}
+
+impl AppState {
+    /// State for a UI that talks to `api`.
+    pub fn new(api: ApiClient, cookie_secure: bool, max_upload_mb: usize) -> Self {
+        Self {
+            api,
+            cookie_secure,
+            max_upload_mb: max_upload_mb.max(1),
+            labels: Arc::default(),
+        }
+    }
+
+    /// The state described by the configuration.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let api = ApiClient::new(&config.api_url, config.api_timeout())?;
+        Ok(Self::new(api, config.cookie_secure, config.max_upload_mb))
+    }
+
+    /// The labels of `model`, from the cache or the API. An empty list when the API has none:
+    /// the feedback form then still takes free text.
+    pub async fn labels(&self, model: &str) -> Vec<String> {
+        if let Some(hit) = self.labels.lock().ok().and_then(|m| m.get(model).cloned()) {
+            return hit.as_ref().clone();
+        }
+        match self.api.labels(model).await {
+            Ok(labels) => {
+                let labels = Arc::new(labels);
+                if let Ok(mut map) = self.labels.lock() {
+                    map.insert(model.to_owned(), labels.clone());
+                }
+                labels.as_ref().clone()
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, model, "could not load labels");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Content-Security-Policy: only our own script and stylesheet; `blob:` images for upload previews.
+const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; \
+style-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+object-src 'none'";
+
+/// Every route of the UI.
+pub fn app(state: AppState) -> Router {
+    let upload_limit = state.max_upload_mb * 1024 * 1024;
+    Router::new()
+        .route("/", get(routes::classify::show))
+        .route(
+            "/classify",
+            get(routes::classify::redirect_home)
+                .post(routes::classify::submit)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/batch", get(routes::results::batch))
+        .route("/results/{id}", get(routes::results::show))
+        .route("/results/{id}/status", get(routes::results::status))
+        .route("/results/{id}/image", get(routes::results::image))
+        .route("/results/{id}/thumbnail", get(routes::results::thumbnail))
+        .route(
+            "/results/{id}/feedback",
+            get(routes::results::feedback_redirect).post(routes::results::feedback),
+        )
+        .route("/history", get(routes::history::show))
+        .route(
+            "/login",
+            get(routes::auth::login_form).post(routes::auth::login),
+        )
+        .route(
+            "/signup",
+            get(routes::auth::signup_form).post(routes::auth::signup),
+        )
+        .route("/logout", post(routes::auth::logout))
+        .route("/health", get(routes::health))
+        .route("/static/{name}", get(assets::serve))
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::layer,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Bind, serve until SIGTERM or Ctrl-C, then finish the requests in flight.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let state = AppState::from_config(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.ui_bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, api = %config.api_url, "ui listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("ui stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing requests in flight");
+}
+
+/// Percent-encode a string for a query parameter or path segment.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,246 @@
+//! Sign up, log in, log out. The API's JWT goes into an HttpOnly cookie; scripts never see it.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+use crate::api::ApiError;
+use crate::csrf::CsrfToken;
+use crate::error::{Error, Result};
+use crate::pages::{Layout, LoginPage, Notice, Page, SignupPage};
+use crate::session::{self, MaybeUser};
+use crate::AppState;
+
+/// Query parameters the login page understands.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    expired: Option<String>,
+    registered: Option<String>,
+    logged_out: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn login_form(
+    MaybeUser(user): MaybeUser,
+    Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<LoginQuery>,
+) -> Page<LoginPage> {
+    let notice = if q.expired.is_some() {
+        Some(Notice::new(
+            "warning",
+            "Your session has expired. Please log in again.",
+        ))
+    } else if q.registered.is_some() {
+        Some(Notice::new(
+            "success",
+            "Your account is ready. Log in with your email and password.",
+        ))
+    } else if q.logged_out.is_some() {
+        Some(Notice::new("info", "You have been logged out."))
+    } else if q.next.is_some() {
+        Some(Notice::new("info", "Please log in to continue."))
+    } else {
+        None
+    };
+    Page::ok(LoginPage {
+        layout: Layout::new("Log in", user, &csrf.0, "login"),
+        email: String::new(),
+        next: session::safe_next(q.next.as_deref()),
+        notice,
+    })
+}
+
+/// The login form.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /login`: ask the API for a token, keep it in a cookie, go where the person was heading.
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response> {
+    csrf.verify(&form.csrf)?;
+    let email = form.email.trim().to_owned();
+    let next = session::safe_next(form.next.as_deref());
+    let again = |status: StatusCode, text: &str| {
+        Page::with_status(
+            status,
+            LoginPage {
+                layout: Layout::new("Log in", None, &csrf.0, "login"),
+                email: email.clone(),
+                next: next.clone(),
+                notice: Some(Notice::new("error", text)),
+            },
+        )
+        .into_response()
+    };
+    if email.is_empty() || form.password.is_empty() {
+        return Ok(again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter your email and password.",
+        ));
+    }
+    let token = match state.api.login(&email, &form.password).await {
+        Ok(t) => t,
+        Err(ApiError::Unauthorized) => {
+            return Ok(again(
+                StatusCode::UNAUTHORIZED,
+                "That email and password do not match an account. Check them and try again.",
+            ))
+        }
+        Err(ApiError::Status { status, .. }) if status == StatusCode::UNPROCESSABLE_ENTITY => {
+            return Ok(again(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Enter a valid email address and your password.",
+            ))
+        }
+        Err(e @ ApiError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "login: API unavailable");
+            return Ok(again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is unavailable right now, so we cannot log you in. Please try again in a minute.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let name = match state.api.me(&token.access_token).await {
+        Ok(u) if !u.name.trim().is_empty() => u.name,
+        Ok(u) if !u.email.is_empty() => u.email,
+        _ => email.clone(),
+    };
+    let jar = session::start(
+        jar,
+        token.access_token,
+        &name,
+        token.expires_in.unwrap_or(3600),
+        state.cookie_secure,
+    );
+    Ok((jar, Redirect::to(&next)).into_response())
+}
+
+/// `GET /signup`.
+pub async fn signup_form(
+    MaybeUser(user): MaybeUser,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Page<SignupPage> {
+    Page::ok(SignupPage {
+        layout: Layout::new("Create an account", user, &csrf.0, "signup"),
+        name: String::new(),
+        email: String::new(),
+        notice: None,
+        name_error: None,
+        email_error: None,
+        password_error: None,
+    })
+}
+
+/// The sign-up form.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /signup`: create the account, then send the person to log in.
+pub async fn signup(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Form(form): Form<SignupForm>,
+) -> Result<Response> {
+    csrf.verify(&form.csrf)?;
+    let mut page = SignupPage {
+        layout: Layout::new("Create an account", None, &csrf.0, "signup"),
+        name: form.name.trim().to_owned(),
+        email: form.email.trim().to_owned(),
+        notice: None,
+        name_error: None,
+        email_error: None,
+        password_error: None,
+    };
+    if page.name.is_empty() {
+        page.name_error = Some("Enter your name.".into());
+    }
+    if !page.email.contains('@') {
+        page.email_error = Some("Enter an email address like name@example.com.".into());
+    }
+    if form.password.is_empty() {
+        page.password_error = Some("Choose a password.".into());
+    }
+    if page.name_error.is_some() || page.email_error.is_some() || page.password_error.is_some() {
+        return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    match state
+        .api
+        .register(&page.name, &page.email, &form.password)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/login?registered=1").into_response()),
+        Err(ApiError::Status {
+            status,
+            message,
+            field,
+            ..
+        }) if status.is_client_error() => {
+            match (status.as_u16(), field.as_deref()) {
+                (409, _) => {
+                    page.email_error = Some(
+                        "An account with this email already exists. Log in instead, or use another email."
+                            .into(),
+                    )
+                }
+                (_, Some("name")) => page.name_error = Some(message),
+                (_, Some("email")) => page.email_error = Some(message),
+                (_, Some("password")) => page.password_error = Some(message),
+                _ => page.notice = Some(Notice::new("error", message)),
+            }
+            Ok(Page::with_status(status, page).into_response())
+        }
+        Err(ApiError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "signup: API unavailable");
+            page.notice = Some(Notice::new(
+                "error",
+                "The service is unavailable right now, so we cannot create your account. Please try again in a minute.",
+            ));
+            Ok(Page::with_status(StatusCode::SERVICE_UNAVAILABLE, page).into_response())
+        }
+        Err(e) => Err(Error::from(e)),
+    }
+}
+
+/// The log-out form: only the CSRF token.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: forget the token.
+pub async fn logout(
+    Extension(csrf): Extension<CsrfToken>,
+    jar: CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response> {
+    csrf.verify(&form.csrf)?;
+    Ok((session::end(jar), Redirect::to("/login?logged_out=1")).into_response())
+}

@@ -1,0 +1,263 @@
+//! The classify page: choose images (with previews), choose a model, send them to the API.
+
+use axum::extract::multipart::{Multipart, MultipartError};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+
+use crate::api::{ApiError, Info, Upload};
+use crate::csrf::{self, CsrfToken};
+use crate::error::{Error, Result};
+use crate::pages::{ClassifyPage, JobView, Layout, ModelChoice, Notice, Page};
+use crate::routes::results::render_batch;
+use crate::session::Session;
+use crate::AppState;
+
+/// At most this many images per form post.
+const MAX_FILES: usize = 10;
+
+/// `GET /`: the upload form, with the models the API offers.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    session: Session,
+) -> Result<Page<ClassifyPage>> {
+    let info = state.api.info().await?;
+    Ok(Page::ok(classify_page(
+        &state,
+        &session,
+        &csrf,
+        &info,
+        None,
+        Vec::new(),
+    )))
+}
+
+/// `GET /classify` (e.g. "try again" after an error): the form lives at `/`.
+pub async fn redirect_home() -> Redirect {
+    Redirect::to("/")
+}
+
+fn classify_page(
+    state: &AppState,
+    session: &Session,
+    csrf: &CsrfToken,
+    info: &Info,
+    chosen: Option<&str>,
+    mut notices: Vec<Notice>,
+) -> ClassifyPage {
+    let default = info.default_model.clone().or_else(|| {
+        info.models
+            .iter()
+            .find(|m| m.default)
+            .map(|m| m.name.clone())
+    });
+    let selected = chosen.map(str::to_owned).or(default);
+    let models = info
+        .models
+        .iter()
+        .map(|m| ModelChoice {
+            name: m.name.clone(),
+            description: m.description.clone().unwrap_or_default(),
+            selected: selected.as_deref() == Some(m.name.as_str()),
+            workers: m.workers,
+        })
+        .collect();
+    if info.workers_live == 0 {
+        notices.push(Notice::new(
+            "warning",
+            "No classification worker is running right now. You can still send images: \
+             they will wait in the queue until a worker starts.",
+        ));
+    }
+    ClassifyPage {
+        layout: Layout::new("Classify images", session.name.clone(), &csrf.0, "classify"),
+        models,
+        workers_live: info.workers_live,
+        queue_depth: info.queue_depth,
+        notices,
+        max_upload_mb: state.max_upload_mb,
+    }
+}
+
+/// What the form sent.
+struct Submission {
+    csrf: String,
+    model: Option<String>,
+    files: Vec<Upload>,
+}
+
+async fn read_form(mut multipart: Multipart) -> Result<Submission> {
+    let mut sub = Submission {
+        csrf: String::new(),
+        model: None,
+        files: Vec::new(),
+    };
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            csrf::FIELD => sub.csrf = field.text().await.map_err(multipart_error)?,
+            "model" => {
+                let m = field.text().await.map_err(multipart_error)?;
+                sub.model = Some(m.trim().to_owned()).filter(|m| !m.is_empty());
+            }
+            "files" => {
+                let file_name = field.file_name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                // A file input left empty still sends one nameless, empty part.
+                if file_name.is_empty() && bytes.is_empty() {
+                    continue;
+                }
+                if sub.files.len() >= MAX_FILES {
+                    return Err(Error::BadRequest(format!(
+                        "You can send at most {MAX_FILES} images at once."
+                    )));
+                }
+                sub.files.push(Upload {
+                    file_name: if file_name.is_empty() {
+                        "image".into()
+                    } else {
+                        file_name
+                    },
+                    content_type,
+                    bytes: bytes.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(sub)
+}
+
+fn multipart_error(err: MultipartError) -> Error {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::UploadTooLarge
+    } else {
+        Error::BadRequest("The upload was cut off or malformed.".into())
+    }
+}
+
+/// `POST /classify`: send every chosen image to the API.
+///
+/// One image that was accepted goes straight to its result page; several go to a batch page;
+/// images the API refused are explained on the page (wrong type, too large, ...).
+pub async fn submit(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    session: Session,
+    multipart: Multipart,
+) -> Result<Response> {
+    let sub = read_form(multipart).await?;
+    csrf.verify(&sub.csrf)?;
+    let mut accepted = Vec::new();
+    let mut refused: Vec<(StatusCode, Notice)> = Vec::new();
+    if sub.files.is_empty() {
+        refused.push((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Notice::new("error", "Choose at least one image to classify."),
+        ));
+    }
+    for upload in sub.files {
+        let name = upload.file_name.clone();
+        match state
+            .api
+            .submit(&session.token, upload, sub.model.as_deref())
+            .await
+        {
+            Ok(job) => accepted.push(job),
+            Err(ApiError::Unauthorized) => return Err(Error::SessionExpired),
+            Err(err @ ApiError::Unavailable(_)) => return Err(Error::Api(err)),
+            Err(err) => {
+                let status = err.status().unwrap_or(StatusCode::BAD_GATEWAY);
+                refused.push((status, Notice::new("error", upload_problem(&name, &err))));
+            }
+        }
+    }
+    if accepted.len() == 1 && refused.is_empty() {
+        let id = &accepted[0].job_id;
+        return Ok(
+            Redirect::to(&format!("/results/{}", crate::percent_encode(id))).into_response(),
+        );
+    }
+    if accepted.is_empty() {
+        let info = state.api.info().await?;
+        let status = refused
+            .first()
+            .map(|(s, _)| *s)
+            .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        let notices = refused.into_iter().map(|(_, n)| n).collect();
+        let page = classify_page(
+            &state,
+            &session,
+            &csrf,
+            &info,
+            sub.model.as_deref(),
+            notices,
+        );
+        return Ok(Page::with_status(status, page).into_response());
+    }
+    if refused.is_empty() {
+        let ids: Vec<&str> = accepted.iter().map(|j| j.job_id.as_str()).collect();
+        let url = format!("/batch?ids={}", crate::percent_encode(&ids.join(",")));
+        return Ok(Redirect::to(&url).into_response());
+    }
+    let jobs: Vec<JobView> = accepted.iter().map(JobView::from_job).collect();
+    let notices = refused.into_iter().map(|(_, n)| n).collect();
+    render_batch(&session, &csrf, jobs, notices)
+}
+
+/// What to tell the person about one image the API refused.
+pub fn upload_problem(file: &str, err: &ApiError) -> String {
+    let what = match err.code().unwrap_or_default() {
+        "unsupported_media_type" => {
+            "is not an image we can read. Choose a JPEG, PNG, WebP, GIF or BMP picture."
+        }
+        "payload_too_large" => "is too large to upload. Choose a smaller file.",
+        "image_too_large" => "has too many pixels. Resize it to a smaller picture and try again.",
+        "image_too_small" => "is too small to classify. Choose a larger picture.",
+        "invalid_image" => "looks damaged: it could not be read as an image.",
+        "empty_file" | "missing_file" => "is empty.",
+        "unknown_model" => {
+            "could not be classified: the chosen model is not available. Pick another model."
+        }
+        "queue_full" => {
+            "could not be sent: the service is busy. Please try again in a few seconds."
+        }
+        _ => match err.status().map(|s| s.as_u16()) {
+            Some(413) => "is too large to upload. Choose a smaller file.",
+            Some(415) => {
+                "is not an image we can read. Choose a JPEG, PNG, WebP, GIF or BMP picture."
+            }
+            Some(429) | Some(503) => {
+                "could not be sent: the service is busy. Please try again in a few seconds."
+            }
+            _ => "could not be classified. Please try again.",
+        },
+    };
+    format!("“{file}” {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, code: &str) -> ApiError {
+        ApiError::Status {
+            status: StatusCode::from_u16(status).expect("valid status"),
+            code: code.into(),
+            message: "raw api text".into(),
+            field: None,
+        }
+    }
+
+    #[test]
+    fn refusals_are_explained_per_file_without_raw_text() {
+        let msg = upload_problem("notes.jpg", &refused(415, "unsupported_media_type"));
+        assert!(msg.contains("notes.jpg") && msg.contains("JPEG, PNG"));
+        let msg = upload_problem("big.png", &refused(413, "payload_too_large"));
+        assert!(msg.contains("too large"));
+        let msg = upload_problem("x.png", &refused(413, "something_new"));
+        assert!(msg.contains("too large") && !msg.contains("raw api text"));
+    }
+}

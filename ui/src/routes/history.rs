@@ -1,0 +1,44 @@
+//! The history page: the user's past classifications, newest first, with thumbnails.
+
+use axum::extract::{Query, State};
+use axum::Extension;
+use serde::Deserialize;
+
+use crate::csrf::CsrfToken;
+use crate::error::Result;
+use crate::pages::{HistoryPage, JobView, Layout, Page};
+use crate::session::Session;
+use crate::AppState;
+
+/// Cards per page: a 4x3 grid on a desktop.
+const PER_PAGE: u64 = 12;
+
+/// Query of the history page.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    page: Option<u64>,
+}
+
+/// `GET /history?page=N`.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    session: Session,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Page<HistoryPage>> {
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let list = state.api.history(&session.token, page, PER_PAGE).await?;
+    let per_page = if list.per_page == 0 {
+        PER_PAGE
+    } else {
+        list.per_page
+    };
+    let pages = list.total.div_ceil(per_page).max(1);
+    Ok(Page::ok(HistoryPage {
+        layout: Layout::new("History", session.name.clone(), &csrf.0, "history"),
+        items: list.items.iter().map(JobView::from_job).collect(),
+        page,
+        pages,
+        total: list.total,
+    }))
+}

@@ -1,0 +1,392 @@
+//! Result pages: one job (top-5 bars, the image, feedback), several jobs (batch), the live status
+//! endpoint their script polls, and the image proxy that adds the user's token.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form, Json};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+use crate::api::{ApiError, NewFeedback};
+use crate::assets::PLACEHOLDER_SVG;
+use crate::csrf::CsrfToken;
+use crate::error::{Error, Result};
+use crate::pages::{BatchPage, JobCard, JobView, Layout, Notice, Page, ResultPage, ResultPanel};
+use crate::session::{self, Session};
+use crate::AppState;
+
+/// Job ids are UUIDs; anything else cannot be one and is answered 404 without asking the API.
+fn check_id(id: &str) -> Result<()> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+fn render<T: Template>(t: &T) -> Result<String> {
+    t.render().map_err(|e| Error::Internal(e.to_string()))
+}
+
+async fn panel(
+    state: &AppState,
+    csrf: &CsrfToken,
+    job: JobView,
+    notice: Option<Notice>,
+) -> Result<String> {
+    let labels = if job.is_done() && !job.model.is_empty() {
+        state.labels(&job.model).await
+    } else {
+        Vec::new()
+    };
+    render(&ResultPanel {
+        job,
+        csrf: csrf.0.clone(),
+        labels,
+        notice,
+    })
+}
+
+/// Query of the result page.
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowQuery {
+    feedback: Option<String>,
+}
+
+/// `GET /results/{id}`.
+///
+/// Waits up to two seconds first, so a fast job shows its result straight away instead of a
+/// "queued" flash; a slow one shows its status and the page's script takes over.
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response> {
+    check_id(&id)?;
+    let job = JobView::from_job(&state.api.job(&session.token, &id, Some(2)).await?);
+    let notice = (q.feedback.as_deref() == Some("sent"))
+        .then(|| Notice::new("success", "Thank you! Your feedback was saved."));
+    result_page(&state, &session, &csrf, job, notice, StatusCode::OK).await
+}
+
+async fn result_page(
+    state: &AppState,
+    session: &Session,
+    csrf: &CsrfToken,
+    job: JobView,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Result<Response> {
+    let panel_html = panel(state, csrf, job.clone(), notice).await?;
+    let title = match job.top() {
+        Some(top) => format!("{} — result", top.label),
+        None => "Result".to_owned(),
+    };
+    Ok(Page::with_status(
+        status,
+        ResultPage {
+            layout: Layout::new(title, session.name.clone(), &csrf.0, "result"),
+            job,
+            panel_html,
+        },
+    )
+    .into_response())
+}
+
+/// Query of the live status endpoint.
+#[derive(Debug, Default, Deserialize)]
+pub struct StatusQuery {
+    wait: Option<u64>,
+    view: Option<String>,
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str, redirect: Option<&str>) -> Response {
+    let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
+    if let Some(r) = redirect {
+        body["redirect"] = serde_json::Value::String(r.to_owned());
+    }
+    (status, Json(body)).into_response()
+}
+
+/// `GET /results/{id}/status?wait=S&view=panel|card`: JSON for the page's script.
+///
+/// Holds up to `wait` (at most 25) seconds through the API's `?wait=`; once the job is finished
+/// the answer carries the server-rendered HTML that replaces the waiting panel or card.
+pub async fn status(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Response {
+    let login = "/login?expired=1";
+    let Some(session) = session::from_jar(&jar) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Please log in again.",
+            Some(login),
+        );
+    };
+    if check_id(&id).is_err() {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No such classification.",
+            None,
+        );
+    }
+    let wait = q.wait.unwrap_or(20).min(25);
+    let job = match state.api.job(&session.token, &id, Some(wait)).await {
+        Ok(job) => JobView::from_job(&job),
+        Err(ApiError::Unauthorized) => {
+            let resp = json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Your session has expired.",
+                Some(login),
+            );
+            return (session::end(jar), resp).into_response();
+        }
+        Err(err) => {
+            let ex = Error::from(err).explain();
+            let code = if ex.status == StatusCode::NOT_FOUND {
+                "not_found"
+            } else {
+                "unavailable"
+            };
+            return json_error(ex.status, code, &ex.message, None);
+        }
+    };
+    let html = if !job.finished {
+        None
+    } else if q.view.as_deref() == Some("card") {
+        render(&JobCard { job: job.clone() }).ok()
+    } else {
+        panel(&state, &csrf, job.clone(), None).await.ok()
+    };
+    let mut resp = Json(serde_json::json!({
+        "status": job.status,
+        "status_text": job.status_text,
+        "finished": job.finished,
+        "html": html,
+    }))
+    .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `GET /results/{id}/image`: the uploaded image, fetched with the user's token.
+pub async fn image(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    proxy_image(&state, &jar, &id, false).await
+}
+
+/// `GET /results/{id}/thumbnail`: the small JPEG kept with the history.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    proxy_image(&state, &jar, &id, true).await
+}
+
+async fn proxy_image(state: &AppState, jar: &CookieJar, id: &str, thumbnail: bool) -> Response {
+    let fetched = match (session::from_jar(jar), check_id(id)) {
+        (Some(s), Ok(())) => state.api.image(&s.token, id, thumbnail).await.ok(),
+        _ => None,
+    };
+    match fetched {
+        // Only image types are passed on, so the API cannot make this origin serve HTML.
+        Some(img)
+            if img.content_type.starts_with("image/") && !img.content_type.contains("svg") =>
+        {
+            let ct = HeaderValue::from_str(&img.content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            (
+                [
+                    (header::CONTENT_TYPE, ct),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("private, max-age=86400"),
+                    ),
+                ],
+                img.bytes,
+            )
+                .into_response()
+        }
+        // Expired, foreign, missing or API down: a neutral picture keeps the page whole.
+        _ => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("image/svg+xml"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            PLACEHOLDER_SVG,
+        )
+            .into_response(),
+    }
+}
+
+/// The feedback form on the result page.
+#[derive(Debug, Default, Deserialize)]
+pub struct FeedbackForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    verdict: String,
+    #[serde(default)]
+    correct_label: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /results/{id}/feedback`: correct or not, the right label, free text.
+pub async fn feedback(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<FeedbackForm>,
+) -> Result<Response> {
+    check_id(&id)?;
+    csrf.verify(&form.csrf)?;
+    let job = state.api.job(&session.token, &id, None).await?;
+    let view = JobView::from_job(&job);
+    let Some(top) = job.predictions().first().cloned() else {
+        let notice = Notice::new("error", "Feedback can be sent once the result is ready.");
+        return result_page(
+            &state,
+            &session,
+            &csrf,
+            view,
+            Some(notice),
+            StatusCode::CONFLICT,
+        )
+        .await;
+    };
+    let is_correct = match form.verdict.as_str() {
+        "correct" => true,
+        "incorrect" => false,
+        _ => {
+            let notice = Notice::new("error", "Choose whether the top answer is correct or not.");
+            return result_page(
+                &state,
+                &session,
+                &csrf,
+                view,
+                Some(notice),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let comment = form.comment.trim();
+    let correct_label =
+        Some(form.correct_label.trim().to_owned()).filter(|l| !l.is_empty() && !is_correct);
+    let body = NewFeedback {
+        job_id: job.job_id.clone(),
+        predicted_class: top.label.clone(),
+        score: top.score,
+        feedback: if comment.is_empty() {
+            form.verdict.clone()
+        } else {
+            comment.to_owned()
+        },
+        correct_label,
+        is_correct,
+    };
+    match state.api.feedback(&session.token, &body).await {
+        Ok(()) => {
+            Ok(Redirect::to(&format!("/results/{id}?feedback=sent#feedback")).into_response())
+        }
+        Err(ApiError::Status {
+            status, message, ..
+        }) if status.is_client_error() && status != StatusCode::NOT_FOUND => {
+            let notice = Notice::new("error", format!("Your feedback was not saved: {message}"));
+            result_page(&state, &session, &csrf, view, Some(notice), status).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `GET /results/{id}/feedback` (e.g. "try again" after an error): back to the result.
+pub async fn feedback_redirect(Path(id): Path<String>) -> Result<Redirect> {
+    check_id(&id)?;
+    Ok(Redirect::to(&format!("/results/{id}")))
+}
+
+/// Query of the batch page: comma-separated job ids.
+#[derive(Debug, Default, Deserialize)]
+pub struct BatchQuery {
+    #[serde(default)]
+    ids: String,
+}
+
+/// `GET /batch?ids=a,b,c`: several jobs sent together.
+pub async fn batch(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    session: Session,
+    Query(q): Query<BatchQuery>,
+) -> Result<Response> {
+    let mut jobs = Vec::new();
+    for id in q.ids.split(',').filter(|s| !s.is_empty()).take(20) {
+        check_id(id)?;
+        jobs.push(JobView::from_job(
+            &state.api.job(&session.token, id, None).await?,
+        ));
+    }
+    if jobs.is_empty() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    render_batch(&session, &csrf, jobs, Vec::new())
+}
+
+/// The batch page for these jobs, with notices about images that were refused.
+pub fn render_batch(
+    session: &Session,
+    csrf: &CsrfToken,
+    jobs: Vec<JobView>,
+    notices: Vec<Notice>,
+) -> Result<Response> {
+    let cards_html = jobs
+        .iter()
+        .map(|j| render(&JobCard { job: j.clone() }))
+        .collect::<Result<Vec<_>>>()?;
+    let any_pending = jobs.iter().any(|j| !j.finished);
+    Ok(Page::ok(BatchPage {
+        layout: Layout::new("Your images", session.name.clone(), &csrf.0, "result"),
+        jobs,
+        notices,
+        any_pending,
+        cards_html,
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_uuid_like_ids_reach_the_api() {
+        assert!(check_id("0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b").is_ok());
+        assert!(check_id("../users").is_err());
+        assert!(check_id("").is_err());
+        assert!(check_id("a?b").is_err());
+    }
+}

@@ -1,0 +1,461 @@
+//! The UI driven through `oneshot` against a small fake API that speaks the documented contract.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tower::ServiceExt;
+use ui::api::ApiClient;
+use ui::{app, AppState};
+
+const JOB: &str = "0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
+const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn api_error(status: StatusCode, code: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": "from the fake api"}})),
+    )
+        .into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some("Bearer good-token")
+}
+
+fn done_job() -> serde_json::Value {
+    json!({
+        "job_id": JOB, "status": "done", "model": "efficientnet-lite0",
+        "image_file_name": "abc.jpg", "created_at": "2025-11-22T14:03:09Z", "cached": false,
+        "result": {"model": "efficientnet-lite0", "elapsed_ms": 42.0, "predictions": [
+            {"label": "academic gown", "class_id": 400, "score": 0.255},
+            {"label": "mortarboard", "class_id": 667, "score": 0.206},
+            {"label": "military uniform", "class_id": 652, "score": 0.125}
+        ]}
+    })
+}
+
+/// The fake API: just enough of v1 for the pages.
+fn fake_api() -> Router {
+    Router::new()
+        .route(
+            "/info",
+            get(|| async {
+                Json(json!({"version": "0.1.0", "default_model": "efficientnet-lite0",
+                    "queue_depth": 0, "workers_live": 1,
+                    "models": [{"name": "efficientnet-lite0", "description": "EfficientNet-Lite0",
+                                "input_size": 224, "default": true, "workers": 1}]}))
+            }),
+        )
+        .route(
+            "/login",
+            post(|body: String| async move {
+                if body.contains("password=right") {
+                    Json(json!({"access_token": "good-token", "token_type": "bearer", "expires_in": 3600}))
+                        .into_response()
+                } else {
+                    api_error(StatusCode::UNAUTHORIZED, "unauthorized")
+                }
+            }),
+        )
+        .route(
+            "/users/me",
+            get(|| async { Json(json!({"id": 1, "name": "Grace", "email": "g@example.com"})) }),
+        )
+        .route(
+            "/predictions",
+            post(|headers: HeaderMap, mut mp: Multipart| async move {
+                if !authorized(&headers) {
+                    return api_error(StatusCode::UNAUTHORIZED, "unauthorized");
+                }
+                while let Some(field) = mp.next_field().await.unwrap() {
+                    if field.name() == Some("file") {
+                        let bytes = field.bytes().await.unwrap();
+                        if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                            return api_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+                        }
+                    }
+                }
+                (StatusCode::ACCEPTED, Json(json!({"job_id": JOB, "status": "queued",
+                    "status_url": format!("/predictions/{JOB}")}))).into_response()
+            })
+            .get(|headers: HeaderMap| async move {
+                if !authorized(&headers) {
+                    return api_error(StatusCode::UNAUTHORIZED, "unauthorized");
+                }
+                Json(json!({"items": [done_job()], "page": 1, "per_page": 12, "total": 1})).into_response()
+            }),
+        )
+        .route(
+            "/predictions/{id}",
+            get(|headers: HeaderMap, Path(id): Path<String>| async move {
+                if !authorized(&headers) {
+                    api_error(StatusCode::UNAUTHORIZED, "unauthorized")
+                } else if id == JOB {
+                    Json(done_job()).into_response()
+                } else {
+                    api_error(StatusCode::NOT_FOUND, "not_found")
+                }
+            }),
+        )
+        .route(
+            "/models/{name}/labels",
+            get(|| async { Json(json!({"model": "efficientnet-lite0", "labels": ["tench", "goldfish"]})) }),
+        )
+        .route(
+            "/feedback",
+            post(|headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
+                if !authorized(&headers) || body["predicted_class"] != "academic gown" {
+                    return api_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+                }
+                (StatusCode::CREATED, Json(json!({"id": 1}))).into_response()
+            }),
+        )
+}
+
+async fn spawn_fake_api() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, fake_api()).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn ui_for(api_url: &str) -> Router {
+    let api = ApiClient::new(api_url, Duration::from_secs(5)).unwrap();
+    app(AppState::new(api, false, 10))
+}
+
+/// A URL where nothing listens: the API is "down".
+async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+async fn body_text(resp: Response) -> String {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn get_req(uri: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(uri);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn form_req(uri: &str, cookie: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn multipart_req(cookie: &str, csrf: &str, file_name: &str, bytes: &[u8]) -> Request<Body> {
+    let boundary = "XyZboundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{file_name}\"\r\n\
+             Content-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Request::post("/classify")
+        .header(header::COOKIE, cookie)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn location(resp: &Response) -> &str {
+    resp.headers()
+        .get(header::LOCATION)
+        .unwrap()
+        .to_str()
+        .unwrap()
+}
+
+fn logged_in() -> String {
+    format!("csrf={CSRF}; session=good-token")
+}
+
+#[tokio::test]
+async fn health_answers_without_the_api() {
+    let resp = ui_for(&closed_port_url().await)
+        .oneshot(get_req("/health", None))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(body_text(resp).await.contains("ok"));
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_come_back_after_it() {
+    let ui = ui_for(&closed_port_url().await);
+    let resp = ui
+        .clone()
+        .oneshot(get_req("/history?page=2", None))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login?next=/history%3Fpage%3D2");
+    let resp = ui
+        .oneshot(get_req("/login?next=/history%3Fpage%3D2", None))
+        .await
+        .unwrap();
+    assert!(resp
+        .headers()
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("HttpOnly"));
+    let html = body_text(resp).await;
+    assert!(html.contains("name=\"next\" value=\"/history?page=2\""));
+    assert!(html.contains("name=\"csrf\""));
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let resp = ui
+        .clone()
+        .oneshot(form_req(
+            "/login",
+            &format!("csrf={CSRF}"),
+            "csrf=wrong&email=g%40example.com&password=right",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(body_text(resp).await.contains("This form has expired"));
+    // No cookie at all: the token in the form cannot match anything.
+    let resp = ui
+        .oneshot(form_req(
+            "/logout",
+            "session=good-token",
+            &format!("csrf={CSRF}"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn login_sets_an_httponly_session_cookie_and_follows_next() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let body = format!("csrf={CSRF}&email=g%40example.com&password=right&next=%2Fhistory");
+    let resp = ui
+        .clone()
+        .oneshot(form_req("/login", &format!("csrf={CSRF}"), &body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/history");
+    let cookies: Vec<_> = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("session=good-token"))
+        .unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
+
+    let body = format!("csrf={CSRF}&email=g%40example.com&password=wrong");
+    let resp = ui
+        .oneshot(form_req("/login", &format!("csrf={CSRF}"), &body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(body_text(resp).await.contains("do not match an account"));
+}
+
+#[tokio::test]
+async fn api_down_shows_a_service_unavailable_page() {
+    let ui = ui_for(&closed_port_url().await);
+    let resp = ui.oneshot(get_req("/", Some(&logged_in()))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = body_text(resp).await;
+    assert!(html.contains("The service is unavailable"));
+    assert!(html.contains("try again"));
+}
+
+#[tokio::test]
+async fn an_expired_token_sends_the_user_to_log_in_again() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let resp = ui
+        .oneshot(get_req(
+            "/history",
+            Some(&format!("csrf={CSRF}; session=old-token")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login?expired=1");
+    let cleared = resp.headers().get_all(header::SET_COOKIE).iter().any(|v| {
+        let v = v.to_str().unwrap();
+        v.starts_with("session=") && v.contains("Max-Age=0")
+    });
+    assert!(cleared, "the stale session cookie is removed");
+}
+
+#[tokio::test]
+async fn a_text_file_named_jpg_is_explained_on_the_classify_page() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let resp = ui
+        .oneshot(multipart_req(
+            &logged_in(),
+            CSRF,
+            "notes.jpg",
+            b"just some text",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let html = body_text(resp).await;
+    assert!(html.contains("“notes.jpg” is not an image we can read"));
+    assert!(html.contains("id=\"files\""), "the form is shown again");
+}
+
+#[tokio::test]
+async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let resp = ui
+        .clone()
+        .oneshot(multipart_req(
+            &logged_in(),
+            CSRF,
+            "grace.jpg",
+            &[0xFF, 0xD8, 0xFF, 0xE0],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), format!("/results/{JOB}"));
+
+    let resp = ui
+        .clone()
+        .oneshot(get_req(&format!("/results/{JOB}"), Some(&logged_in())))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = body_text(resp).await;
+    assert!(html.contains("academic gown") && html.contains("25.5%"));
+    assert!(html.contains("class=\"bar-fill w-26\""));
+    assert!(
+        html.contains("<option value=\"goldfish\">"),
+        "labels feed the datalist"
+    );
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "a finished job does not refresh"
+    );
+
+    let body = format!("csrf={CSRF}&verdict=correct&correct_label=&comment=nice");
+    let resp = ui
+        .oneshot(form_req(
+            &format!("/results/{JOB}/feedback"),
+            &logged_in(),
+            &body,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(location(&resp).ends_with("?feedback=sent#feedback"));
+}
+
+#[tokio::test]
+async fn the_status_endpoint_returns_the_finished_panel_as_json() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let resp = ui
+        .clone()
+        .oneshot(get_req(
+            &format!("/results/{JOB}/status?wait=1"),
+            Some(&logged_in()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(body["finished"], true);
+    assert!(body["html"].as_str().unwrap().contains("academic gown"));
+
+    let resp = ui
+        .oneshot(get_req(&format!("/results/{JOB}/status"), None))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(body["redirect"], "/login?expired=1");
+}
+
+#[tokio::test]
+async fn history_lists_thumbnails_and_unknown_pages_are_friendly() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let resp = ui
+        .clone()
+        .oneshot(get_req("/history", Some(&logged_in())))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = body_text(resp).await;
+    assert!(html.contains(&format!("/results/{JOB}/thumbnail")));
+    assert!(html.contains("1 image classified"));
+
+    let resp = ui.oneshot(get_req("/nope", None)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(body_text(resp).await.contains("Not found"));
+}
+
+#[tokio::test]
+async fn static_assets_are_cached_and_pages_are_not() {
+    let ui = ui_for(&closed_port_url().await);
+    let resp = ui
+        .clone()
+        .oneshot(get_req("/static/style.css", None))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cc = resp
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(cc.contains("max-age=31536000"));
+    let resp = ui.oneshot(get_req("/login", None)).await.unwrap();
+    assert_eq!(
+        resp.headers().get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
+    assert!(resp
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .is_some());
+}
