@@ -1,1 +1,25 @@
-fn main() {}
+//! `worker` binary: reads config, initializes telemetry, hands over to the library.
+
+use clap::Parser;
+
+use worker::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    shared::telemetry::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Run) => worker::serve(cli.config, worker::shutdown_signal()).await,
+        Some(Command::Bench(args)) => worker::bench::run(cli.config, args).await,
+        Some(Command::DeadList) => worker::dead::list(&cli.config).await,
+        Some(Command::DeadRequeue { job_id }) => worker::dead::requeue(&cli.config, &job_id).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("worker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The worker: loads each model once, then pops jobs from the per-model Redis streams,
+//! classifies them off the async runtime and writes the outcome back exactly once.
+//!
+//! Reliability: a job stays in the stream's pending list until it is finished, so a worker
+//! killed mid-job loses nothing: any live worker reclaims entries idle longer than the
+//! visibility timeout. Bad images fail their own job; panics and timeouts are retried up to
+//! `MAX_ATTEMPTS` and then dead-lettered.
+
+pub mod bench;
+pub mod config;
+pub mod dead;
+pub mod model;
+pub mod preprocess;
+pub mod queue;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fast_image_resize::Resizer;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn, Instrument};
+
+use shared::job::WorkerInfo;
+use shared::redis_util::backoff;
+use shared::time_util::now_ms;
+
+use crate::config::WorkerConfig;
+use crate::model::{ClassifyError, Model};
+use crate::preprocess::DecodeLimits;
+use crate::queue::{Delivery, Outcome, Queue, Started};
+
+/// A token cancelled on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        info!("shutdown signal received");
+        t.cancel();
+    });
+    token
+}
+
+/// Counters shown in heartbeats.
+#[derive(Default)]
+pub struct Stats {
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    pub busy: AtomicU32,
+}
+
+/// How one delivery ended, for logs and tests.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    Failed,
+    Retried,
+    DeadLettered,
+    /// Already finished elsewhere, expired, or unreadable.
+    Skipped,
+}
+
+/// Loaded models plus everything needed to run jobs.
+pub struct Worker {
+    pub cfg: WorkerConfig,
+    pub id: String,
+    pub models: HashMap<String, Arc<Model>>,
+    pub model_names: Vec<String>,
+    pub stats: Arc<Stats>,
+}
+
+/// Loads the runtime and every configured model (blocking work, done once).
+pub fn load_models(
+    cfg: &WorkerConfig,
+) -> anyhow::Result<(Vec<String>, HashMap<String, Arc<Model>>)> {
+    let registry = cfg.common.registry()?;
+    let listed: Vec<String> = cfg
+        .models
+        .iter()
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .collect();
+    let names = if listed.is_empty() {
+        let present = registry.present(&cfg.common.models_dir);
+        anyhow::ensure!(
+            !present.is_empty(),
+            "no model file found in {}: run `make model` or set MODELS_DIR (and MODELS) to models you have",
+            cfg.common.models_dir.display()
+        );
+        present
+    } else {
+        listed
+    };
+    // Check every file first so a missing one is reported before the slow loads.
+    for name in &names {
+        registry.model_path(name, &cfg.common.models_dir)?;
+    }
+    let env = model::init_runtime(cfg.ort_dylib_path.as_deref())?;
+    let mut models = HashMap::new();
+    for name in &names {
+        let started = Instant::now();
+        let m = Model::load(
+            &env,
+            &registry,
+            &cfg.common.registry_dir(),
+            name,
+            &cfg.common.models_dir,
+            cfg.threads(),
+        )?;
+        info!(model = %name, threads = cfg.threads(), ms = started.elapsed().as_millis() as u64, "model loaded");
+        models.insert(name.clone(), Arc::new(m));
+    }
+    Ok((names, models))
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// Runs the worker until `shutdown` is cancelled, then hands back what it holds and exits.
+pub async fn serve(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let load_cfg = cfg.clone();
+    let (names, models) = tokio::task::spawn_blocking(move || load_models(&load_cfg))
+        .await
+        .context("model loading panicked")??;
+    let id = cfg.worker_id.clone().unwrap_or_else(default_worker_id);
+    let worker = Worker {
+        cfg,
+        id,
+        models,
+        model_names: names,
+        stats: Arc::default(),
+    };
+    worker.run(shutdown).await
+}
+
+impl Worker {
+    /// Connects (retrying with backoff until shutdown) and processes jobs.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Some(mut queue) = self.connect(&shutdown).await else {
+            return Ok(());
+        };
+        info!(worker = %self.id, models = ?self.model_names, "worker ready");
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            queue.clone(),
+            self.info(),
+            self.stats.clone(),
+            Duration::from_secs(self.cfg.heartbeat_interval.max(1)),
+            shutdown.clone(),
+        ));
+
+        let reclaim_every = Duration::from_secs((self.cfg.visibility_timeout / 2).max(1));
+        let mut next_reclaim = Instant::now();
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let step = async {
+                let mut batch = Vec::new();
+                if Instant::now() >= next_reclaim {
+                    for m in &self.model_names {
+                        batch.extend(
+                            queue
+                                .reclaim(m, self.cfg.visibility_timeout * 1000, 16)
+                                .await?,
+                        );
+                    }
+                    next_reclaim = Instant::now() + reclaim_every;
+                }
+                if batch.is_empty() {
+                    batch = queue.read(&self.model_names, 1, 1000).await?;
+                }
+                Ok::<_, redis::RedisError>(batch)
+            };
+            let batch = tokio::select! {
+                r = step => r,
+                _ = shutdown.cancelled() => break,
+            };
+            match batch {
+                Ok(batch) => {
+                    failures = 0;
+                    for d in batch {
+                        if let Err(e) = self.handle_with_grace(&mut queue, d, &shutdown).await {
+                            warn!(error = %e, "redis error while finishing a job; it stays pending and will be retried");
+                        }
+                    }
+                }
+                Err(e) => {
+                    let wait =
+                        backoff(failures, Duration::from_millis(100), Duration::from_secs(5));
+                    failures = failures.saturating_add(1);
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "redis unavailable");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {},
+                        _ = shutdown.cancelled() => break,
+                    }
+                    if let Err(e) = queue.ensure_groups(&self.model_names).await {
+                        warn!(error = %e, "cannot (re)create consumer groups yet");
+                    }
+                }
+            }
+        }
+
+        self.hand_back(&mut queue).await;
+        heartbeat.abort();
+        if let Err(e) = queue.deregister(&self.id).await {
+            warn!(error = %e, "could not remove the heartbeat");
+        }
+        info!(worker = %self.id, "worker stopped");
+        Ok(())
+    }
+
+    async fn connect(&self, shutdown: &CancellationToken) -> Option<Queue> {
+        let mut attempt = 0;
+        loop {
+            let res = async {
+                let conn = shared::redis_util::connect(
+                    &self.cfg.common.redis_url,
+                    self.cfg.common.redis_timeout(),
+                )
+                .await?;
+                let mut q = Queue {
+                    conn,
+                    consumer: self.id.clone(),
+                    result_ttl: self.cfg.common.result_ttl,
+                };
+                q.ensure_groups(&self.model_names).await?;
+                Ok::<_, redis::RedisError>(q)
+            }
+            .await;
+            match res {
+                Ok(q) => return Some(q),
+                Err(e) => {
+                    let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
+                    attempt += 1;
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot reach redis");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {},
+                        _ = shutdown.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            id: self.id.clone(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default(),
+            models: self.model_names.clone(),
+            version: shared::VERSION.to_owned(),
+            started_ms: now_ms(),
+            last_seen_ms: now_ms(),
+            jobs_done: 0,
+            jobs_failed: 0,
+            busy: 0,
+        }
+    }
+
+    /// Processes one delivery; after a shutdown signal, gives it `SHUTDOWN_GRACE` seconds to
+    /// finish and otherwise hands it back to the queue for another worker.
+    async fn handle_with_grace(
+        &self,
+        queue: &mut Queue,
+        d: Delivery,
+        shutdown: &CancellationToken,
+    ) -> redis::RedisResult<Handled> {
+        let grace = Duration::from_secs(self.cfg.shutdown_grace);
+        let mut q = queue.clone();
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        let d2 = d.clone();
+        tokio::select! {
+            r = self.handle(&mut q, d) => r,
+            _ = deadline => {
+                if let Some(job) = &d2.job {
+                    warn!(job = %job.job_id, "shutdown grace passed; handing the job back");
+                    queue.requeue(&d2, job, "worker shut down mid-job").await?;
+                }
+                Ok(Handled::Skipped)
+            }
+        }
+    }
+
+    /// The core of the worker: one delivery from start to its recorded outcome.
+    pub async fn handle(&self, queue: &mut Queue, d: Delivery) -> redis::RedisResult<Handled> {
+        let Some(job) = d.job.clone() else {
+            warn!(entry = %d.entry_id, "unreadable queue entry dropped");
+            queue.drop_entry(&d).await?;
+            return Ok(Handled::Skipped);
+        };
+        let span = tracing::info_span!("job", job = %job.job_id, model = %job.model);
+        async move {
+            let attempt = match queue.start(&d, &job.job_id).await? {
+                Started::Gone => return Ok(Handled::Skipped),
+                Started::Attempt(n) => n,
+            };
+            let max = self.cfg.max_attempts.max(1);
+            if attempt > max {
+                let last = queue.last_error(&job.job_id).await?.unwrap_or_else(|| "the worker holding it stopped responding".to_owned());
+                return self.dead_letter(queue, &d, &job, attempt - 1, &last).await;
+            }
+            let Some(model) = self.models.get(&job.model).cloned() else {
+                return self.fail(queue, &d, &job, &format!("no worker here serves model {}", job.model)).await;
+            };
+            let Some(bytes) = queue.image(&job.sha256).await? else {
+                return self.fail(queue, &d, &job, "the image expired before a worker got to it; upload it again").await;
+            };
+            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.classify(model, bytes, job.top_k).await;
+            self.stats.busy.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Ok(classified) => {
+                    let json = serde_json::to_string(&classified.result).unwrap_or_default();
+                    let first = queue
+                        .finish(&d, &job, Outcome::Done { result_json: &json, thumbnail: &classified.thumbnail }, None)
+                        .await?;
+                    if first {
+                        self.stats.done.fetch_add(1, Ordering::Relaxed);
+                        info!(ms = classified.result.elapsed_ms, top = %classified.result.predictions.first().map(|p| p.label.as_str()).unwrap_or(""), "job done");
+                    }
+                    Ok(Handled::Done)
+                }
+                Err(JobError::Permanent(msg)) => self.fail(queue, &d, &job, &msg).await,
+                Err(JobError::Retriable(msg)) if attempt >= max => self.dead_letter(queue, &d, &job, attempt, &msg).await,
+                Err(JobError::Retriable(msg)) => {
+                    warn!(attempt, reason = %msg, "job attempt failed; requeued");
+                    queue.requeue(&d, &job, &msg).await?;
+                    Ok(Handled::Retried)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn fail(
+        &self,
+        queue: &mut Queue,
+        d: &Delivery,
+        job: &shared::QueuedJob,
+        msg: &str,
+    ) -> redis::RedisResult<Handled> {
+        if queue
+            .finish(d, job, Outcome::Failed { error: msg }, None)
+            .await?
+        {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            info!(reason = %msg, "job failed");
+        }
+        Ok(Handled::Failed)
+    }
+
+    async fn dead_letter(
+        &self,
+        queue: &mut Queue,
+        d: &Delivery,
+        job: &shared::QueuedJob,
+        attempts: u32,
+        reason: &str,
+    ) -> redis::RedisResult<Handled> {
+        let msg = format!("gave up after {attempts} attempts: {reason}");
+        let record = serde_json::json!({
+            "reason": reason, "attempts": attempts, "model": job.model, "at_ms": now_ms(), "job": job,
+        })
+        .to_string();
+        if queue
+            .finish(d, job, Outcome::Failed { error: &msg }, Some(&record))
+            .await?
+        {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            error!(reason = %msg, "job dead-lettered");
+        }
+        Ok(Handled::DeadLettered)
+    }
+
+    /// Decode + preprocess + inference on the blocking pool, bounded by `JOB_TIMEOUT`,
+    /// with panics caught and turned into a retriable error.
+    async fn classify(
+        &self,
+        model: Arc<Model>,
+        bytes: Vec<u8>,
+        top_k: usize,
+    ) -> Result<model::Classified, JobError> {
+        let limits = DecodeLimits {
+            max_pixels: self.cfg.common.max_pixels,
+            min_side: self.cfg.common.min_image_side,
+        };
+        let inject = self.cfg.fault_injection;
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _guard = span.enter();
+            if inject {
+                if bytes.ends_with(b"#panic") {
+                    panic!("injected decoder panic");
+                }
+                if bytes.ends_with(b"#hang") {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            model.classify(&bytes, top_k, limits, &mut Resizer::new())
+        });
+        match tokio::time::timeout(Duration::from_secs(self.cfg.job_timeout), task).await {
+            Ok(Ok(Ok(c))) => Ok(c),
+            Ok(Ok(Err(ClassifyError::Image(e)))) => Err(JobError::Permanent(e.to_string())),
+            Ok(Ok(Err(e @ ClassifyError::Inference(_)))) => Err(JobError::Retriable(e.to_string())),
+            Ok(Err(join)) => Err(JobError::Retriable(format!(
+                "the decoder crashed: {}",
+                panic_message(join)
+            ))),
+            Err(_) => Err(JobError::Retriable(format!(
+                "processing took longer than {} s",
+                self.cfg.job_timeout
+            ))),
+        }
+    }
+
+    /// Requeues whatever this consumer still holds (called at shutdown).
+    async fn hand_back(&self, queue: &mut Queue) {
+        for m in &self.model_names {
+            match queue.own_pending(m).await {
+                Ok(held) => {
+                    for d in held {
+                        if let Some(job) = &d.job {
+                            match queue.requeue(&d, job, "worker shut down").await {
+                                Ok(()) => info!(job = %job.job_id, "handed back to the queue"),
+                                Err(e) => {
+                                    warn!(error = %e, "could not hand a job back; it will be reclaimed")
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "could not list held jobs; they will be reclaimed"),
+            }
+        }
+    }
+}
+
+/// A job attempt's failure, split by whether trying again can help.
+enum JobError {
+    Permanent(String),
+    Retriable(String),
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    if !err.is_panic() {
+        return err.to_string();
+    }
+    let payload = err.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
+async fn heartbeat_loop(
+    mut queue: Queue,
+    mut info: WorkerInfo,
+    stats: Arc<Stats>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let ttl = (every.as_secs() * 3).max(3);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = shutdown.cancelled() => return,
+        }
+        info.last_seen_ms = now_ms();
+        info.jobs_done = stats.done.load(Ordering::Relaxed);
+        info.jobs_failed = stats.failed.load(Ordering::Relaxed);
+        info.busy = stats.busy.load(Ordering::Relaxed);
+        if let Err(e) = queue.heartbeat(&info, ttl).await {
+            warn!(error = %e, "heartbeat failed");
+        }
+    }
+}

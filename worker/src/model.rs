@@ -1,0 +1,214 @@
+//! Loaded models: one ONNX Runtime session per model, created once at start-up, plus the
+//! full classify path (decode -> preprocess -> run -> softmax -> top-k). Everything here is
+//! blocking; callers run it off the async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use fast_image_resize::Resizer;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use shared::registry::OutputKind;
+use shared::{JobResult, ModelSpec, Prediction, Registry};
+
+use crate::preprocess::{self, DecodeLimits, ImageError};
+
+/// Side of the thumbnails kept with the history.
+pub const THUMB_SIDE: u32 = 160;
+
+/// Loads the ONNX Runtime shared library once per process. The path comes from
+/// `ORT_DYLIB_PATH`, else the project's own install (`.ort/` in the checkout, found from the
+/// working directory or the executable), so nobody has to export anything by hand.
+pub fn init_runtime(explicit: Option<&Path>) -> anyhow::Result<ort::environment::Environment> {
+    let path = match explicit {
+        Some(p) => p.to_owned(),
+        None => find_runtime().context(
+            "libonnxruntime.so not found: run `make ort` (scripts/install-ort.sh) or set ORT_DYLIB_PATH",
+        )?,
+    };
+    let builder = ort::init_from(&path)
+        .map_err(|e| anyhow::anyhow!("cannot load ONNX Runtime from {}: {e}", path.display()))?;
+    builder
+        .with_name("worker")
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot create the ONNX Runtime environment: {e}"))
+}
+
+fn find_runtime() -> Option<PathBuf> {
+    let rel = Path::new(".ort").join("libonnxruntime.so");
+    let mut dirs: Vec<PathBuf> = std::env::current_dir().ok().into_iter().collect();
+    if let Ok(exe) = std::env::current_exe() {
+        dirs.extend(exe.ancestors().skip(1).map(Path::to_owned));
+    }
+    dirs.into_iter().map(|d| d.join(&rel)).find(|p| p.is_file())
+}
+
+/// One model ready to classify.
+pub struct Model {
+    pub name: String,
+    pub spec: ModelSpec,
+    labels: Vec<String>,
+    session: Mutex<Session>,
+}
+
+/// Why one image could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The upload's fault: permanent, the job fails at once.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The runtime's fault: may be retried elsewhere.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// A finished classification plus the thumbnail for the history.
+pub struct Classified {
+    pub result: JobResult,
+    pub thumbnail: Vec<u8>,
+}
+
+impl Model {
+    /// Creates the session with `threads` intra-op threads and reads the labels.
+    pub fn load(
+        env: &ort::environment::Environment,
+        registry: &Registry,
+        registry_dir: &Path,
+        name: &str,
+        models_dir: &Path,
+        threads: usize,
+    ) -> anyhow::Result<Self> {
+        let spec = registry.get(name)?.clone();
+        let path = registry.model_path(name, models_dir)?;
+        let labels = registry.labels(name, models_dir, registry_dir)?;
+        let session = Session::builder(env)
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(&path))
+            .map_err(|e| {
+                anyhow::anyhow!("cannot load model {name} from {}: {e}", path.display())
+            })?;
+        let has = |names: Vec<&str>, want: &str| names.contains(&want);
+        anyhow::ensure!(
+            has(
+                session.inputs().iter().map(|o| o.name()).collect(),
+                &spec.input_name
+            ),
+            "model {name}: the graph has no input named `{}`",
+            spec.input_name
+        );
+        anyhow::ensure!(
+            has(
+                session.outputs().iter().map(|o| o.name()).collect(),
+                &spec.output_name
+            ),
+            "model {name}: the graph has no output named `{}`",
+            spec.output_name
+        );
+        Ok(Model {
+            name: name.to_owned(),
+            spec,
+            labels,
+            session: Mutex::new(session),
+        })
+    }
+
+    /// Runs the session on one preprocessed `[1, 3, S, S]` tensor; returns the raw output row.
+    pub fn infer(&self, tensor: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+        let s = self.spec.input_size as usize;
+        let input = TensorRef::from_array_view(([1usize, 3, s, s], tensor))
+            .map_err(|e| ClassifyError::Inference(e.to_string()))?;
+        // A poisoned lock only means another job panicked mid-run; the session itself is intact.
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session
+            .run(ort::inputs![self.spec.input_name.as_str() => input])
+            .map_err(|e| ClassifyError::Inference(e.to_string()))?;
+        let (_, row) = outputs[self.spec.output_name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ClassifyError::Inference(e.to_string()))?;
+        Ok(row.to_vec())
+    }
+
+    /// The whole path for one upload.
+    pub fn classify(
+        &self,
+        bytes: &[u8],
+        top_k: usize,
+        limits: DecodeLimits,
+        resizer: &mut Resizer,
+    ) -> Result<Classified, ClassifyError> {
+        let start = Instant::now();
+        let img = preprocess::decode(bytes, limits)?;
+        let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
+        let raw = self.infer(&tensor)?;
+        let predictions = self.top_k(&raw, top_k);
+        let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
+        Ok(Classified {
+            result: JobResult {
+                predictions,
+                model: self.name.clone(),
+                elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+            },
+            thumbnail,
+        })
+    }
+
+    /// Scores (softmax of logits, or the probabilities as given), best `k` first.
+    pub fn top_k(&self, raw: &[f32], k: usize) -> Vec<Prediction> {
+        let probs = match self.spec.output {
+            OutputKind::Logits => softmax(raw),
+            OutputKind::Probabilities => raw.to_vec(),
+        };
+        let mut idx: Vec<usize> = (0..probs.len()).collect();
+        let k = k.min(idx.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        idx.select_nth_unstable_by(k - 1, |&a, &b| probs[b].total_cmp(&probs[a]));
+        idx.truncate(k);
+        idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        idx.into_iter()
+            .map(|i| Prediction {
+                label: self
+                    .labels
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {i}")),
+                class_id: i,
+                score: probs[i],
+            })
+            .collect()
+    }
+}
+
+/// Numerically stable softmax.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn softmax_is_a_distribution_and_stable() {
+        let p = softmax(&[1000.0, 1000.0, -1000.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[0] - 0.5).abs() < 1e-6 && p[2] < 1e-6);
+    }
+}

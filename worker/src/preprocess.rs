@@ -1,0 +1,258 @@
+//! Image decoding and preprocessing: any accepted upload becomes the exact NCHW float tensor
+//! the registry describes (shorter side resized with Pillow-style antialiased bilinear, center
+//! crop, scale to [0,1], per-channel mean/std).
+
+use std::io::Cursor;
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+pub use shared::upload::{check_dimensions, inspect, DecodeLimits, ImageError, ImageInfo};
+use shared::ModelSpec;
+
+/// Decodes `bytes` to 8-bit RGB: EXIF orientation applied, first frame of a GIF, alpha
+/// composited over white, grayscale/CMYK/16-bit converted.
+pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, ImageError> {
+    let ImageInfo {
+        format,
+        width: w,
+        height: h,
+    } = inspect(bytes, limits)?;
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = Limits::default();
+    lim.max_image_width = Some(w);
+    lim.max_image_height = Some(h);
+    // Room for a 16-bit RGBA frame plus the decoder's own buffers.
+    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(lim);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    img.apply_orientation(orientation);
+    Ok(to_rgb(img))
+}
+
+fn to_rgb(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    // Transparent pixels carry arbitrary colour; a viewer shows them over a light page.
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u16::from(src[3]);
+        for c in 0..3 {
+            dst[c] = ((u16::from(src[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    out
+}
+
+/// Resizes the shorter side to `spec.resize`, center-crops `spec.input_size` and normalizes
+/// into a `[1, 3, S, S]` float buffer (NCHW, RGB). Only the cropped region is resampled, which
+/// gives the same pixels as resize-then-crop at a fraction of the cost.
+pub fn to_tensor(img: &RgbImage, spec: &ModelSpec, resizer: &mut Resizer) -> Vec<f32> {
+    let s = spec.input_size;
+    let cropped = resize_crop(img, spec.resize, s, resizer);
+    let plane = (s * s) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.std[c]));
+    let shift: [f32; 3] = std::array::from_fn(|c| spec.mean[c] / spec.std[c]);
+    for (i, px) in cropped.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = f32::from(px[c]) * scale[c] - shift[c];
+        }
+    }
+    out
+}
+
+/// Torchvision's `Resize(resize)` + `CenterCrop(crop)` geometry, resampled in one pass.
+fn resize_crop(img: &RgbImage, resize: u32, crop: u32, resizer: &mut Resizer) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let (nw, nh) = if w <= h {
+        (
+            resize,
+            (f64::from(resize) * f64::from(h) / f64::from(w)) as u32,
+        )
+    } else {
+        (
+            (f64::from(resize) * f64::from(w) / f64::from(h)) as u32,
+            resize,
+        )
+    };
+    let (nw, nh) = (nw.max(crop), nh.max(crop));
+    let left = ((f64::from(nw) - f64::from(crop)) / 2.0).round();
+    let top = ((f64::from(nh) - f64::from(crop)) / 2.0).round();
+    let (sx, sy) = (f64::from(w) / f64::from(nw), f64::from(h) / f64::from(nh));
+    let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3).expect("buffer matches size");
+    let mut dst = Image::new(crop, crop, PixelType::U8x3);
+    let opts = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(
+            left * sx,
+            top * sy,
+            f64::from(crop) * sx,
+            f64::from(crop) * sy,
+        );
+    resizer
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type and a crop inside the image");
+    dst.into_vec()
+}
+
+/// A small JPEG of the image (longer side at most `max_side`), kept with the history.
+pub fn thumbnail(img: &RgbImage, max_side: u32, resizer: &mut Resizer) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let scale = f64::from(max_side) / f64::from(w.max(h));
+    let (tw, th) = if scale < 1.0 {
+        (
+            ((f64::from(w) * scale).round() as u32).max(1),
+            ((f64::from(h) * scale).round() as u32).max(1),
+        )
+    } else {
+        (w, h)
+    };
+    let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3).expect("buffer matches size");
+    let mut dst = Image::new(tw, th, PixelType::U8x3);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    resizer
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type");
+    let mut out = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
+    let small = RgbImage::from_raw(tw, th, dst.into_vec()).expect("buffer matches size");
+    if small.write_with_encoder(encoder).is_err() {
+        out.clear();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use image::{ImageBuffer, ImageFormat, Luma, Rgba};
+
+    fn encode(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn decodes_every_accepted_format_to_rgb() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_pixel(40, 30, image::Rgb([200, 10, 10])));
+        for format in [
+            ImageFormat::Jpeg,
+            ImageFormat::Png,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+        ] {
+            let rgb = decode(&encode(img.clone(), format), DecodeLimits::default()).unwrap();
+            assert_eq!(rgb.dimensions(), (40, 30), "{format:?}");
+            assert!(rgb.get_pixel(5, 5)[0] > 150, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn grayscale_16bit_and_alpha_become_rgb() {
+        let gray: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_pixel(20, 20, Luma([65535]));
+        let rgb = decode(
+            &encode(DynamicImage::ImageLuma16(gray), ImageFormat::Png),
+            DecodeLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+
+        let clear = ImageBuffer::from_pixel(20, 20, Rgba([0u8, 0, 0, 0]));
+        let rgb = decode(
+            &encode(DynamicImage::ImageRgba8(clear), ImageFormat::Png),
+            DecodeLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            rgb.get_pixel(3, 3).0,
+            [255, 255, 255],
+            "transparent over white"
+        );
+    }
+
+    #[test]
+    fn rejects_text_truncated_tiny_and_huge_images() {
+        let limits = DecodeLimits::default();
+        assert_eq!(
+            decode(b"hello, not an image", limits),
+            Err(ImageError::Unsupported)
+        );
+        assert_eq!(decode(b"", limits), Err(ImageError::Empty));
+
+        let jpeg = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/testdata/grace_hopper.jpg"
+        ))
+        .unwrap();
+        assert!(matches!(
+            decode(&jpeg[..jpeg.len() / 3], limits),
+            Err(ImageError::Corrupt(_))
+        ));
+
+        let one = DynamicImage::ImageRgb8(RgbImage::new(1, 1));
+        assert!(matches!(
+            decode(&encode(one, ImageFormat::Png), limits),
+            Err(ImageError::TooSmall(1, 1, _))
+        ));
+        assert!(matches!(
+            check_dimensions(50_000, 50_000, limits),
+            Err(ImageError::TooManyPixels(..))
+        ));
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 40x20 JPEG tagged "rotate 90" must come out 20x40.
+        let jpeg = encode(
+            DynamicImage::ImageRgb8(RgbImage::new(40, 20)),
+            ImageFormat::Jpeg,
+        );
+        let exif: &[u8] = &[
+            0xFF, 0xE1, 0x00, 0x22, b'E', b'x', b'i', b'f', 0, 0, b'M', b'M', 0, 0x2A, 0, 0, 0, 8,
+            0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut tagged = jpeg[..2].to_vec();
+        tagged.extend_from_slice(exif);
+        tagged.extend_from_slice(&jpeg[2..]);
+        let rgb = decode(&tagged, DecodeLimits::default()).unwrap();
+        assert_eq!(rgb.dimensions(), (20, 40));
+    }
+
+    #[test]
+    fn tensor_has_model_shape_and_normalization() {
+        let spec = shared::Registry::parse(include_str!("../../models/registry.toml"))
+            .unwrap()
+            .models["efficientnet-lite0"]
+            .clone();
+        let white = RgbImage::from_pixel(300, 500, image::Rgb([255, 255, 255]));
+        let t = to_tensor(&white, &spec, &mut Resizer::new());
+        assert_eq!(t.len(), 3 * 224 * 224);
+        assert!(
+            t.iter().all(|v| (v - 1.0).abs() < 1e-5),
+            "white maps to (1-0.5)/0.5"
+        );
+    }
+
+    #[test]
+    fn thumbnail_is_a_small_jpeg() {
+        let img = RgbImage::from_pixel(517, 606, image::Rgb([1, 2, 3]));
+        let jpg = thumbnail(&img, 160, &mut Resizer::new());
+        let back = image::load_from_memory(&jpg).unwrap();
+        assert_eq!((back.width(), back.height()), (137, 160));
+    }
+}
