@@ -1,9 +1,13 @@
 //! The UI's one error type: every failure becomes a page a person can act on (or a redirect to
 //! the login page), never a raw error or a blank page.
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+
+use crate::csrf::CsrfToken;
 
 use crate::api::ApiError;
 use crate::pages::{ErrorPage, Layout, Page};
@@ -185,16 +189,71 @@ impl IntoResponse for Error {
                 } else {
                     tracing::info!(error = %other, "page refused");
                 }
-                let page = ErrorPage {
-                    layout: Layout::anonymous("Error"),
-                    code: ex.status.as_u16(),
+                let view = ErrorView {
+                    status: ex.status,
                     title: ex.title,
                     message: ex.message,
                 };
-                Page::with_status(ex.status, page).into_response()
+                // Complete on its own; `render_errors` redraws it with the visitor's navigation.
+                let mut resp = view.page(Layout::anonymous("Error")).into_response();
+                resp.extensions_mut().insert(view);
+                resp
             }
         }
     }
+}
+
+/// An error page's content, carried on the response so [`render_errors`] can redraw it.
+#[derive(Debug, Clone)]
+pub struct ErrorView {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+impl ErrorView {
+    fn page(&self, layout: Layout) -> Page<ErrorPage> {
+        let mut layout = layout;
+        layout.title = self.title.to_owned();
+        Page::with_status(
+            self.status,
+            ErrorPage {
+                layout,
+                code: self.status.as_u16(),
+                title: self.title,
+                message: self.message.clone(),
+            },
+        )
+    }
+}
+
+/// Middleware: redraw error pages with the request's context (who is logged in, the CSRF token
+/// for the log-out button), which `IntoResponse` alone cannot see.
+pub async fn render_errors(req: Request, next: Next) -> Response {
+    let user = session::from_jar(&CookieJar::from_headers(req.headers()))
+        .map(|s| s.name.unwrap_or_else(|| "Account".into()));
+    let csrf = req
+        .extensions()
+        .get::<CsrfToken>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
+    let mut resp = next.run(req).await;
+    let Some(view) = resp.extensions_mut().remove::<ErrorView>() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    let fresh = view
+        .page(Layout::new("Error", user, &csrf, ""))
+        .into_response();
+    let (fresh_parts, body) = fresh.into_parts();
+    // Keep headers set on the way out (cookies), take the new body's type and length.
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
+        parts.headers.remove(&name);
+        if let Some(v) = fresh_parts.headers.get(&name) {
+            parts.headers.insert(name, v.clone());
+        }
+    }
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]

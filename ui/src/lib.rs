@@ -112,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(routes::health))
         .route("/static/{name}", get(assets::serve))
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::layer,

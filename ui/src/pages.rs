@@ -230,10 +230,11 @@ impl Bar {
             0.0
         };
         let pct = score * 100.0;
-        let percent = if pct >= 10.0 || pct == 0.0 {
+        // One decimal everywhere, so the column lines up; tiny scores are not shown as "0.0%".
+        let percent = if pct >= 0.05 {
             format!("{pct:.1}%")
         } else {
-            format!("{pct:.2}%")
+            "< 0.1%".to_owned()
         };
         // A visible sliver even for tiny scores, so every row has a bar.
         let width = (pct.round() as u8).max(1);
@@ -350,7 +351,7 @@ mod tests {
             class_id: 1,
             score: 0.0004,
         });
-        assert_eq!(tiny.percent, "0.04%");
+        assert_eq!(tiny.percent, "< 0.1%");
         assert_eq!(tiny.width, 1);
     }
 

@@ -304,6 +304,10 @@ async fn api_down_shows_a_service_unavailable_page() {
     let html = body_text(resp).await;
     assert!(html.contains("The service is unavailable"));
     assert!(html.contains("try again"));
+    assert!(
+        html.contains("Log out"),
+        "the error page still shows who is logged in"
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ const PER_PAGE: u64 = 12;
 /// Query of the history page.
 #[derive(Debug, Default, Deserialize)]
 pub struct HistoryQuery {
-    page: Option<u64>,
+    /// Kept as text so `?page=abc` shows page 1 instead of a raw rejection.
+    page: Option<String>,
 }
 
 /// `GET /history?page=N`.
@@ -26,7 +27,11 @@ pub async fn show(
     session: Session,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Page<HistoryPage>> {
-    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let page = q
+        .page
+        .and_then(|p| p.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 100_000);
     let list = state.api.history(&session.token, page, PER_PAGE).await?;
     let per_page = if list.per_page == 0 {
         PER_PAGE

@@ -103,7 +103,7 @@ async fn result_page(
 /// Query of the live status endpoint.
 #[derive(Debug, Default, Deserialize)]
 pub struct StatusQuery {
-    wait: Option<u64>,
+    wait: Option<String>,
     view: Option<String>,
 }
 
@@ -143,7 +143,11 @@ pub async fn status(
             None,
         );
     }
-    let wait = q.wait.unwrap_or(20).min(25);
+    let wait = q
+        .wait
+        .and_then(|w| w.parse::<u64>().ok())
+        .unwrap_or(20)
+        .min(25);
     let job = match state.api.job(&session.token, &id, Some(wait)).await {
         Ok(job) => JobView::from_job(&job),
         Err(ApiError::Unauthorized) => {

@@ -1,0 +1,349 @@
+// Browser tests of the web UI: the real api, worker and ui binaries and a private Redis on free
+// ports, driven in headless Chromium through playwright-core. Run with ./run.sh.
+//
+// Env: BIN_DIR (default target/debug, relative to the repo), LENS_FAKE_API=1 (use fake-api.mjs
+// instead of api + worker + Redis: only for working on the looks, not a test of the product).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "../..");
+const binDir = path.resolve(repo, process.env.BIN_DIR || "target/debug");
+const shared = path.resolve(repo, "../shared");
+const modelsDir = path.join(shared, "models");
+const grace = path.join(shared, "testdata/grace_hopper.jpg");
+const shotsDir = path.join(repo, "tests/screenshots");
+const ortLib = path.join(repo, ".ort/libonnxruntime.so");
+const fake = process.env.LENS_FAKE_API === "1";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lens-browser-"));
+const procs = new Map(); // name -> {child, log, exited}
+let browser;
+let apiUrl;
+let uiUrl;
+
+// ---- processes ----------------------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function start(name, cmd, args, env) {
+  const log = path.join(tmp, `${name}.log`);
+  const out = fs.openSync(log, "a");
+  const child = spawn(cmd, args, {
+    cwd: repo,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME || tmp, RUST_LOG: "info", ...env },
+    stdio: ["ignore", out, out],
+  });
+  const entry = { child, log, exited: null };
+  child.on("exit", (code, signal) => { entry.exited = { code, signal }; });
+  procs.set(name, entry);
+  return entry;
+}
+
+function logTail(name, lines = 40) {
+  const p = procs.get(name);
+  if (!p) return "";
+  try {
+    return fs.readFileSync(p.log, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+async function stop(name, timeoutMs = 10000) {
+  const p = procs.get(name);
+  if (!p || p.exited) return;
+  p.child.kill("SIGTERM");
+  const deadline = Date.now() + timeoutMs;
+  while (!p.exited && Date.now() < deadline) await sleep(100);
+  if (!p.exited) p.child.kill("SIGKILL");
+  while (!p.exited) await sleep(50);
+}
+
+function killAllNow() {
+  for (const p of procs.values()) {
+    if (!p.exited) {
+      try { p.child.kill("SIGKILL"); } catch { /* already gone */ }
+    }
+  }
+}
+process.on("exit", killAllNow);
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => { killAllNow(); process.exit(130); });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `url` until it answers 200, failing early when `name`'s process has died. */
+async function waitFor(name, url, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer";
+  while (Date.now() < deadline) {
+    const p = procs.get(name);
+    if (p && p.exited) {
+      throw new Error(`${name} exited (${JSON.stringify(p.exited)}) before ${url} answered:\n${logTail(name)}`);
+    }
+    try {
+      const resp = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      if (resp.status === 200) return;
+      last = `${resp.status} ${await resp.text()}`;
+    } catch (e) {
+      last = String(e.cause?.code || e.message);
+    }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${url} (last: ${last})\n--- ${name} log ---\n${logTail(name)}`);
+}
+
+function binary(name) {
+  const p = path.join(binDir, name);
+  if (!fs.existsSync(p)) throw new Error(`${p} is missing: build it first (cargo build -p ${name}) or set BIN_DIR`);
+  return p;
+}
+
+function workerEnv(redisUrl) {
+  return {
+    REDIS_URL: redisUrl,
+    MODELS_DIR: modelsDir,
+    MODELS: "efficientnet-lite0",
+    ORT_DYLIB_PATH: ortLib,
+  };
+}
+
+let redisUrl;
+
+before(async () => {
+  fs.mkdirSync(shotsDir, { recursive: true });
+  const apiPort = await freePort();
+  const uiPort = await freePort();
+  apiUrl = `http://127.0.0.1:${apiPort}`;
+  uiUrl = `http://127.0.0.1:${uiPort}`;
+
+  if (fake) {
+    start("api", process.execPath, [path.join(here, "fake-api.mjs"), String(apiPort)], {});
+  } else {
+    const redisPort = await freePort();
+    redisUrl = `redis://127.0.0.1:${redisPort}`;
+    start("redis", "redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp], {});
+    start("api", binary("api"), [], {
+      API_BIND: `127.0.0.1:${apiPort}`,
+      REDIS_URL: redisUrl,
+      DATABASE_URL: `sqlite://${tmp}/app.db`,
+      APP_ENV: "dev",
+      JWT_SECRET: crypto.randomBytes(32).toString("hex"),
+      MODELS_DIR: modelsDir,
+      DEFAULT_MODEL: "efficientnet-lite0",
+    });
+    start("worker", binary("worker"), [], workerEnv(redisUrl));
+  }
+  start("ui", binary("ui"), [], { UI_BIND: `127.0.0.1:${uiPort}`, API_URL: apiUrl });
+
+  await waitFor("api", `${apiUrl}/health`, 60000);
+  await waitFor("ui", `${uiUrl}/health`, 30000);
+  await waitFor("api", `${apiUrl}/ready`, 120000);
+
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    ],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  for (const name of ["ui", "worker", "api", "redis"]) await stop(name).catch(() => {});
+  killAllNow();
+  if (process.env.KEEP_LOGS !== "1") fs.rmSync(tmp, { recursive: true, force: true });
+  else console.log(`logs kept in ${tmp}`);
+});
+
+// ---- helpers ------------------------------------------------------------------------------
+
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  return page;
+}
+
+/** Full-page screenshots at desktop and phone widths. */
+async function shoot(page, name) {
+  for (const [label, size] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+    await page.setViewportSize(size);
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: path.join(shotsDir, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize(DESKTOP);
+}
+
+const password = "correct-horse-battery-" + crypto.randomBytes(4).toString("hex");
+const email = `grace.${crypto.randomBytes(4).toString("hex")}@example.com`;
+
+async function logIn(page) {
+  await page.goto(`${uiUrl}/login`);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(`${uiUrl}/`);
+}
+
+function assertNoRawError(html) {
+  assert.doesNotMatch(html, /"error"\s*:\s*\{/, "no raw JSON error on the page");
+}
+
+// ---- the tests --------------------------------------------------------------------------------
+
+test("a person signs up, classifies Grace Hopper, sends feedback, finds it in history and logs out", { timeout: 240000 }, async () => {
+  const page = await newPage();
+
+  // History needs a login.
+  await page.goto(`${uiUrl}/history`);
+  await page.waitForURL(/\/login\?next=/);
+
+  // Sign up.
+  await page.getByRole("link", { name: "Create an account" }).click();
+  await page.waitForURL(`${uiUrl}/signup`);
+  await page.getByLabel("Name").fill("Grace Hopper");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.screenshot({ path: path.join(shotsDir, "signup-desktop.png"), fullPage: true });
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.waitForURL(/\/login\?registered=1/);
+  await page.getByText("Your account is ready").waitFor();
+
+  // Log in.
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(`${uiUrl}/`);
+  await page.getByRole("heading", { name: "Classify images" }).waitFor();
+  assert.match(await page.locator(".nav-user").innerText(), /Grace Hopper/);
+
+  // Choose the photo: a preview appears before anything is sent.
+  await page.getByLabel("Choose images").setInputFiles(grace);
+  const preview = page.getByAltText("Preview of grace_hopper.jpg");
+  await preview.waitFor();
+  assert.ok(await preview.evaluate((img) => img.complete && img.naturalWidth > 0), "the preview shows the image");
+  const models = await page.getByLabel("Model").locator("option").allInnerTexts();
+  assert.ok(models.some((m) => m.includes("efficientnet-lite0")), `models offered: ${models}`);
+  await shoot(page, "classify");
+
+  // Send it and read the result.
+  await page.getByRole("button", { name: "Classify" }).click();
+  await page.waitForURL(/\/results\/[0-9a-f-]+$/);
+  const resultUrl = page.url();
+  const jobId = resultUrl.split("/").pop();
+  const bars = page.locator("ol.bars li");
+  await bars.first().waitFor({ timeout: 90000 });
+  const rows = await bars.allInnerTexts();
+  assert.equal(rows.length, 5, `top-5 rows: ${rows}`);
+  assert.ok(rows.some((r) => r.toLowerCase().includes("academic gown")), `top-5: ${rows}`);
+  for (const r of rows) assert.match(r, /\d+(\.\d+)?%/, "every row shows a percentage");
+  const image = page.getByAltText("The image you sent");
+  await image.waitFor();
+  assert.ok(await image.evaluate((img) => img.complete && img.naturalWidth > 100), "the uploaded image is shown beside the result");
+  await shoot(page, "result");
+
+  // Feedback: wrong, with the right label picked from the list, and a comment.
+  await page.getByLabel("No, it is wrong").check();
+  await page.getByLabel(/The right label/).fill("mortarboard");
+  await page.getByLabel(/Comment/).fill("She is wearing a mortarboard too.");
+  await page.getByRole("button", { name: "Send feedback" }).click();
+  await page.getByText("Thank you! Your feedback was saved.").waitFor();
+  assert.ok(page.url().startsWith(resultUrl));
+
+  // History lists it, with a real thumbnail.
+  await page.getByRole("link", { name: "History", exact: true }).click();
+  await page.waitForURL(`${uiUrl}/history`);
+  const card = page.locator(`a[href="/results/${jobId}"]`);
+  await card.waitFor();
+  assert.match((await card.innerText()).toLowerCase(), /academic gown/);
+  const thumb = card.locator("img");
+  await page.waitForFunction((el) => el.complete, await thumb.elementHandle());
+  const thumbResp = await page.context().request.get(`${uiUrl}/results/${jobId}/thumbnail`);
+  assert.match(thumbResp.headers()["content-type"], /^image\/(jpeg|png|webp)/, "a real thumbnail, not the placeholder");
+  await shoot(page, "history");
+
+  // Log out: history needs a login again.
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(/\/login\?logged_out=1/);
+  await page.getByText("You have been logged out.").waitFor();
+  await page.goto(`${uiUrl}/history`);
+  await page.waitForURL(/\/login\?next=/);
+  await page.getByText("Please log in to continue.").waitFor();
+  await page.context().close();
+});
+
+test("a text file renamed .jpg is refused with a message on the page", { timeout: 60000 }, async () => {
+  const page = await newPage();
+  await logIn(page);
+  const notes = path.join(tmp, "notes.jpg");
+  fs.writeFileSync(notes, "These are my shopping notes, not a picture.\n");
+  await page.getByLabel("Choose images").setInputFiles(notes);
+  await page.getByRole("button", { name: "Classify" }).click();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /“notes\.jpg” is not an image we can read/);
+  assert.ok(await page.getByLabel("Choose images").isVisible(), "the form is there to try again");
+  assertNoRawError(await page.content());
+  await shoot(page, "classify-error");
+  await page.context().close();
+});
+
+test("the result page updates by itself while the job waits for a worker", { timeout: 180000, skip: fake && "fake API" }, async () => {
+  const page = await newPage();
+  await logIn(page);
+  // No worker: the job has to wait in the queue.
+  await stop("worker");
+  // Different bytes from the first upload, so the API cannot answer from its cache.
+  const variant = path.join(tmp, "grace-variant.jpg");
+  fs.writeFileSync(variant, Buffer.concat([fs.readFileSync(grace), Buffer.from("variant")]));
+  await page.getByLabel("Choose images").setInputFiles(variant);
+  await page.getByRole("button", { name: "Classify" }).click();
+  await page.waitForURL(/\/results\/[0-9a-f-]+$/);
+  await page.getByText("Waiting in the queue").waitFor();
+  await page.evaluate(() => { window.__notReloaded = true; });
+  await shoot(page, "result-waiting");
+
+  start("worker", binary("worker"), [], workerEnv(redisUrl));
+  await page.locator("ol.bars li").first().waitFor({ timeout: 120000 });
+  assert.equal(await page.evaluate(() => window.__notReloaded), true, "updated without reloading the page");
+  assert.match((await page.locator("ol.bars").innerText()).toLowerCase(), /academic gown/);
+  await page.context().close();
+});
+
+test("with the API down the page says the service is unavailable", { timeout: 60000 }, async () => {
+  const page = await newPage();
+  await logIn(page);
+  await stop("api");
+  const resp = await page.goto(`${uiUrl}/`);
+  assert.equal(resp.status(), 503);
+  await page.getByRole("heading", { name: "The service is unavailable" }).waitFor();
+  assert.match(await page.locator("main").innerText(), /try again/i);
+  await page.screenshot({ path: path.join(shotsDir, "api-down-desktop.png"), fullPage: true });
+  await page.context().close();
+});
