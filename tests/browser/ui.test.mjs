@@ -329,10 +329,23 @@ test("the result page updates by itself while the job waits for a worker", { tim
   await page.evaluate(() => { window.__notReloaded = true; });
   await shoot(page, "result-waiting");
 
+  // The same page with JavaScript off relies on its <meta http-equiv=refresh>.
+  const noJs = await browser.newContext({
+    viewport: DESKTOP,
+    javaScriptEnabled: false,
+    storageState: await page.context().storageState(),
+  });
+  const plain = await noJs.newPage();
+  await plain.goto(page.url());
+  await plain.getByText("Waiting in the queue").waitFor();
+
   start("worker", binary("worker"), [], workerEnv(redisUrl));
   await page.locator("ol.bars li").first().waitFor({ timeout: 120000 });
   assert.equal(await page.evaluate(() => window.__notReloaded), true, "updated without reloading the page");
   assert.match((await page.locator("ol.bars").innerText()).toLowerCase(), /academic gown/);
+  await plain.locator("ol.bars li").first().waitFor({ timeout: 30000 });
+  assert.match((await plain.locator("ol.bars").innerText()).toLowerCase(), /academic gown/);
+  await noJs.close();
   await page.context().close();
 });
 
