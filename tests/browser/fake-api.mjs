@@ -121,4 +121,4 @@ const server = http.createServer(async (req, res) => {
   return fail(res, 404, "not_found", "no such route");
 });
 server.listen(port, "127.0.0.1");
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+process.on("SIGTERM", () => process.exit(0));

@@ -314,6 +314,24 @@ test("a text file renamed .jpg is refused with a message on the page", { timeout
   await page.context().close();
 });
 
+test("several images sent together get a card each on one page", { timeout: 120000 }, async () => {
+  const page = await newPage();
+  await logIn(page);
+  const second = path.join(tmp, "grace-second.jpg");
+  fs.writeFileSync(second, Buffer.concat([fs.readFileSync(grace), Buffer.from("second copy")]));
+  await page.getByLabel("Choose images").setInputFiles([grace, second]);
+  await page.getByText("Ready to send (2 images)").waitFor();
+  await page.getByRole("button", { name: "Classify" }).click();
+  await page.waitForURL(/\/batch\?ids=/);
+  const cards = page.locator("#batch li");
+  assert.equal(await cards.count(), 2);
+  await page.waitForFunction(() => document.querySelectorAll('#batch [data-finished="false"]').length === 0, null, { timeout: 90000 });
+  const texts = (await cards.allInnerTexts()).map((t) => t.toLowerCase());
+  for (const t of texts) assert.match(t, /academic gown/, `cards: ${texts}`);
+  await shoot(page, "batch");
+  await page.context().close();
+});
+
 test("the result page updates by itself while the job waits for a worker", { timeout: 180000, skip: fake && "fake API" }, async () => {
   const page = await newPage();
   await logIn(page);
