@@ -1,0 +1,140 @@
+//! API configuration: every field is a flag and an environment variable of the same name.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use shared::config::CommonConfig;
+
+/// `api`: the HTTP front of the service.
+#[derive(Debug, Parser)]
+#[command(name = "api", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: ApiConfig,
+}
+
+/// Subcommands besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Create (or promote) an admin account from ADMIN_EMAIL / ADMIN_PASSWORD and exit.
+    CreateAdmin,
+}
+
+/// Deployment mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppEnv {
+    Dev,
+    Production,
+}
+
+/// All API settings.
+#[derive(Debug, Clone, Args)]
+pub struct ApiConfig {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// Address to listen on.
+    #[arg(long, env = "API_BIND", default_value = "127.0.0.1:8000")]
+    pub api_bind: String,
+    /// `sqlite://path` (created on first start) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/app.db")]
+    pub database_url: String,
+    /// `dev` allows a built-in JWT secret; `production` requires a strong JWT_SECRET.
+    #[arg(long, env = "APP_ENV", value_enum, default_value = "production")]
+    pub app_env: AppEnv,
+    /// HS256 signing key, at least 32 bytes.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+    /// Token lifetime in minutes.
+    #[arg(long, env = "JWT_TTL_MINUTES", default_value_t = 30)]
+    pub jwt_ttl_minutes: u64,
+    /// Admin account created at start (with ADMIN_PASSWORD).
+    #[arg(long, env = "ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<SecretString>,
+    /// Model used when a request names none (default: the registry's default).
+    #[arg(long, env = "DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+    /// Largest upload body in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+    /// Jobs waiting per model beyond which uploads get 429.
+    #[arg(long, env = "MAX_QUEUE_DEPTH", default_value_t = 1000)]
+    pub max_queue_depth: u64,
+    /// Seconds `POST /predict` waits for its result before answering 504.
+    #[arg(long, env = "PREDICT_TIMEOUT", default_value_t = 30)]
+    pub predict_timeout: u64,
+    /// Seconds after which any request is cut with 504.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 40)]
+    pub request_timeout: u64,
+    /// A worker whose last heartbeat is older than this many seconds counts as gone.
+    #[arg(long, env = "WORKER_STALE_SECS", default_value_t = 10)]
+    pub worker_stale_secs: u64,
+    /// Deadline for each database call, in milliseconds.
+    #[arg(long, env = "DB_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_timeout_ms: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
+    pub shutdown_grace: u64,
+}
+
+/// The dev-mode signing key: never valid in production.
+const DEV_SECRET: &str = "dev-only-secret-do-not-use-in-production-0123456789";
+
+impl ApiConfig {
+    /// The JWT signing key, or a clear reason the API must not start.
+    pub fn jwt_key(&self) -> anyhow::Result<Vec<u8>> {
+        match (&self.jwt_secret, self.app_env) {
+            (Some(s), _) if s.expose_secret().len() >= 32 => Ok(s.expose_secret().as_bytes().to_vec()),
+            (Some(_), AppEnv::Production) => anyhow::bail!(
+                "JWT_SECRET is too short: use at least 32 random bytes (e.g. `openssl rand -hex 32`)"
+            ),
+            (None, AppEnv::Production) => anyhow::bail!(
+                "JWT_SECRET is not set: production mode needs a secret of at least 32 bytes (set APP_ENV=dev for a local built-in one)"
+            ),
+            (_, AppEnv::Dev) => Ok(DEV_SECRET.as_bytes().to_vec()),
+        }
+    }
+
+    /// Per-call database deadline.
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> ApiConfig {
+        let mut all = vec!["api"];
+        all.extend_from_slice(args);
+        <Cli as clap::Parser>::parse_from(all).config
+    }
+
+    #[test]
+    fn production_refuses_missing_or_short_secret() {
+        let err = cfg(&["--app-env", "production"])
+            .jwt_key()
+            .expect_err("no secret");
+        assert!(err.to_string().contains("JWT_SECRET is not set"));
+        let err = cfg(&["--app-env", "production", "--jwt-secret", "short"])
+            .jwt_key()
+            .expect_err("short");
+        assert!(err.to_string().contains("too short"));
+        let long = "x".repeat(40);
+        assert_eq!(
+            cfg(&["--app-env", "production", "--jwt-secret", &long])
+                .jwt_key()
+                .ok(),
+            Some(long.into_bytes())
+        );
+        assert!(cfg(&["--app-env", "dev"]).jwt_key().is_ok());
+    }
+}

@@ -1,0 +1,195 @@
+//! One error type for the API and one JSON shape for every failure:
+//! `{"error": {"code", "message"}}` with the right status. 5xx causes are logged, never sent.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::FromRequest;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use shared::upload::ImageError;
+
+/// `Result` with the API error by default.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Validation(String, &'static str),
+    #[error("the upload is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{0}")]
+    UnknownModel(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the queue is full ({0} jobs waiting); retry in a few seconds")]
+    QueueFull(u64),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0} is unavailable; retry shortly")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// Status and machine-readable code.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Validation(..) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Image(e) => match e {
+                ImageError::Empty => (StatusCode::BAD_REQUEST, "empty_file"),
+                ImageError::Unsupported => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                }
+                ImageError::TooManyPixels(..) => (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
+                ImageError::TooSmall(..) => (StatusCode::UNPROCESSABLE_ENTITY, "image_too_small"),
+                ImageError::Corrupt(_) => (StatusCode::BAD_REQUEST, "invalid_image"),
+            },
+            ApiError::UnknownModel(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_model"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The `error` object of the response body.
+    pub fn body(&self) -> serde_json::Value {
+        let (status, code) = self.parts();
+        let message = if status.is_server_error()
+            && !matches!(self, ApiError::Unavailable(_) | ApiError::Timeout(_))
+        {
+            "internal error; it has been logged".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut err = json!({ "code": code, "message": message });
+        if let ApiError::Validation(_, field) = self {
+            err["field"] = json!(field);
+        }
+        err
+    }
+
+    /// Shorthand for a 404.
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let mut resp = (status, axum::Json(json!({ "error": self.body() }))).into_response();
+        match &self {
+            ApiError::Unauthorized(_) => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::QueueFull(_) | ApiError::Unavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        tracing::warn!(error = %e, "redis error");
+        ApiError::Unavailable("the queue (Redis)")
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => ApiError::not_found("record"),
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                ApiError::Conflict("that record already exists".into())
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database")
+            }
+            _ => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// `axum::Json` whose rejection is our JSON error (422 naming the problem, 415 without a JSON
+/// content type, 413 when too large).
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
+                code: "bad_request",
+                message: "expected a JSON body with `Content-Type: application/json`".into(),
+            },
+            JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text(), "body"),
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
+                code: "bad_request",
+                message: e.body_text(),
+            },
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(0)
+            }
+            other => ApiError::BadRequest {
+                code: "bad_request",
+                message: other.body_text(),
+            },
+        }
+    }
+}
+
+/// JSON 404 for unknown routes.
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// JSON 405 for known routes with the wrong method.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this route"}})),
+    )
+        .into_response()
+}

@@ -1,0 +1,200 @@
+//! Background tasks fed by the workers through Redis:
+//! - the notifier: one pub/sub subscription per API process turns "job finished" messages into
+//!   a broadcast that `?wait` requests listen to (no polling anywhere);
+//! - the recorder: a consumer group on the results stream persists every finished job into the
+//!   database once, however many times (or whether) it is ever read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+};
+use redis::{AsyncCommands, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use shared::redis_util::backoff;
+use shared::{keys, JobResult, JobStatus};
+
+use crate::db::Finished;
+use crate::state::AppState;
+
+/// The broadcast message that tells every waiter to re-read its job (after a reconnect).
+pub const RECHECK_ALL: &str = "*";
+
+/// Subscribes to job events until shutdown, reconnecting with backoff.
+pub async fn run_notifier(state: AppState, shutdown: CancellationToken) {
+    let mut attempt = 0u32;
+    while !shutdown.is_cancelled() {
+        let res = async {
+            let client = redis::Client::open(state.cfg.common.redis_url.as_str())?;
+            let mut pubsub =
+                tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub())
+                    .await
+                    .map_err(|_| {
+                        redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out"))
+                    })??;
+            pubsub.subscribe(keys::EVENTS).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        let mut pubsub = match res {
+            Ok(p) => p,
+            Err(e) => {
+                let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
+                attempt += 1;
+                warn!(error = %e, "job event subscription failed; retrying");
+                tokio::select! { _ = tokio::time::sleep(wait) => continue, _ = shutdown.cancelled() => return }
+            }
+        };
+        attempt = 0;
+        // Events may have been missed while disconnected: let every waiter re-check.
+        let _ = state.events.send(Arc::from(RECHECK_ALL));
+        let mut stream = pubsub.on_message();
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(m) => {
+                        if let Ok(id) = m.get_payload::<String>() {
+                            let _ = state.events.send(Arc::from(id.as_str()));
+                        }
+                    }
+                    None => break,
+                },
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        warn!("job event subscription lost; reconnecting");
+    }
+}
+
+/// Persists finished jobs from the results stream until shutdown.
+pub async fn run_recorder(state: AppState, consumer: String, shutdown: CancellationToken) {
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        let step = record_batch(&state, &consumer);
+        let res = tokio::select! { r = step => r, _ = shutdown.cancelled() => return };
+        match res {
+            Ok(_) => failures = 0,
+            Err(e) => {
+                let wait = backoff(failures, Duration::from_millis(200), Duration::from_secs(5));
+                failures += 1;
+                warn!(error = %e, "recording results failed; retrying");
+                tokio::select! { _ = tokio::time::sleep(wait) => {}, _ = shutdown.cancelled() => return }
+            }
+        }
+    }
+}
+
+/// One round: entries this consumer holds (failed earlier), orphans of dead API replicas, then new ones.
+async fn record_batch(state: &AppState, consumer: &str) -> anyhow::Result<usize> {
+    let mut conn = state
+        .redis
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let created: redis::RedisResult<()> = conn
+        .xgroup_create_mkstream(keys::RESULTS, keys::RESULTS_GROUP, "0")
+        .await;
+    if let Err(e) = created {
+        if e.code() != Some("BUSYGROUP") {
+            return Err(e.into());
+        }
+    }
+    let mine = StreamReadOptions::default()
+        .group(keys::RESULTS_GROUP, consumer)
+        .count(50);
+    let pending: StreamReadReply = conn.xread_options(&[keys::RESULTS], &["0"], &mine).await?;
+    let mut entries: Vec<(String, HashMap<String, Value>)> = pending
+        .keys
+        .into_iter()
+        .flat_map(|k| k.ids)
+        .map(|e| (e.id, e.map))
+        .collect();
+    if entries.is_empty() {
+        let claimed: StreamAutoClaimReply = conn
+            .xautoclaim_options(
+                keys::RESULTS,
+                keys::RESULTS_GROUP,
+                consumer,
+                30_000,
+                "0-0",
+                StreamAutoClaimOptions::default().count(50),
+            )
+            .await?;
+        entries.extend(claimed.claimed.into_iter().map(|e| (e.id, e.map)));
+    }
+    if entries.is_empty() {
+        let fresh = StreamReadOptions::default()
+            .group(keys::RESULTS_GROUP, consumer)
+            .count(50)
+            .block(2000);
+        let reply: Option<StreamReadReply> =
+            conn.xread_options(&[keys::RESULTS], &[">"], &fresh).await?;
+        entries.extend(
+            reply
+                .into_iter()
+                .flat_map(|r| r.keys)
+                .flat_map(|k| k.ids)
+                .map(|e| (e.id, e.map)),
+        );
+    }
+    let n = entries.len();
+    for (id, map) in entries {
+        persist(state, &map).await?;
+        let _: () = redis::pipe()
+            .xack(keys::RESULTS, keys::RESULTS_GROUP, &[&id])
+            .xdel(keys::RESULTS, &[&id])
+            .query_async(&mut conn)
+            .await?;
+    }
+    Ok(n)
+}
+
+async fn persist(state: &AppState, map: &HashMap<String, Value>) -> anyhow::Result<()> {
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|v| redis::from_redis_value::<String>(v).ok())
+    };
+    let Some(job_id) = text("job_id") else {
+        return Ok(());
+    };
+    let status = text("status")
+        .and_then(|s| JobStatus::parse(&s))
+        .unwrap_or(JobStatus::Failed);
+    let result: Option<JobResult> = text("result").and_then(|r| serde_json::from_str(&r).ok());
+    let thumb = map
+        .get("thumb")
+        .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
+        .filter(|t| !t.is_empty());
+    let error = text("error").filter(|e| !e.is_empty());
+    let finished_ms = text("finished_ms")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(shared::time_util::now_ms);
+    let f = Finished {
+        job_id: &job_id,
+        status,
+        result: result.as_ref(),
+        error: error.as_deref(),
+        thumbnail: thumb.as_deref(),
+        finished_ms,
+        cached: false,
+    };
+    let recorded = state
+        .db_call(state.db.finish_prediction(&f))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    metrics::counter!("jobs_finished_total", "outcome" => status.as_str()).increment(1);
+    if let Some(r) = &result {
+        metrics::histogram!("inference_seconds", "model" => r.model.clone())
+            .record(r.elapsed_ms / 1e3);
+        metrics::histogram!("inference_batch_size").record(1.0);
+    }
+    if !recorded {
+        info!(job = %job_id, "finished job has no history row (owner deleted); skipped");
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The API: HTTP front of the service. It validates uploads, queues jobs in Redis, waits for
+//! workers' results, and keeps users, history and feedback in the database. It never runs
+//! the model.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tracing::info;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::Jwt;
+use crate::config::ApiConfig;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::state::{AppState, RedisHandle};
+
+/// The router with every route and layer; tests drive it with `oneshot`.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.cfg.max_upload_bytes + 64 * 1024;
+    let timeout = Duration::from_secs(state.cfg.request_timeout);
+    routes::router()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(track_metrics))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Timeout("the request took too long".into())
+                }))
+                .timeout(timeout),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Counts requests and records latency per matched route and status.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in a process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Builds the state: database (migrated), Redis handle, registry, keys.
+pub async fn build_state(cfg: ApiConfig) -> anyhow::Result<AppState> {
+    let key = cfg.jwt_key()?;
+    let registry = cfg.common.registry()?;
+    let default_model = cfg
+        .default_model
+        .clone()
+        .unwrap_or_else(|| registry.default.clone());
+    registry
+        .get(&default_model)
+        .with_context(|| "DEFAULT_MODEL is not in the model registry")?;
+    let db = Db::connect(&cfg.database_url, Duration::from_secs(10)).await?;
+    let redis = RedisHandle::new(&cfg.common.redis_url, cfg.common.redis_timeout());
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let state = AppState {
+        jwt: Jwt::new(&key, cfg.jwt_ttl_minutes * 60),
+        cfg: Arc::new(cfg),
+        registry: Arc::new(registry),
+        default_model,
+        redis,
+        db,
+        events,
+        metrics: metrics_handle(),
+    };
+    ensure_admin(&state).await?;
+    Ok(state)
+}
+
+/// Creates or promotes the admin named by ADMIN_EMAIL / ADMIN_PASSWORD (if both are set).
+pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
+    let (Some(email), Some(pw)) = (&state.cfg.admin_email, &state.cfg.admin_password) else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        pw.expose_secret().len() >= 8,
+        "ADMIN_PASSWORD must be at least 8 characters"
+    );
+    let email = email.trim().to_lowercase();
+    let hash = auth::hash_password(pw.expose_secret().to_owned()).await?;
+    match state.db.user_by_email(&email).await? {
+        Some(u) => state.db.set_admin(u.id, Some(&hash)).await?,
+        None => {
+            state.db.create_user("Admin", &email, &hash, true).await?;
+        }
+    }
+    info!(%email, "admin account ready");
+    Ok(())
+}
+
+/// A bound, ready-to-run API (tests bind port 0 and read `port`).
+pub struct Application {
+    pub listener: TcpListener,
+    pub state: AppState,
+    pub port: u16,
+}
+
+impl Application {
+    pub async fn build(cfg: ApiConfig) -> anyhow::Result<Self> {
+        let state = build_state(cfg).await?;
+        let listener = TcpListener::bind(&state.cfg.api_bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", state.cfg.api_bind))?;
+        let port = listener.local_addr()?.port();
+        Ok(Application {
+            listener,
+            state,
+            port,
+        })
+    }
+
+    /// Serves until `shutdown`, then lets in-flight requests finish within the grace period.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let bg = CancellationToken::new();
+        let consumer = format!(
+            "api-{}-{}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim(),
+            std::process::id()
+        );
+        let notifier = tokio::spawn(events::run_notifier(state.clone(), bg.clone()));
+        let recorder = tokio::spawn(events::run_recorder(state.clone(), consumer, bg.clone()));
+        info!(addr = %self.listener.local_addr()?, "api listening");
+        let grace = Duration::from_secs(state.cfg.shutdown_grace);
+        let signal = shutdown.clone();
+        let server = axum::serve(self.listener, app(state))
+            .with_graceful_shutdown(async move { signal.cancelled().await });
+        let forced = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = server => r?,
+            _ = forced => tracing::warn!("grace period over; closing remaining connections"),
+        }
+        bg.cancel();
+        let _ = tokio::join!(notifier, recorder);
+        info!("api stopped");
+        Ok(())
+    }
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
+        }
+        info!("shutdown signal received");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,116 @@
+//! Feedback on a classification: was it right, and if not, what is in the picture.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::db::{Feedback, NewFeedback};
+use crate::error::{ApiError, AppJson, Result};
+use crate::jobs;
+use crate::routes::{Page, Paged};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/feedback", post(create_feedback).get(list_feedback))
+}
+
+/// Feedback body: the job (or image name) it is about, what was predicted, what the user says.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct FeedbackBody {
+    pub job_id: Option<String>,
+    pub image_file_name: Option<String>,
+    pub predicted_class: String,
+    pub score: f64,
+    #[serde(default)]
+    pub feedback: String,
+    pub correct_label: Option<String>,
+    pub is_correct: Option<bool>,
+}
+
+const MAX_TEXT: usize = 2000;
+
+fn check_len(value: &str, max: usize, field: &'static str) -> Result<()> {
+    if value.chars().count() > max {
+        return Err(ApiError::Validation(
+            format!("{field} must be at most {max} characters"),
+            field,
+        ));
+    }
+    Ok(())
+}
+
+/// Records feedback on one of the caller's classifications: 201.
+#[utoipa::path(post, path = "/feedback", tag = "feedback", security(("bearer" = [])), request_body = FeedbackBody,
+    responses((status = 201, body = Feedback), (status = 404), (status = 422)))]
+pub async fn create_feedback(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(b): AppJson<FeedbackBody>,
+) -> Result<(StatusCode, Json<Feedback>)> {
+    check_len(&b.predicted_class, 200, "predicted_class")?;
+    check_len(&b.feedback, MAX_TEXT, "feedback")?;
+    if let Some(l) = &b.correct_label {
+        check_len(l, 200, "correct_label")?;
+    }
+    if !(0.0..=1.0).contains(&b.score) {
+        return Err(ApiError::Validation(
+            "score must be between 0 and 1".into(),
+            "score",
+        ));
+    }
+    let (job_id, image) = match (&b.job_id, &b.image_file_name) {
+        (Some(id), _) => {
+            let job = jobs::read(&state, &user, id).await?;
+            (Some(job.job_id), job.image_file_name)
+        }
+        (None, Some(name)) => {
+            check_len(name, 200, "image_file_name")?;
+            let id = state
+                .db_call(state.db.prediction_by_image(user.id, name))
+                .await?
+                .ok_or_else(|| ApiError::not_found("prediction for that image"))?;
+            (Some(id), name.clone())
+        }
+        (None, None) => {
+            return Err(ApiError::Validation(
+                "job_id or image_file_name is required".into(),
+                "job_id",
+            ))
+        }
+    };
+    let fb = state
+        .db_call(state.db.insert_feedback(&NewFeedback {
+            user_id: user.id,
+            job_id: job_id.as_deref(),
+            image_file_name: &image,
+            predicted_class: &b.predicted_class,
+            score: b.score,
+            feedback: &b.feedback,
+            correct_label: b.correct_label.as_deref().filter(|l| !l.trim().is_empty()),
+            is_correct: b.is_correct,
+        }))
+        .await?;
+    Ok((StatusCode::CREATED, Json(fb)))
+}
+
+/// The caller's feedback, newest first.
+#[utoipa::path(get, path = "/feedback", tag = "feedback", security(("bearer" = [])), params(Page), responses((status = 200)))]
+pub async fn list_feedback(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(p): Query<Page>,
+) -> Result<Json<Paged<Feedback>>> {
+    let (page, per_page, limit, offset) = p.bounds();
+    let (items, total) = state
+        .db_call(state.db.list_feedback(user.id, limit, offset))
+        .await?;
+    Ok(Json(Paged {
+        items,
+        page,
+        per_page,
+        total,
+    }))
+}

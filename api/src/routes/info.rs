@@ -1,0 +1,90 @@
+//! What this deployment serves: models, queue depth, live workers, version; and label lists.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use shared::keys;
+
+use crate::error::{ApiError, Result};
+use crate::routes::health::live_workers;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/info", get(get_info))
+        .route("/models/{name}/labels", get(get_labels))
+}
+
+/// One model in `/info`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelInfo {
+    pub name: String,
+    pub description: String,
+    pub input_size: u32,
+    pub default: bool,
+    /// Live workers that have it loaded.
+    pub workers: usize,
+    pub queue_depth: u64,
+}
+
+/// `/info` body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Info {
+    pub version: String,
+    pub default_model: String,
+    pub queue_depth: u64,
+    pub workers_live: usize,
+    pub models: Vec<ModelInfo>,
+}
+
+/// Models (those of the registry, benchmark graphs only while a worker serves them).
+#[utoipa::path(get, path = "/info", tag = "info", responses((status = 200, body = Info)))]
+pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
+    let workers = live_workers(&state).await?;
+    let mut conn = state.redis.get().await?;
+    let mut models = Vec::new();
+    let mut total = 0;
+    for (name, spec) in &state.registry.models {
+        let serving = workers.iter().filter(|w| w.models.contains(name)).count();
+        if spec.benchmark_only && serving == 0 {
+            continue;
+        }
+        let depth: u64 = conn.xlen(keys::queue(name)).await?;
+        total += depth;
+        models.push(ModelInfo {
+            name: name.clone(),
+            description: spec.description.clone(),
+            input_size: spec.input_size,
+            default: *name == state.default_model,
+            workers: serving,
+            queue_depth: depth,
+        });
+    }
+    Ok(Json(Info {
+        version: shared::VERSION.to_owned(),
+        default_model: state.default_model.clone(),
+        queue_depth: total,
+        workers_live: workers.len(),
+        models,
+    }))
+}
+
+/// The class names of a model, index = class id.
+#[utoipa::path(get, path = "/models/{name}/labels", tag = "info", responses((status = 200), (status = 404)))]
+pub async fn get_labels(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    let labels = state
+        .registry
+        .labels(
+            &name,
+            &state.cfg.common.models_dir,
+            &state.cfg.common.registry_dir(),
+        )
+        .map_err(|_| ApiError::not_found("model"))?;
+    Ok(Json(serde_json::json!({ "model": name, "labels": labels })))
+}

@@ -1,0 +1,56 @@
+//! One module per resource, each exposing `router()`; merged here.
+
+pub mod feedback;
+pub mod health;
+pub mod info;
+pub mod predict;
+pub mod predictions;
+pub mod upload;
+pub mod users;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Every route of the API.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(info::router())
+        .merge(users::router())
+        .merge(predictions::router())
+        .merge(predict::router())
+        .merge(feedback::router())
+}
+
+/// `?page=&per_page=` for listings.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+pub struct Page {
+    /// 1-based page number.
+    pub page: Option<u32>,
+    /// Items per page (1..=100, default 20).
+    pub per_page: Option<u32>,
+}
+
+impl Page {
+    /// (page, per_page, limit, offset) with defaults and bounds applied.
+    pub fn bounds(self) -> (u32, u32, i64, i64) {
+        let page = self.page.unwrap_or(1).max(1);
+        let per = self.per_page.unwrap_or(20).clamp(1, 100);
+        (
+            page,
+            per,
+            i64::from(per),
+            i64::from(page - 1) * i64::from(per),
+        )
+    }
+}
+
+/// A page of items.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: i64,
+}

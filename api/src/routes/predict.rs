@@ -1,0 +1,86 @@
+//! The seeds' synchronous endpoint: upload, wait for the worker, answer with the top class.
+//! Errors carry `success: false` beside the usual `error` object.
+
+use std::time::Duration;
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+
+use shared::JobStatus;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::jobs;
+use crate::routes::upload::read_upload;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/predict", post(create_predict))
+}
+
+/// Classifies one image synchronously; 504 when no result arrives within `PREDICT_TIMEOUT`.
+#[utoipa::path(post, path = "/predict", tag = "predictions", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", description = "`file` (required), `model`, `top_k`"),
+    responses((status = 200, description = "`{success, prediction, score, image_file_name, predictions}`"),
+        (status = 400), (status = 413), (status = 415), (status = 504)))]
+pub async fn create_predict(
+    State(state): State<AppState>,
+    user: AuthUser,
+    form: Result<Multipart, MultipartRejection>,
+) -> Response {
+    match predict(&state, &user, form).await {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => {
+            let (status, _) = e.parts();
+            let body = json!({"success": false, "error": e.body()});
+            let mut resp = e.into_response();
+            *resp.body_mut() = axum::body::Body::from(body.to_string());
+            *resp.status_mut() = status;
+            resp
+        }
+    }
+}
+
+async fn predict(
+    state: &AppState,
+    user: &AuthUser,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<serde_json::Value, ApiError> {
+    let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
+    let sub = jobs::submit(state, user, upload).await?;
+    let timeout = Duration::from_secs(state.cfg.predict_timeout);
+    let job = jobs::wait(state, user, &sub.job.job_id, timeout).await?;
+    match (job.status, job.result) {
+        (JobStatus::Done, Some(r)) => {
+            let top = r.predictions.first().cloned();
+            Ok(json!({
+                "success": true,
+                "prediction": top.as_ref().map(|p| p.label.clone()),
+                "score": top.as_ref().map(|p| p.score),
+                "image_file_name": job.image_file_name,
+                "predictions": r.predictions,
+                "model": r.model,
+                "elapsed_ms": r.elapsed_ms,
+                "job_id": job.job_id,
+                "cached": job.cached,
+            }))
+        }
+        (JobStatus::Failed, _) => Err(ApiError::BadRequest {
+            code: "invalid_image",
+            message: job
+                .error
+                .unwrap_or_else(|| "the image could not be classified".into()),
+        }),
+        _ => Err(ApiError::Timeout(format!(
+            "no result within {} s; the job {} is still {} - poll /predictions/{} for it",
+            state.cfg.predict_timeout,
+            job.job_id,
+            job.status.as_str(),
+            job.job_id
+        ))),
+    }
+}

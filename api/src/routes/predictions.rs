@@ -1,0 +1,151 @@
+//! Asynchronous classification: submit, read (optionally waiting), list history, and the
+//! image and thumbnail of a job.
+
+use std::time::Duration;
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use shared::Job;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Result};
+use crate::jobs;
+use crate::routes::upload::read_upload;
+use crate::routes::{Page, Paged};
+use crate::state::AppState;
+
+/// Longest `?wait` a client may ask for.
+pub const MAX_WAIT_SECS: f64 = 30.0;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/predictions",
+            get(list_predictions).post(create_prediction),
+        )
+        .route("/predictions/{job_id}", get(get_prediction))
+        .route("/predictions/{job_id}/image", get(get_prediction_image))
+        .route(
+            "/predictions/{job_id}/thumbnail",
+            get(get_prediction_thumbnail),
+        )
+}
+
+/// Queues an image: 202 with the job id, or 200 with the finished result from the cache.
+#[utoipa::path(post, path = "/predictions", tag = "predictions", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", description = "`file` (required), `model`, `top_k`"),
+    responses((status = 202, description = "queued"), (status = 200, body = Job, description = "cached result"),
+        (status = 400), (status = 413), (status = 415), (status = 422), (status = 429)))]
+pub async fn create_prediction(
+    State(state): State<AppState>,
+    user: AuthUser,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response> {
+    let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
+    let sub = jobs::submit(&state, &user, upload).await?;
+    if sub.cached {
+        return Ok((StatusCode::OK, Json(sub.job)).into_response());
+    }
+    let url = format!("/predictions/{}", sub.job.job_id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, url.clone())],
+        Json(json!({"job_id": sub.job.job_id, "status": "queued", "status_url": url})),
+    )
+        .into_response())
+}
+
+/// `?wait=S`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct WaitQuery {
+    /// Seconds (at most 30) to hold the request until the job finishes.
+    pub wait: Option<f64>,
+}
+
+/// A job's state; with `?wait` held until it finishes (woken by the worker) or S passes.
+#[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(WaitQuery),
+    responses((status = 200, body = Job), (status = 404)))]
+pub async fn get_prediction(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(job_id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<Job>> {
+    let secs = q.wait.unwrap_or(0.0);
+    if !(0.0..=MAX_WAIT_SECS).contains(&secs) {
+        return Err(ApiError::Validation(
+            format!("wait must be between 0 and {MAX_WAIT_SECS} seconds"),
+            "wait",
+        ));
+    }
+    Ok(Json(
+        jobs::wait(&state, &user, &job_id, Duration::from_secs_f64(secs)).await?,
+    ))
+}
+
+/// The caller's history, newest first.
+#[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page),
+    responses((status = 200, description = "`{items, page, per_page, total}`")))]
+pub async fn list_predictions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(p): Query<Page>,
+) -> Result<Json<Paged<Job>>> {
+    let (page, per_page, limit, offset) = p.bounds();
+    let (items, total) = state
+        .db_call(state.db.history(user.id, limit, offset))
+        .await?;
+    Ok(Json(Paged {
+        items,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+/// The uploaded bytes, while they live in Redis.
+#[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])),
+    responses((status = 200, description = "the image"), (status = 404)))]
+pub async fn get_prediction_image(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(job_id): Path<String>,
+) -> Result<Response> {
+    let (ctype, bytes) = jobs::image(&state, &user, &job_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, "private, max-age=3600".into()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A small JPEG kept with the history.
+#[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])),
+    responses((status = 200, description = "JPEG"), (status = 404)))]
+pub async fn get_prediction_thumbnail(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(job_id): Path<String>,
+) -> Result<Response> {
+    match state.db_call(state.db.thumbnail(&job_id)).await? {
+        Some((owner, Some(t))) if user.may_access(owner) && !t.is_empty() => Ok((
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=86400"),
+            ],
+            t,
+        )
+            .into_response()),
+        _ => Err(ApiError::not_found("thumbnail")),
+    }
+}

@@ -1,0 +1,78 @@
+//! Reading the multipart form of `POST /predictions` and `POST /predict`.
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+use crate::jobs::Upload;
+
+/// Reads `file` (required), `model` and `top_k`; maps size and shape problems to clear errors.
+pub async fn read_upload(
+    form: Result<Multipart, MultipartRejection>,
+    max_bytes: usize,
+) -> Result<Upload, ApiError> {
+    let mut form = form.map_err(|e| ApiError::BadRequest {
+        code: "bad_request",
+        message: format!(
+            "expected a multipart/form-data body with a `file` field ({})",
+            e.body_text()
+        ),
+    })?;
+    let too_large =
+        |e: &axum::extract::multipart::MultipartError| e.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    let mut up = Upload {
+        bytes: Vec::new(),
+        model: None,
+        top_k: None,
+    };
+    let mut have_file = false;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if too_large(&e) => return Err(ApiError::PayloadTooLarge(max_bytes)),
+            Err(e) => {
+                return Err(ApiError::BadRequest {
+                    code: "bad_request",
+                    message: e.body_text(),
+                })
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let data = match field.bytes().await {
+            Ok(d) => d,
+            Err(e) if too_large(&e) => return Err(ApiError::PayloadTooLarge(max_bytes)),
+            Err(e) => {
+                return Err(ApiError::BadRequest {
+                    code: "bad_request",
+                    message: e.body_text(),
+                })
+            }
+        };
+        match name.as_str() {
+            "file" | "image" => {
+                if data.len() > max_bytes {
+                    return Err(ApiError::PayloadTooLarge(max_bytes));
+                }
+                up.bytes = data.to_vec();
+                have_file = true;
+            }
+            "model" => up.model = Some(String::from_utf8_lossy(&data).into_owned()),
+            "top_k" => {
+                let text = String::from_utf8_lossy(&data);
+                let k = text.trim().parse().map_err(|_| {
+                    ApiError::Validation("top_k must be a whole number".into(), "top_k")
+                })?;
+                up.top_k = Some(k);
+            }
+            _ => {}
+        }
+    }
+    if !have_file {
+        return Err(ApiError::BadRequest {
+            code: "missing_file",
+            message: "the form has no `file` field".into(),
+        });
+    }
+    Ok(up)
+}

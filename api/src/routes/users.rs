@@ -1,0 +1,313 @@
+//! Registration, login and user administration.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{hash_password, verify_password, AuthUser};
+use crate::db::User;
+use crate::error::{ApiError, AppJson, Result};
+use crate::routes::{Page, Paged};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(create_user).get(list_users))
+        .route("/users/me", get(get_me))
+        .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/login", post(create_login))
+}
+
+/// Registration body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Checks the fields; the error names the first bad one.
+pub fn validate_user(u: &NewUser) -> Result<()> {
+    let name_len = u.name.trim().chars().count();
+    if !(2..=50).contains(&name_len) {
+        return Err(ApiError::Validation(
+            "name must be 2 to 50 characters".into(),
+            "name",
+        ));
+    }
+    if !valid_email(&u.email) {
+        return Err(ApiError::Validation(
+            "email must look like name@example.com".into(),
+            "email",
+        ));
+    }
+    let pw = u.password.expose_secret().chars().count();
+    if !(8..=256).contains(&pw) {
+        return Err(ApiError::Validation(
+            "password must be 8 to 256 characters".into(),
+            "password",
+        ));
+    }
+    Ok(())
+}
+
+/// A pragmatic email shape: one `@`, a non-empty local part, a dotted domain, no spaces.
+pub fn valid_email(e: &str) -> bool {
+    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.split('.').count() >= 2
+        && domain
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '-'))
+}
+
+/// Registers a user: 201, 409 on a taken email, 422 naming an invalid field.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = User), (status = 409), (status = 422)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<NewUser>,
+) -> Result<Response> {
+    validate_user(&body)?;
+    let email = body.email.trim().to_lowercase();
+    if state
+        .db_call(state.db.user_by_email(&email))
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(
+            "an account with that email already exists".into(),
+        ));
+    }
+    let hash = hash_password(body.password.expose_secret().to_owned()).await?;
+    let user = state
+        .db_call(state.db.create_user(body.name.trim(), &email, &hash, false))
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict("an account with that email already exists".into())
+            }
+            other => other,
+        })?;
+    let location = format!("/users/{}", user.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(user),
+    )
+        .into_response())
+}
+
+/// Login body (JSON or OAuth2 password form).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LoginForm {
+    /// The email (OAuth2 calls it `username`).
+    #[serde(alias = "email")]
+    pub username: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Exchanges email + password for a bearer token; 401 with the same body for an unknown
+/// email or a wrong password.
+#[utoipa::path(post, path = "/login", tag = "users", request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{access_token, token_type, expires_in}`"), (status = 401)))]
+pub async fn create_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let form: LoginForm = if is_json {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Validation(format!("invalid login body: {e}"), "body"))?
+    } else {
+        serde_urlencoded_form(&body)?
+    };
+    let email = form.username.trim().to_lowercase();
+    let user = state.db_call(state.db.user_by_email(&email)).await?;
+    let ok = verify_password(
+        form.password.expose_secret().to_owned(),
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(ApiError::Unauthorized("wrong email or password".into())),
+    };
+    let token = state.jwt.issue(user.id)?;
+    Ok(Json(
+        json!({"access_token": token, "token_type": "bearer", "expires_in": state.jwt.ttl_secs}),
+    ))
+}
+
+fn serde_urlencoded_form(body: &[u8]) -> Result<LoginForm> {
+    let mut username = None;
+    let mut password = None;
+    for (k, v) in form_urlencoded_pairs(body) {
+        match k.as_str() {
+            "username" | "email" => username = Some(v),
+            "password" => password = Some(v),
+            _ => {}
+        }
+    }
+    match (username, password) {
+        (Some(u), Some(p)) => Ok(LoginForm {
+            username: u,
+            password: SecretString::from(p),
+        }),
+        (None, _) => Err(ApiError::Validation(
+            "username is required".into(),
+            "username",
+        )),
+        (_, None) => Err(ApiError::Validation(
+            "password is required".into(),
+            "password",
+        )),
+    }
+}
+
+/// Decodes `a=b&c=d` with `+` and percent escapes.
+fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |s: &str| -> String {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                if let Ok(b) =
+                    u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16)
+                {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The caller.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401)))]
+pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
+    get_user(State(state), user.clone(), Path(user.id)).await
+}
+
+/// One user (self or admin).
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 404)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> Result<Json<User>> {
+    if !user.may_access(id) {
+        return Err(ApiError::not_found("user"));
+    }
+    state
+        .db_call(state.db.user_by_id(id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Deletes a user and all their data (self or admin).
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), responses((status = 204), (status = 404)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    if !user.may_access(id) {
+        return Err(ApiError::not_found("user"));
+    }
+    if state.db_call(state.db.delete_user(id)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("user"))
+    }
+}
+
+/// All users (admin only).
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page), responses((status = 200), (status = 403)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(p): Query<Page>,
+) -> Result<Json<Paged<User>>> {
+    if !user.is_admin {
+        return Err(ApiError::Forbidden("only an admin can list users".into()));
+    }
+    let (page, per_page, limit, offset) = p.bounds();
+    let (items, total) = state.db_call(state.db.list_users(limit, offset)).await?;
+    Ok(Json(Paged {
+        items,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_shapes() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@b.co",
+            "a@b",
+            "a b@c.de",
+            "a@@b.co",
+            "a@b..co",
+            "x'; DROP TABLE users;--@x.io",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn form_decoding_handles_escapes() {
+        let pairs = form_urlencoded_pairs(b"username=a%40b.co&password=p+w%21");
+        assert_eq!(
+            pairs,
+            vec![
+                ("username".into(), "a@b.co".into()),
+                ("password".into(), "p w!".into())
+            ]
+        );
+    }
+}
