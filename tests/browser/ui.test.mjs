@@ -281,7 +281,12 @@ test("a person signs up, classifies Grace Hopper, sends feedback, finds it in hi
   await page.waitForURL(`${uiUrl}/history`);
   const card = page.locator(`a[href="/results/${jobId}"]`);
   await card.waitFor();
-  assert.match((await card.innerText()).toLowerCase(), /academic gown/);
+  // The API records finished jobs into the history asynchronously: allow it a few seconds.
+  for (let i = 0; i < 20 && !/academic gown/.test((await card.innerText()).toLowerCase()); i++) {
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  assert.match((await card.innerText()).toLowerCase(), /academic gown/, "history shows the finished result");
   const thumb = card.locator("img");
   await page.waitForFunction((el) => el.complete, await thumb.elementHandle());
   const thumbResp = await page.context().request.get(`${uiUrl}/results/${jobId}/thumbnail`);

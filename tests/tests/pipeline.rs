@@ -1,0 +1,405 @@
+//! End-to-end: real api and worker binaries on free ports against a private Redis, the real
+//! EfficientNet-Lite0 model and real HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use e2e::*;
+use redis::AsyncCommands;
+use serde_json::Value;
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(w, h))
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A valid PNG whose header declares `w` x `h` pixels (CRC fixed up).
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut b = png(16, 16);
+    b[16..20].copy_from_slice(&w.to_be_bytes());
+    b[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&b[12..29]);
+    b[29..33].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn unique(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b.extend_from_slice(tag.as_bytes());
+    b
+}
+
+fn top1(job: &Value) -> String {
+    job["result"]["predictions"][0]["label"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_wait_predict_and_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let env = base_env(&redis.url());
+    let api = Api::start(dir.path(), &env);
+    let _worker = start_worker(dir.path(), "worker", &env);
+    wait_ready(&api, Duration::from_secs(60));
+    let c = Client::register(&api.url).await;
+
+    // 202 + job id + Location, then one ?wait call returns the finished result.
+    let (status, body, location) = c.upload("/predictions", grace_hopper(), None).await;
+    assert_eq!(status, 202, "{body}");
+    let job_id = body["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["status"], "queued");
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/predictions/{job_id}").as_str())
+    );
+    let started = Instant::now();
+    let (status, job) = c.get(&format!("/predictions/{job_id}?wait=10")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        job["status"], "done",
+        "a single ?wait call returns the result: {job}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the worker, not by the timeout"
+    );
+    assert_eq!(top1(&job), "academic gown");
+    let preds = job["result"]["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 5);
+    assert_eq!(preds[1]["label"], "mortarboard");
+    assert!((preds[0]["score"].as_f64().unwrap() - 0.255).abs() < 0.05);
+    assert_eq!(job["cached"], false);
+    assert!(job["image_file_name"].as_str().unwrap().ends_with(".jpg"));
+
+    // Same bytes again: answered from the cache at once, with its own job id.
+    let (status, cached, _) = c.upload("/predictions", grace_hopper(), None).await;
+    assert_eq!(status, 200, "{cached}");
+    assert_eq!(cached["cached"], true);
+    assert_eq!(cached["status"], "done");
+    assert_ne!(cached["job_id"], job["job_id"]);
+    assert_eq!(cached["result"], job["result"]);
+
+    // The synchronous form agrees on the top class.
+    let (status, sync, _) = c
+        .upload("/predict", unique(&grace_hopper(), "sync"), None)
+        .await;
+    assert_eq!(status, 200, "{sync}");
+    assert_eq!(sync["success"], true);
+    assert_eq!(sync["prediction"], "academic gown");
+    assert_eq!(sync["predictions"].as_array().unwrap().len(), 5);
+    assert!(sync["image_file_name"].as_str().unwrap().ends_with(".jpg"));
+
+    // History has all three, newest first; the thumbnail and image are served to the owner only.
+    let (status, hist) = c.get("/predictions").await;
+    assert_eq!(status, 200);
+    assert_eq!(hist["total"], 3, "{hist}");
+    let other = Client::register(&api.url).await;
+    let (status, _) = other.get(&format!("/predictions/{job_id}")).await;
+    assert_eq!(status, 404, "foreign job ids are not found");
+    let r = c
+        .http
+        .get(format!("{}/predictions/{job_id}/image", api.url))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), grace_hopper());
+    let thumb_ok = wait_until(Duration::from_secs(10), || {
+        let url = format!("{}/predictions/{job_id}/thumbnail", api.url);
+        let token = c.token.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map(|r| r.status() == 200)
+                    .unwrap_or(false)
+            })
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(thumb_ok.is_ok(), "thumbnail recorded in the history");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let mut env = base_env(&redis.url());
+    env.push(("MAX_UPLOAD_BYTES".into(), "1000000".into()));
+    let api = Api::start(dir.path(), &env);
+    let worker = start_worker(dir.path(), "worker", &env);
+    wait_ready(&api, Duration::from_secs(60));
+    let c = Client::register(&api.url).await;
+    let photo = grace_hopper();
+
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+        ("empty body", Vec::new(), None, 400, "empty_file"),
+        (
+            "text named .jpg",
+            b"hello, I am a text file pretending to be a photo\n".to_vec(),
+            None,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "truncated JPEG",
+            photo[..photo.len() / 2].to_vec(),
+            None,
+            400,
+            "invalid_image",
+        ),
+        ("1x1 PNG", png(1, 1), None, 422, "image_too_small"),
+        (
+            "PNG declaring 50000x50000",
+            png_declaring(50_000, 50_000),
+            None,
+            413,
+            "image_too_large",
+        ),
+        (
+            "over the size limit",
+            unique(&photo, &"x".repeat(1_100_000)),
+            None,
+            413,
+            "payload_too_large",
+        ),
+        (
+            "unknown model",
+            photo.clone(),
+            Some("no-such-model"),
+            422,
+            "unknown_model",
+        ),
+    ];
+    for path in ["/predictions", "/predict"] {
+        for (what, bytes, model, status, code) in &cases {
+            let (got, body, _) = c.upload(path, bytes.clone(), *model).await;
+            assert_eq!(got, *status, "{path} {what}: {body}");
+            assert_eq!(body["error"]["code"], *code, "{path} {what}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{what}"
+            );
+            if path == "/predict" {
+                assert_eq!(body["success"], false, "{what}");
+            }
+        }
+    }
+    // A form without a file, an unknown job id, an unknown route, no token.
+    let r = c
+        .http
+        .post(format!("{}/predictions", api.url))
+        .bearer_auth(&c.token)
+        .multipart(reqwest::multipart::Form::new().text("model", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (status, body) = c
+        .get("/predictions/00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = c.get("/no/such/route").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}/predictions", api.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+
+    // A hostile file that slips past the API's header checks (pushed straight into Redis):
+    // it fails its own job with a reason, and the worker serves the next good job.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut hostile = png(64, 64);
+    let n = hostile.len();
+    for b in &mut hostile[40..n - 20] {
+        *b = 0xAB;
+    }
+    let sha = "f".repeat(64);
+    let job_id = "hostile-job";
+    let _: () = conn.set(shared::keys::image(&sha), hostile).await.unwrap();
+    let _: () = conn
+        .hset_multiple(
+            shared::keys::job(job_id),
+            &[
+                ("status", "queued"),
+                ("model", "efficientnet-lite0"),
+                ("owner", &c.user_id.to_string()),
+                ("created_ms", "0"),
+            ],
+        )
+        .await
+        .unwrap();
+    let q = shared::QueuedJob {
+        job_id: job_id.into(),
+        model: "efficientnet-lite0".into(),
+        sha256: sha,
+        top_k: 5,
+        enqueued_ms: 0,
+    };
+    let _: String = conn
+        .xadd(
+            shared::keys::queue("efficientnet-lite0"),
+            "*",
+            &[("job", serde_json::to_string(&q).unwrap())],
+        )
+        .await
+        .unwrap();
+    let failed = c.wait_done(job_id, Duration::from_secs(20)).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be decoded"),
+        "{failed}"
+    );
+
+    let (status, body, _) = c
+        .upload("/predictions", unique(&photo, "after-bad"), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job = c
+        .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
+    assert_eq!(top1(&job), "academic gown");
+    drop(worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let env = base_env(&redis.url());
+    let api = Api::start(dir.path(), &env);
+    let _w1 = start_worker(dir.path(), "worker-1", &env);
+    let _w2 = start_worker(dir.path(), "worker-2", &env);
+    wait_ready(&api, Duration::from_secs(60));
+    // Both heartbeats present before the load starts.
+    let c = Client::register(&api.url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, info) = c.get("/info").await;
+        if info["workers_live"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "second worker never showed up: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let photo = grace_hopper();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let (status, body, _) = c
+            .upload("/predictions", unique(&photo, &format!("job-{i}")), None)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["job_id"].as_str().unwrap().to_owned());
+    }
+    let mut handles = Vec::new();
+    for id in ids.clone() {
+        let c = c.clone();
+        handles.push(tokio::spawn(async move {
+            c.wait_done(&id, Duration::from_secs(120)).await
+        }));
+    }
+    for h in handles {
+        let job = h.await.unwrap();
+        assert_eq!(job["status"], "done", "{job}");
+        assert_eq!(top1(&job), "academic gown");
+    }
+
+    // Exactly once: the workers' own counters add up to 50, both took part, and the
+    // history holds 50 distinct finished rows.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await; // one more heartbeat with final counts
+    let wids: Vec<String> = conn.zrange(shared::keys::WORKERS, 0, -1).await.unwrap();
+    let mut done = Vec::new();
+    for w in wids {
+        let info: String = conn.get(shared::keys::worker(&w)).await.unwrap();
+        let info: shared::job::WorkerInfo = serde_json::from_str(&info).unwrap();
+        done.push(info.jobs_done);
+    }
+    assert_eq!(done.iter().sum::<u64>(), 50, "{done:?}");
+    assert!(done.iter().all(|&d| d > 0), "both workers served: {done:?}");
+    let depth: u64 = conn
+        .xlen(shared::keys::queue("efficientnet-lite0"))
+        .await
+        .unwrap();
+    assert_eq!(depth, 0, "every stream entry acknowledged and removed");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, hist) = c.get("/predictions?per_page=100").await;
+        let items = hist["items"].as_array().unwrap();
+        let finished: HashSet<&str> = items
+            .iter()
+            .filter(|j| j["status"] == "done")
+            .map(|j| j["job_id"].as_str().unwrap())
+            .collect();
+        if finished.len() == 50 {
+            assert_eq!(hist["total"], 50);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history has {} finished rows",
+            finished.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
