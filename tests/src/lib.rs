@@ -217,7 +217,7 @@ pub fn start_worker(dir: &Path, name: &str, env: &[(String, String)]) -> Proc {
 }
 
 /// Polls `f` (a test-side readiness probe, not product code) until it is true.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Result<(), ()> {
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Result<(), TimedOut> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if f() {
@@ -225,8 +225,12 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Result<(), ()
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(())
+    Err(TimedOut)
 }
+
+/// `wait_until` gave up.
+#[derive(Debug)]
+pub struct TimedOut;
 
 /// Minimal blocking probe used while processes start.
 mod reqwest {

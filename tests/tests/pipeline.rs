@@ -165,7 +165,9 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
     let c = Client::register(&api.url).await;
     let photo = grace_hopper();
 
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    // (what, bytes, model, status, error code)
+    type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("empty body", Vec::new(), None, 400, "empty_file"),
         (
             "text named .jpg",

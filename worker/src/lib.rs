@@ -78,6 +78,9 @@ pub enum Handled {
     Skipped,
 }
 
+/// Loaded models by name.
+pub type Models = HashMap<String, Arc<Model>>;
+
 /// Loaded models plus everything needed to run jobs.
 pub struct Worker {
     pub cfg: WorkerConfig,
@@ -88,9 +91,7 @@ pub struct Worker {
 }
 
 /// Loads the runtime and every configured model (blocking work, done once).
-pub fn load_models(
-    cfg: &WorkerConfig,
-) -> anyhow::Result<(Vec<String>, HashMap<String, Arc<Model>>)> {
+pub fn load_models(cfg: &WorkerConfig) -> anyhow::Result<(Vec<String>, Models)> {
     let registry = cfg.common.registry()?;
     let listed: Vec<String> = cfg
         .models
