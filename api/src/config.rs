@@ -91,6 +91,9 @@ impl ApiConfig {
     /// The JWT signing key, or a clear reason the API must not start.
     pub fn jwt_key(&self) -> anyhow::Result<Vec<u8>> {
         match (&self.jwt_secret, self.app_env) {
+            (Some(s), AppEnv::Production) if s.expose_secret().contains("change-me") => anyhow::bail!(
+                "JWT_SECRET still holds the placeholder from .env.original: set it to a random value (e.g. `openssl rand -hex 32`)"
+            ),
             (Some(s), _) if s.expose_secret().len() >= 32 => Ok(s.expose_secret().as_bytes().to_vec()),
             (Some(_), AppEnv::Production) => anyhow::bail!(
                 "JWT_SECRET is too short: use at least 32 random bytes (e.g. `openssl rand -hex 32`)"
@@ -136,5 +139,10 @@ mod tests {
             Some(long.into_bytes())
         );
         assert!(cfg(&["--app-env", "dev"]).jwt_key().is_ok());
+        let placeholder = "change-me-to-the-output-of-openssl-rand-hex-32";
+        let err = cfg(&["--app-env", "production", "--jwt-secret", placeholder])
+            .jwt_key()
+            .expect_err("placeholder");
+        assert!(err.to_string().contains("placeholder"));
     }
 }
