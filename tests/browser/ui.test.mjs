@@ -319,6 +319,46 @@ test("a text file renamed .jpg is refused with a message on the page", { timeout
   await page.context().close();
 });
 
+test("a file larger than the API accepts is refused with a message on the page", { timeout: 60000 }, async () => {
+  const page = await newPage();
+  await logIn(page);
+  const big = path.join(tmp, "huge-photo.jpg");
+  // A JPEG header followed by 11 MiB of filler: over the API's 10 MiB default upload limit.
+  fs.writeFileSync(big, Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(11 * 1024 * 1024, 7)]));
+  await page.getByLabel("Choose images").setInputFiles(big);
+  await page.getByRole("button", { name: "Classify" }).click();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /“huge-photo\.jpg” is too large/);
+  assertNoRawError(await page.content());
+  await page.context().close();
+});
+
+test("an expired session sends the person to log in again, with a message", { timeout: 60000 }, async () => {
+  const page = await newPage();
+  await page.context().addCookies([{ name: "session", value: "not-a-valid-token", url: uiUrl }]);
+  await page.goto(`${uiUrl}/history`);
+  await page.waitForURL(/\/login\?expired=1/);
+  await page.getByText("Your session has expired. Please log in again.").waitFor();
+  await page.context().close();
+});
+
+test("logging in works with the keyboard alone", { timeout: 60000 }, async () => {
+  const page = await newPage();
+  await page.goto(`${uiUrl}/login`);
+  // The email field has focus on arrival; Tab moves on, Enter submits.
+  await page.keyboard.type(email);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(password);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${uiUrl}/`);
+  // The skip link is the first stop and is visible when focused.
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.textContent.trim());
+  assert.equal(focused, "Skip to content");
+  await page.context().close();
+});
+
 test("several images sent together get a card each on one page", { timeout: 120000 }, async () => {
   const page = await newPage();
   await logIn(page);
