@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -108,7 +108,10 @@ pub fn app(state: AppState) -> Router {
             "/signup",
             get(routes::auth::signup_form).post(routes::auth::signup),
         )
-        .route("/logout", post(routes::auth::logout))
+        .route(
+            "/logout",
+            get(routes::classify::redirect_home).post(routes::auth::logout),
+        )
         .route("/health", get(routes::health))
         .route("/static/{name}", get(assets::serve))
         .fallback(routes::not_found)

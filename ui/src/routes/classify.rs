@@ -34,7 +34,7 @@ pub async fn show(
     )))
 }
 
-/// `GET /classify` (e.g. "try again" after an error): the form lives at `/`.
+/// `GET /classify` and `GET /logout` (e.g. "try again" after an error): back to the form at `/`.
 pub async fn redirect_home() -> Redirect {
     Redirect::to("/")
 }
