@@ -1,8 +1,8 @@
 //! One error type for the API and one JSON shape for every failure:
 //! `{"error": {"code", "message"}}` with the right status. 5xx causes are logged, never sent.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -131,6 +131,16 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
                 ApiError::Conflict("that record already exists".into())
             }
+            // SQLSTATE class 22 (data exception, e.g. a NUL byte in text on PostgreSQL): the
+            // request carried a value the database cannot take, so it is the client's error.
+            sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("22")) => {
+                ApiError::BadRequest {
+                    code: "bad_request",
+                    message:
+                        "a value in the request cannot be stored (for example a NUL character)"
+                            .into(),
+                }
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
             | sqlx::Error::PoolClosed
@@ -154,6 +164,34 @@ pub struct AppJson<T>(pub T);
 impl<T: Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path` whose rejection is our JSON 400.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct AppPath<T>(pub T);
+
+/// `axum::extract::Query` whose rejection is our JSON 400.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest {
+            code: "bad_request",
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest {
+            code: "bad_request",
+            message: r.body_text(),
+        }
     }
 }
 

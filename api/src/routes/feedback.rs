@@ -1,6 +1,6 @@
 //! Feedback on a classification: was it right, and if not, what is in the picture.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::db::{Feedback, NewFeedback};
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, AppQuery as Query, Result};
 use crate::jobs;
 use crate::routes::{Page, Paged};
 use crate::state::AppState;

@@ -1,6 +1,6 @@
 //! What this deployment serves: models, queue depth, live workers, version; and label lists.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use redis::AsyncCommands;
@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use shared::keys;
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, AppPath as Path, Result};
 use crate::routes::health::live_workers;
 use crate::state::AppState;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use serde_json::json;
 use shared::Job;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, AppPath as Path, AppQuery as Query, Result};
 use crate::jobs;
 use crate::routes::upload::read_upload;
 use crate::routes::{Page, Paged};

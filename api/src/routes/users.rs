@@ -1,7 +1,7 @@
 //! Registration, login and user administration.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::auth::{hash_password, verify_password, AuthUser};
 use crate::db::User;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, AppPath as Path, AppQuery as Query, Result};
 use crate::routes::{Page, Paged};
 use crate::state::AppState;
 
@@ -42,7 +42,7 @@ pub fn validate_user(u: &NewUser) -> Result<()> {
             "name",
         ));
     }
-    if !valid_email(&u.email) {
+    if !valid_email(u.email.trim()) {
         return Err(ApiError::Validation(
             "email must look like name@example.com".into(),
             "email",
