@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
 };
@@ -24,6 +25,9 @@ use crate::state::AppState;
 
 /// The broadcast message that tells every waiter to re-read its job (after a reconnect).
 pub const RECHECK_ALL: &str = "*";
+
+/// How long the recorder's XREADGROUP blocks waiting for new results.
+const RECORD_BLOCK: Duration = Duration::from_secs(2);
 
 /// Subscribes to job events until shutdown, reconnecting with backoff.
 pub async fn run_notifier(state: AppState, shutdown: CancellationToken) {
@@ -74,8 +78,27 @@ pub async fn run_notifier(state: AppState, shutdown: CancellationToken) {
 /// Persists finished jobs from the results stream until shutdown.
 pub async fn run_recorder(state: AppState, consumer: String, shutdown: CancellationToken) {
     let mut failures = 0u32;
+    // A connection of its own: the blocking XREADGROUP below would otherwise stall every
+    // request's commands on the shared multiplexed connection (and time them out).
+    let mut own: Option<ConnectionManager> = None;
     while !shutdown.is_cancelled() {
-        let step = record_batch(&state, &consumer);
+        let step = async {
+            let conn = match &own {
+                Some(c) => c.clone(),
+                None => {
+                    let timeout = state.cfg.common.redis_timeout() + RECORD_BLOCK;
+                    let c = tokio::time::timeout(
+                        timeout,
+                        shared::redis_util::connect(&state.cfg.common.redis_url, timeout),
+                    )
+                    .await
+                    .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
+                    own = Some(c.clone());
+                    c
+                }
+            };
+            record_batch(&state, conn, &consumer).await
+        };
         let res = tokio::select! { r = step => r, _ = shutdown.cancelled() => return };
         match res {
             Ok(_) => failures = 0,
@@ -90,12 +113,11 @@ pub async fn run_recorder(state: AppState, consumer: String, shutdown: Cancellat
 }
 
 /// One round: entries this consumer holds (failed earlier), orphans of dead API replicas, then new ones.
-async fn record_batch(state: &AppState, consumer: &str) -> anyhow::Result<usize> {
-    let mut conn = state
-        .redis
-        .get()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+async fn record_batch(
+    state: &AppState,
+    mut conn: ConnectionManager,
+    consumer: &str,
+) -> anyhow::Result<usize> {
     let created: redis::RedisResult<()> = conn
         .xgroup_create_mkstream(keys::RESULTS, keys::RESULTS_GROUP, "0")
         .await;
@@ -131,7 +153,7 @@ async fn record_batch(state: &AppState, consumer: &str) -> anyhow::Result<usize>
         let fresh = StreamReadOptions::default()
             .group(keys::RESULTS_GROUP, consumer)
             .count(50)
-            .block(2000);
+            .block(RECORD_BLOCK.as_millis() as usize);
         let reply: Option<StreamReadReply> =
             conn.xread_options(&[keys::RESULTS], &[">"], &fresh).await?;
         entries.extend(
