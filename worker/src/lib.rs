@@ -167,8 +167,16 @@ impl Worker {
             return Ok(());
         };
         info!(worker = %self.id, models = ?self.model_names, "worker ready");
+        // Its own connection: the main loop's blocking XREADGROUP would delay it otherwise.
+        let mut beat_queue = queue.clone();
+        if let Ok(c) =
+            shared::redis_util::connect(&self.cfg.common.redis_url, self.cfg.common.redis_timeout())
+                .await
+        {
+            beat_queue.conn = c;
+        }
         let heartbeat = tokio::spawn(heartbeat_loop(
-            queue.clone(),
+            beat_queue,
             self.info(),
             self.stats.clone(),
             Duration::from_secs(self.cfg.heartbeat_interval.max(1)),
