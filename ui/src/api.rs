@@ -272,7 +272,7 @@ impl ApiClient {
     }
 
     async fn send(req: RequestBuilder) -> Result<reqwest::Response, ApiError> {
-        let resp = req.send().await?;
+        let resp = Self::send_retrying_stale(req).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -304,6 +304,31 @@ impl ApiClient {
             message: detail.message,
             field: detail.field,
         })
+    }
+
+    /// Send once; a GET that failed before any answer (typically a pooled keep-alive connection
+    /// the API had just closed) is sent once more on a fresh connection. Timeouts are not retried.
+    async fn send_retrying_stale(req: RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let (client, request) = req.build_split();
+        let request = request?;
+        let retry = if request.method() == Method::GET {
+            request.try_clone()
+        } else {
+            None
+        };
+        match client.execute(request).await {
+            Err(err) if !err.is_timeout() && (err.is_request() || err.is_connect()) => {
+                match retry {
+                    Some(again) => {
+                        tracing::debug!(error = %err, "API request failed before an answer; retrying once");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        client.execute(again).await
+                    }
+                    None => Err(err),
+                }
+            }
+            other => other,
+        }
     }
 
     /// `GET /info`: models, queue depth, live workers.
