@@ -51,6 +51,11 @@ fn well_formed(token: &str) -> bool {
 /// A request whose cookie is missing gets a new token; its own form post will then fail the check,
 /// which is right: the form it submits was not issued with that cookie.
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Probes and static files never render a form: no cookie for them.
+    let path = req.uri().path();
+    if path == "/health" || path.starts_with("/static/") {
+        return next.run(req).await;
+    }
     let jar = CookieJar::from_headers(req.headers());
     let existing = jar
         .get(COOKIE)
