@@ -49,6 +49,9 @@ pub struct WorkerConfig {
     /// Worker id in heartbeats and as the Redis consumer name (default: host-pid-random).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
+    /// Jobs in hand at once: while one runs on the session, the next is fetched and decoded.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
     /// Seconds a delivered job may stay unacknowledged before another worker reclaims it.
     #[arg(long, env = "VISIBILITY_TIMEOUT", default_value_t = 30)]
     pub visibility_timeout: u64,

@@ -183,13 +183,47 @@ impl Worker {
             shutdown.clone(),
         ));
 
+        // Several consumers (each with its own connection, since a blocking read stalls a
+        // multiplexed one): while one job holds the session, the next is fetched and decoded.
+        let mut queues = vec![queue.clone()];
+        for _ in 1..self.cfg.concurrency.max(1) {
+            let mut q = queue.clone();
+            if let Ok(c) = shared::redis_util::connect(
+                &self.cfg.common.redis_url,
+                self.cfg.common.redis_timeout(),
+            )
+            .await
+            {
+                q.conn = c;
+            }
+            queues.push(q);
+        }
+        futures::future::join_all(
+            queues
+                .iter_mut()
+                .enumerate()
+                .map(|(i, q)| self.consume(q, &shutdown, i == 0)),
+        )
+        .await;
+
+        self.hand_back(&mut queue).await;
+        heartbeat.abort();
+        if let Err(e) = queue.deregister(&self.id).await {
+            warn!(error = %e, "could not remove the heartbeat");
+        }
+        info!(worker = %self.id, "worker stopped");
+        Ok(())
+    }
+
+    /// One consumer loop: reclaim orphans (primary loop only), read, handle, back off on errors.
+    async fn consume(&self, queue: &mut Queue, shutdown: &CancellationToken, primary: bool) {
         let reclaim_every = Duration::from_secs((self.cfg.visibility_timeout / 2).max(1));
         let mut next_reclaim = Instant::now();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             let step = async {
                 let mut batch = Vec::new();
-                if Instant::now() >= next_reclaim {
+                if primary && Instant::now() >= next_reclaim {
                     for m in &self.model_names {
                         batch.extend(
                             queue
@@ -212,7 +246,7 @@ impl Worker {
                 Ok(batch) => {
                     failures = 0;
                     for d in batch {
-                        if let Err(e) = self.handle_with_grace(&mut queue, d, &shutdown).await {
+                        if let Err(e) = self.handle_with_grace(queue, d, shutdown).await {
                             warn!(error = %e, "redis error while finishing a job; it stays pending and will be retried");
                         }
                     }
@@ -232,14 +266,6 @@ impl Worker {
                 }
             }
         }
-
-        self.hand_back(&mut queue).await;
-        heartbeat.abort();
-        if let Err(e) = queue.deregister(&self.id).await {
-            warn!(error = %e, "could not remove the heartbeat");
-        }
-        info!(worker = %self.id, "worker stopped");
-        Ok(())
     }
 
     async fn connect(&self, shutdown: &CancellationToken) -> Option<Queue> {
