@@ -405,3 +405,39 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predict_and_wait_end_at_their_limits_without_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let mut env = base_env(&redis.url());
+    env.push(("PREDICT_TIMEOUT".into(), "2".into()));
+    let api = Api::start(dir.path(), &env);
+    let c = Client::register(&api.url).await;
+
+    let started = Instant::now();
+    let (status, body, _) = c.upload("/predict", grace_hopper(), None).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"]["code"], "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "ends at PREDICT_TIMEOUT"
+    );
+
+    // ?wait returns the unfinished state when S passes (a long poll, not an error).
+    let (status, body, _) = c
+        .upload("/predictions", unique(&grace_hopper(), "w"), None)
+        .await;
+    assert_eq!(status, 202);
+    let id = body["job_id"].as_str().unwrap();
+    let started = Instant::now();
+    let (status, job) = c.get(&format!("/predictions/{id}?wait=1.5")).await;
+    assert_eq!((status, job["status"].as_str()), (200, Some("queued")));
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    let (status, body) = c.get(&format!("/predictions/{id}?wait=31")).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("wait"))
+    );
+}
