@@ -28,14 +28,35 @@ pub struct Upload {
     pub top_k: Option<usize>,
 }
 
-/// A freshly accepted job: queued, or answered from the cache.
-pub struct Submitted {
-    pub job: Job,
-    pub cached: bool,
+/// The view of a just-accepted job: done from the cache when `cached` holds its result, else queued.
+fn accepted(
+    job_id: String,
+    model: String,
+    image_file_name: String,
+    created: i64,
+    owner: i64,
+    cached: Option<JobResult>,
+) -> Job {
+    Job {
+        job_id,
+        status: if cached.is_some() {
+            JobStatus::Done
+        } else {
+            JobStatus::Queued
+        },
+        model,
+        image_file_name,
+        created_at: shared::time_util::rfc3339(created),
+        cached: cached.is_some(),
+        result: cached,
+        error: None,
+        owner: Some(owner),
+        attempts: 0,
+    }
 }
 
-/// Validates and enqueues an upload for `user`.
-pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Submitted> {
+/// Validates and enqueues an upload for `user`; a cached result comes back already done.
+pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job> {
     let model = state.model(up.model.as_deref())?;
     let top_k = up.top_k.unwrap_or(shared::job::DEFAULT_TOP_K);
     if !(1..=shared::job::MAX_TOP_K).contains(&top_k) {
@@ -53,6 +74,15 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Sub
     let image_file_name = format!("{sha}.{}", info.ext());
     let job_id = uuid::Uuid::now_v7().to_string();
     let created = now_ms();
+    let history_row = NewPrediction {
+        job_id: &job_id,
+        user_id: user.id,
+        image_file_name: &image_file_name,
+        sha256: &sha,
+        model: &model,
+        top_k,
+        created_ms: created,
+    };
     let mut conn = state.redis.get().await?;
 
     // Same bytes + model + top_k within the result TTL: answer from the cache.
@@ -63,15 +93,7 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Sub
     {
         let thumb = cached.get("thumb").cloned().unwrap_or_default();
         state
-            .db_call(state.db.insert_prediction(&NewPrediction {
-                job_id: &job_id,
-                user_id: user.id,
-                image_file_name: &image_file_name,
-                sha256: &sha,
-                model: &model,
-                top_k,
-                created_ms: created,
-            }))
+            .db_call(state.db.insert_prediction(&history_row))
             .await?;
         let result_json = serde_json::to_string(&result).map_err(anyhow::Error::from)?;
         let _: () = redis::pipe()
@@ -106,19 +128,14 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Sub
             }))
             .await?;
         metrics::counter!("jobs_cache_hits_total").increment(1);
-        let job = Job {
+        return Ok(accepted(
             job_id,
-            status: JobStatus::Done,
             model,
             image_file_name,
-            created_at: shared::time_util::rfc3339(created),
-            cached: true,
-            result: Some(result),
-            error: None,
-            owner: Some(user.id),
-            attempts: 0,
-        };
-        return Ok(Submitted { job, cached: true });
+            created,
+            user.id,
+            Some(result),
+        ));
     }
 
     // Backpressure: refuse at once rather than accept work that cannot finish in time.
@@ -129,15 +146,7 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Sub
     }
 
     state
-        .db_call(state.db.insert_prediction(&NewPrediction {
-            job_id: &job_id,
-            user_id: user.id,
-            image_file_name: &image_file_name,
-            sha256: &sha,
-            model: &model,
-            top_k,
-            created_ms: created,
-        }))
+        .db_call(state.db.insert_prediction(&history_row))
         .await?;
     let queued = QueuedJob {
         job_id: job_id.clone(),
@@ -170,19 +179,14 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Sub
         .query_async(&mut conn)
         .await?;
     metrics::counter!("jobs_submitted_total", "model" => model.clone()).increment(1);
-    let job = Job {
+    Ok(accepted(
         job_id,
-        status: JobStatus::Queued,
         model,
         image_file_name,
-        created_at: shared::time_util::rfc3339(created),
-        cached: false,
-        result: None,
-        error: None,
-        owner: Some(user.id),
-        attempts: 0,
-    };
-    Ok(Submitted { job, cached: false })
+        created,
+        user.id,
+        None,
+    ))
 }
 
 /// The job as its owner (or an admin) may see it: live state from Redis, else the history

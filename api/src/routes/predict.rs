@@ -51,9 +51,9 @@ async fn predict(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<serde_json::Value, ApiError> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
-    let sub = jobs::submit(state, user, upload).await?;
+    let submitted = jobs::submit(state, user, upload).await?;
     let timeout = Duration::from_secs(state.cfg.predict_timeout);
-    let job = jobs::wait(state, user, &sub.job.job_id, timeout).await?;
+    let job = jobs::wait(state, user, &submitted.job_id, timeout).await?;
     match (job.status, job.result) {
         (JobStatus::Done, Some(r)) => {
             let top = r.predictions.first().cloned();

@@ -49,15 +49,15 @@ pub async fn create_prediction(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
-    let sub = jobs::submit(&state, &user, upload).await?;
-    if sub.cached {
-        return Ok((StatusCode::OK, Json(sub.job)).into_response());
+    let job = jobs::submit(&state, &user, upload).await?;
+    if job.cached {
+        return Ok((StatusCode::OK, Json(job)).into_response());
     }
-    let url = format!("/predictions/{}", sub.job.job_id);
+    let url = format!("/predictions/{}", job.job_id);
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, url.clone())],
-        Json(json!({"job_id": sub.job.job_id, "status": "queued", "status_url": url})),
+        Json(json!({"job_id": job.job_id, "status": "queued", "status_url": url})),
     )
         .into_response())
 }
