@@ -67,8 +67,9 @@ pub struct WorkerConfig {
     /// Seconds to finish the job in hand after SIGTERM before handing it back.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace: u64,
-    /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it.
-    #[arg(long, env = "FAULT_INJECTION", default_value_t = false)]
+    /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it
+    /// (`FAULT_INJECTION=1`, `true`, `yes` or `on` turn it on).
+    #[arg(long, env = "FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub fault_injection: bool,
 }
 
