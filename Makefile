@@ -23,8 +23,8 @@ ort: ## install the ONNX Runtime library into .ort/ from the PyPI wheel
 bench: ## raw ort throughput vs end-to-end throughput (make bench ARGS="...")
 	scripts/bench.sh $(ARGS)
 
-soak: ## long-running load test against a running stack (make soak ARGS="...")
-	python3 stress/soak.py $(ARGS)
+soak: ## private stack (redis, api, 2 workers) under stress/soak.py for SOAK_MINUTES (10) (make soak ARGS="...")
+	scripts/soak.sh $(ARGS)
 
 fmt: ## format the Rust code
 	cargo fmt --all
