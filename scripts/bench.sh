@@ -21,6 +21,8 @@ work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+# CPU time (ms) a process has used so far: utime + stime from /proc/PID/stat.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 rport="$(free_port)"
@@ -43,9 +45,18 @@ for model in ${BENCH_MODELS:-resnet50-synthetic efficientnet-lite0}; do
   done
   curl -fs "http://127.0.0.1:$aport/ready" >/dev/null || { cat "$work/api-$model.log" "$work/worker-$model.log"; exit 1; }
   echo "== $model"
+  declare -A before=([api]="$(cpu_ms "$api_pid")" [worker]="$(cpu_ms "$worker_pid")" [redis]="$(cpu_ms "${pids[0]}")")
   target/release/worker bench --model "$model" --api-url "http://127.0.0.1:$aport" \
     --jobs "${BENCH_JOBS:-100}" --clients "${BENCH_CLIENTS:-4}" --iterations "${BENCH_ITERATIONS:-100}" \
     --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$repo/stress/reports/bench.jsonl"
+  # Where the end-to-end CPU went (the raw phase runs in the bench process, not in these).
+  jobs="${BENCH_JOBS:-100}"
+  printf 'CPU per end-to-end image:'
+  for name in api worker redis; do
+    case "$name" in api) pid="$api_pid" ;; worker) pid="$worker_pid" ;; redis) pid="${pids[0]}" ;; esac
+    printf ' %s %.1f ms' "$name" "$(awk -v a="$(cpu_ms "$pid")" -v b="${before[$name]}" -v n="$jobs" 'BEGIN { print (a - b) / (n + 1) }')"
+  done
+  echo
   kill "$api_pid" "$worker_pid"
   wait "$api_pid" "$worker_pid" 2>/dev/null || true
 done

@@ -67,6 +67,10 @@ pub struct WorkerConfig {
     /// Seconds to finish the job in hand after SIGTERM before handing it back.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace: u64,
+    /// Let ONNX Runtime's intra-op threads spin between operators (faster alone on a box,
+    /// but the spinning takes CPU from decoding and the other processes on a small machine).
+    #[arg(long, env = "ORT_SPIN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub ort_spin: bool,
     /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it
     /// (`FAULT_INJECTION=1`, `true`, `yes` or `on` turn it on).
     #[arg(long, env = "FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]

@@ -125,6 +125,7 @@ pub fn load_models(cfg: &WorkerConfig) -> anyhow::Result<(Vec<String>, Models)> 
             name,
             &cfg.common.models_dir,
             cfg.threads(),
+            cfg.ort_spin,
         )?;
         info!(model = %name, threads = cfg.threads(), ms = started.elapsed().as_millis() as u64, "model loaded");
         models.insert(name.clone(), Arc::new(m));

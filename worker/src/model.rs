@@ -81,6 +81,7 @@ impl Model {
         name: &str,
         models_dir: &Path,
         threads: usize,
+        spin: bool,
     ) -> anyhow::Result<Self> {
         let spec = registry.get(name)?.clone();
         let path = registry.model_path(name, models_dir)?;
@@ -92,6 +93,13 @@ impl Model {
             })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            .and_then(|b| {
+                b.with_config_entry(
+                    "session.intra_op.allow_spinning",
+                    if spin { "1" } else { "0" },
+                )
+                .map_err(Into::into)
+            })
             .and_then(|mut b| b.commit_from_file(&path))
             .map_err(|e| {
                 anyhow::anyhow!("cannot load model {name} from {}: {e}", path.display())
