@@ -194,26 +194,3 @@ impl Application {
         Ok(())
     }
 }
-
-/// A token cancelled on SIGTERM or Ctrl-C.
-pub fn shutdown_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term => {},
-        }
-        info!("shutdown signal received");
-        t.cancel();
-    });
-    token
-}

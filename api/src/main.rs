@@ -10,7 +10,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None | Some(Command::Serve) => match api::Application::build(cli.config).await {
-            Ok(app) => app.run(api::shutdown_signal()).await,
+            Ok(app) => app.run(shared::shutdown::signal()).await,
             Err(e) => Err(e),
         },
         Some(Command::CreateAdmin) => create_admin(cli.config).await,

@@ -6,6 +6,7 @@ pub mod job;
 pub mod keys;
 pub mod redis_util;
 pub mod registry;
+pub mod shutdown;
 pub mod telemetry;
 pub mod time_util;
 pub mod upload;

@@ -26,6 +26,22 @@ pub fn grace_hopper() -> Vec<u8> {
     std::fs::read(shared_dir().join("testdata/grace_hopper.jpg")).unwrap()
 }
 
+/// The bytes with a trailer after the image data: decoders ignore it, but the SHA-256 (and so
+/// the result cache) sees a new upload.
+pub fn with_trailer(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b.extend_from_slice(tag.as_bytes());
+    b
+}
+
+/// The top-1 label of a job view (empty when it has no result).
+pub fn top1(job: &serde_json::Value) -> String {
+    job["result"]["predictions"][0]["label"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use e2e::*;
 use redis::AsyncCommands;
-use serde_json::Value;
 
 fn png(w: u32, h: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
@@ -42,19 +41,6 @@ fn png_declaring(w: u32, h: u32) -> Vec<u8> {
     let crc = crc32(&b[12..29]);
     b[29..33].copy_from_slice(&crc.to_be_bytes());
     b
-}
-
-fn unique(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    b.extend_from_slice(tag.as_bytes());
-    b
-}
-
-fn top1(job: &Value) -> String {
-    job["result"]["predictions"][0]["label"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -105,7 +91,7 @@ async fn upload_wait_predict_and_cache() {
 
     // The synchronous form agrees on the top class.
     let (status, sync, _) = c
-        .upload("/predict", unique(&grace_hopper(), "sync"), None)
+        .upload("/predict", with_trailer(&grace_hopper(), "sync"), None)
         .await;
     assert_eq!(status, 200, "{sync}");
     assert_eq!(sync["success"], true);
@@ -193,7 +179,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         ),
         (
             "over the size limit",
-            unique(&photo, &"x".repeat(1_100_000)),
+            with_trailer(&photo, &"x".repeat(1_100_000)),
             None,
             413,
             "payload_too_large",
@@ -305,7 +291,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
     );
 
     let (status, body, _) = c
-        .upload("/predictions", unique(&photo, "after-bad"), None)
+        .upload("/predictions", with_trailer(&photo, "after-bad"), None)
         .await;
     assert_eq!(status, 202, "{body}");
     let job = c
@@ -343,7 +329,11 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
     let mut ids = Vec::new();
     for i in 0..50 {
         let (status, body, _) = c
-            .upload("/predictions", unique(&photo, &format!("job-{i}")), None)
+            .upload(
+                "/predictions",
+                with_trailer(&photo, &format!("job-{i}")),
+                None,
+            )
             .await;
         assert_eq!(status, 202, "{body}");
         ids.push(body["job_id"].as_str().unwrap().to_owned());
@@ -427,7 +417,7 @@ async fn predict_and_wait_end_at_their_limits_without_a_worker() {
 
     // ?wait returns the unfinished state when S passes (a long poll, not an error).
     let (status, body, _) = c
-        .upload("/predictions", unique(&grace_hopper(), "w"), None)
+        .upload("/predictions", with_trailer(&grace_hopper(), "w"), None)
         .await;
     assert_eq!(status, 202);
     let id = body["job_id"].as_str().unwrap();

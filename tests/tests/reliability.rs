@@ -17,19 +17,6 @@ use tokio::sync::watch;
 
 const MODEL: &str = "efficientnet-lite0";
 
-fn tagged(tag: &str) -> Vec<u8> {
-    let mut b = grace_hopper();
-    b.extend_from_slice(tag.as_bytes());
-    b
-}
-
-fn top1(job: &Value) -> String {
-    job["result"]["predictions"][0]["label"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = env.to_vec();
     for (k, v) in extra {
@@ -68,7 +55,11 @@ async fn upload_batch(c: &Client, prefix: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let (status, body, _) = c
-            .upload("/predictions", tagged(&format!("{prefix}-{i}")), None)
+            .upload(
+                "/predictions",
+                with_trailer(&grace_hopper(), &format!("{prefix}-{i}")),
+                None,
+            )
             .await;
         assert_eq!(status, 202, "{body}");
         ids.push(body["job_id"].as_str().unwrap().to_owned());
@@ -212,7 +203,9 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
 
     let mut bad = Vec::new();
     for tag in ["#panic", "#hang"] {
-        let (status, body, _) = c.upload("/predictions", tagged(tag), None).await;
+        let (status, body, _) = c
+            .upload("/predictions", with_trailer(&grace_hopper(), tag), None)
+            .await;
         assert_eq!(status, 202, "{tag}: {body}");
         bad.push((tag, body["job_id"].as_str().unwrap().to_owned()));
     }
@@ -238,7 +231,9 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
     }
 
     // The worker goes on serving.
-    let (status, body, _) = c.upload("/predictions", tagged("after"), None).await;
+    let (status, body, _) = c
+        .upload("/predictions", with_trailer(&grace_hopper(), "after"), None)
+        .await;
     assert_eq!(status, 202, "{body}");
     let job = c
         .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
@@ -273,7 +268,9 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
 /// `POST /predictions` during an outage: a quick 503 with the JSON error.
 async fn upload_answers_503(c: &Client, tag: &str, what: &str) {
     let started = Instant::now();
-    let (status, body, _) = c.upload("/predictions", tagged(tag), None).await;
+    let (status, body, _) = c
+        .upload("/predictions", with_trailer(&grace_hopper(), tag), None)
+        .await;
     let took = started.elapsed();
     assert_eq!(status, 503, "{what} down: {body}");
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
@@ -318,7 +315,11 @@ async fn upload_recovers(c: &Client, tag: &str) {
     let id = loop {
         n += 1;
         let (status, body, _) = c
-            .upload("/predictions", tagged(&format!("{tag}-{n}")), None)
+            .upload(
+                "/predictions",
+                with_trailer(&grace_hopper(), &format!("{tag}-{n}")),
+                None,
+            )
             .await;
         if status == 202 {
             break body["job_id"].as_str().unwrap().to_owned();
@@ -486,8 +487,11 @@ async fn full_queue_answers_429_with_retry_after() {
     for path in ["/predictions", "/predict"] {
         let form = reqwest::multipart::Form::new().part(
             "file",
-            reqwest::multipart::Part::bytes(tagged(&format!("one-too-many{path}")))
-                .file_name("photo.jpg"),
+            reqwest::multipart::Part::bytes(with_trailer(
+                &grace_hopper(),
+                &format!("one-too-many{path}"),
+            ))
+            .file_name("photo.jpg"),
         );
         let started = Instant::now();
         let r = c
@@ -573,7 +577,13 @@ async fn sigterm_api_exits_0_after_in_flight_requests() {
     let env = base_env(&redis.url());
     let mut api = Api::start(dir.path(), &env); // no worker: the job stays queued
     let c = Client::register(&api.url).await;
-    let (status, body, _) = c.upload("/predictions", tagged("api-term"), None).await;
+    let (status, body, _) = c
+        .upload(
+            "/predictions",
+            with_trailer(&grace_hopper(), "api-term"),
+            None,
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     let id = body["job_id"].as_str().unwrap().to_owned();
     // A long poll in flight when the signal arrives still gets its answer.

@@ -32,33 +32,6 @@ use crate::model::{ClassifyError, Model};
 use crate::preprocess::DecodeLimits;
 use crate::queue::{Delivery, Outcome, Queue, Started};
 
-/// A token cancelled on SIGTERM or Ctrl-C.
-pub fn shutdown_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term => {},
-        }
-        info!("shutdown signal received");
-        t.cancel();
-    });
-    token
-}
-
 /// Counters shown in heartbeats.
 #[derive(Default)]
 pub struct Stats {

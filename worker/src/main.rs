@@ -9,7 +9,7 @@ async fn main() -> std::process::ExitCode {
     shared::telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None | Some(Command::Run) => worker::serve(cli.config, worker::shutdown_signal()).await,
+        None | Some(Command::Run) => worker::serve(cli.config, shared::shutdown::signal()).await,
         Some(Command::Bench(args)) => worker::bench::run(cli.config, args).await,
         Some(Command::DeadList) => worker::dead::list(&cli.config).await,
         Some(Command::DeadRequeue { job_id }) => worker::dead::requeue(&cli.config, &job_id).await,
