@@ -183,7 +183,8 @@ if [ -f "$rust_log" ]; then
     grep -E '^[[:space:]]*Summary \[|^test result:' "$rust_log" | sed 's/^[[:space:]]*/  /' || true
 fi
 if [ -f "$browser_log" ]; then
-    grep -Ei '^[^a-z]*([0-9]+ (passed|failed|tests?)|tests? |# (pass|fail|tests))' "$browser_log" | tail -n 5 | sed 's/^/  /' || true
+    # node --test closes with "ℹ tests N", "ℹ pass N", "ℹ fail N" lines.
+    grep -E '^[^a-zA-Z0-9]*(tests|pass|fail) [0-9]+$' "$browser_log" | sed 's/^[^a-zA-Z0-9]*/  browser /' || true
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "FAILED: ${failed[*]}" >&2
