@@ -42,7 +42,7 @@ use crate::state::{AppState, RedisHandle};
 pub fn app(state: AppState) -> Router {
     let body_limit = state.cfg.max_upload_bytes + 64 * 1024;
     let timeout = Duration::from_secs(state.cfg.request_timeout);
-    routes::router()
+    routes::router(body_limit)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)

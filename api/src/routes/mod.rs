@@ -12,14 +12,14 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route of the API.
-pub fn router() -> Router<AppState> {
+/// Every route of the API; `body_limit` bounds the upload routes' bodies.
+pub fn router(body_limit: usize) -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(info::router())
         .merge(users::router())
-        .merge(predictions::router())
-        .merge(predict::router())
+        .merge(predictions::router(body_limit))
+        .merge(predict::router(body_limit))
         .merge(feedback::router())
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
@@ -15,11 +15,36 @@ use shared::JobStatus;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::jobs;
-use crate::routes::upload::read_upload;
+use crate::routes::upload::{read_body_first, read_upload};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/predict", post(create_predict))
+pub fn router(body_limit: usize) -> Router<AppState> {
+    Router::new().route(
+        "/predict",
+        post(create_predict)
+            .layer(axum::middleware::from_fn_with_state(
+                body_limit,
+                read_body_first,
+            ))
+            .layer(axum::middleware::map_response(with_success_false)),
+    )
+}
+
+/// The seeds' error shape: every error of this route also says `"success": false`.
+async fn with_success_false(resp: Response) -> Response {
+    if resp.status().is_success() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("success".into(), json!(false));
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
 }
 
 /// Classifies one image synchronously; 504 when no result arrives within `PREDICT_TIMEOUT`.
@@ -31,18 +56,8 @@ pub async fn create_predict(
     State(state): State<AppState>,
     user: AuthUser,
     form: Result<Multipart, MultipartRejection>,
-) -> Response {
-    match predict(&state, &user, form).await {
-        Ok(body) => Json(body).into_response(),
-        Err(e) => {
-            let (status, _) = e.parts();
-            let body = json!({"success": false, "error": e.body()});
-            let mut resp = e.into_response();
-            *resp.body_mut() = axum::body::Body::from(body.to_string());
-            *resp.status_mut() = status;
-            resp
-        }
-    }
+) -> Result<Json<serde_json::Value>, ApiError> {
+    predict(&state, &user, form).await.map(Json)
 }
 
 async fn predict(

@@ -17,18 +17,20 @@ use shared::Job;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, AppPath as Path, AppQuery as Query, Result};
 use crate::jobs;
-use crate::routes::upload::read_upload;
+use crate::routes::upload::{read_body_first, read_upload};
 use crate::routes::{Page, Paged};
 use crate::state::AppState;
 
 /// Longest `?wait` a client may ask for.
 pub const MAX_WAIT_SECS: f64 = 30.0;
 
-pub fn router() -> Router<AppState> {
+pub fn router(body_limit: usize) -> Router<AppState> {
     Router::new()
         .route(
             "/predictions",
-            get(list_predictions).post(create_prediction),
+            get(list_predictions).post(create_prediction).layer(
+                axum::middleware::from_fn_with_state(body_limit, read_body_first),
+            ),
         )
         .route("/predictions/{job_id}", get(get_prediction))
         .route("/predictions/{job_id}/image", get(get_prediction_image))

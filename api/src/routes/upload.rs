@@ -1,7 +1,10 @@
 //! Reading the multipart form of `POST /predictions` and `POST /predict`.
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::jobs::Upload;
@@ -75,4 +78,34 @@ pub async fn read_upload(
         });
     }
     Ok(up)
+}
+
+/// Reads the whole request body (up to `limit`) before any extractor runs. An early answer
+/// (401, 503 while the database is down, 429) would otherwise leave an upload half-sent, and the
+/// server closing that connection makes clients see a reset instead of the JSON error. The
+/// handlers hold the upload in memory anyway, so this adds no peak memory.
+pub async fn read_body_first(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let inner = e.into_inner();
+            let too_large = inner.is::<http_body_util::LengthLimitError>()
+                || inner
+                    .source()
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::PayloadTooLarge(limit.saturating_sub(64 * 1024)).into_response()
+            } else {
+                ApiError::BadRequest {
+                    code: "bad_request",
+                    message: "the request body could not be read".into(),
+                }
+                .into_response()
+            }
+        }
+    }
 }
