@@ -103,7 +103,9 @@ mod tests {
     async fn served_openapi_matches_docs_openapi_json() {
         let served = served().await;
         if std::env::var_os("UPDATE_OPENAPI").is_some() {
-            std::fs::write(SNAPSHOT, &served).unwrap();
+            let path = std::path::Path::new(SNAPSHOT);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &served).unwrap();
             return;
         }
         let stored = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
