@@ -117,20 +117,24 @@ mod tests {
             .zip(served.lines())
             .position(|(a, b)| a != b)
             .unwrap_or_else(|| stored.lines().count().min(served.lines().count()));
-        let line = |text: &str| {
+        // A few lines either side: a lone `}` says little about which schema changed.
+        let around = |text: &str| {
+            let from = first_diff.saturating_sub(4);
             text.lines()
-                .nth(first_diff)
-                .unwrap_or("<end of file>")
-                .to_owned()
+                .enumerate()
+                .skip(from)
+                .take(first_diff - from + 5)
+                .map(|(i, l)| format!("  {:>5} {l}\n", i + 1))
+                .collect::<String>()
         };
         panic!(
-            "the served /openapi.json differs from docs/openapi.json, first at line {}:\n  \
-             docs/openapi.json: {}\n  served:            {}\n\
+            "the served /openapi.json differs from docs/openapi.json, first at line {}.\n\
+             docs/openapi.json:\n{}served:\n{}\
              If the API change is intended, regenerate the snapshot with `make openapi` and \
              commit docs/openapi.json.",
             first_diff + 1,
-            line(&stored),
-            line(&served),
+            around(&stored),
+            around(&served),
         );
     }
 }
