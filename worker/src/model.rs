@@ -66,6 +66,31 @@ pub enum ClassifyError {
     Inference(String),
 }
 
+/// What the worker needs of a model: the whole classify path for one upload. Blocking; the
+/// worker runs it on the blocking pool. [`Model`] is the real one; tests use fakes.
+pub trait Classifier: Send + Sync + 'static {
+    /// Decodes, preprocesses and scores `bytes`, best `top_k` first.
+    fn classify(
+        &self,
+        bytes: &[u8],
+        top_k: usize,
+        limits: DecodeLimits,
+        resizer: &mut Resizer,
+    ) -> Result<Classified, ClassifyError>;
+}
+
+impl Classifier for Model {
+    fn classify(
+        &self,
+        bytes: &[u8],
+        top_k: usize,
+        limits: DecodeLimits,
+        resizer: &mut Resizer,
+    ) -> Result<Classified, ClassifyError> {
+        Model::classify(self, bytes, top_k, limits, resizer)
+    }
+}
+
 /// A finished classification plus the thumbnail for the history.
 pub struct Classified {
     pub result: JobResult,
