@@ -12,8 +12,8 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use shared::redis_util::backoff;
 use shared::queue::{keys, results, FinishedJob};
+use shared::redis_util::backoff;
 
 use crate::db::Finished;
 use crate::state::AppState;

@@ -49,8 +49,7 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job
         enqueued_ms: now_ms(),
     };
     let mut conn = state.redis.get().await?;
-    let cached =
-        producer::cached_result(&mut conn, &job.model, &job.sha256, job.top_k).await?;
+    let cached = producer::cached_result(&mut conn, &job.model, &job.sha256, job.top_k).await?;
     let record = match cached {
         Some(hit) => answer_from_cache(state, &mut conn, user, &upload, &job, hit).await?,
         None => {
@@ -180,7 +179,10 @@ fn ttls(state: &AppState) -> Ttls {
 /// row. Foreign and unknown ids are both 404.
 pub async fn read(state: &AppState, user: &AuthUser, job_id: &str) -> Result<Job> {
     let mut conn = state.redis.get().await?;
-    let job = match producer::read_record(&mut conn, job_id).await?.to_job(job_id) {
+    let job = match producer::read_record(&mut conn, job_id)
+        .await?
+        .to_job(job_id)
+    {
         Some(j) => Some(j),
         None => state.db_call(state.db.prediction(job_id)).await?,
     };

@@ -338,14 +338,31 @@ impl Worker {
             };
             let max = self.cfg.max_attempts.max(1);
             if attempt > max {
-                let last = queue.last_error(&job.job_id).await?.unwrap_or_else(|| "the worker holding it stopped responding".to_owned());
+                let last = queue
+                    .last_error(&job.job_id)
+                    .await?
+                    .unwrap_or_else(|| "the worker holding it stopped responding".to_owned());
                 return self.dead_letter(queue, &d, &job, attempt - 1, &last).await;
             }
             let Some(model) = self.models.get(&job.model).cloned() else {
-                return self.fail(queue, &d, &job, &format!("no worker here serves model {}", job.model)).await;
+                return self
+                    .fail(
+                        queue,
+                        &d,
+                        &job,
+                        &format!("no worker here serves model {}", job.model),
+                    )
+                    .await;
             };
             let Some(bytes) = queue.image(&job.sha256).await? else {
-                return self.fail(queue, &d, &job, "the image expired before a worker got to it; upload it again").await;
+                return self
+                    .fail(
+                        queue,
+                        &d,
+                        &job,
+                        "the image expired before a worker got to it; upload it again",
+                    )
+                    .await;
             };
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
             let outcome = self.classify(model, bytes, job.top_k).await;
@@ -354,9 +371,17 @@ impl Worker {
                 Ok(classified) => {
                     let (ms, top) = (
                         classified.result.elapsed_ms,
-                        classified.result.predictions.first().map(|p| p.label.clone()).unwrap_or_default(),
+                        classified
+                            .result
+                            .predictions
+                            .first()
+                            .map(|p| p.label.clone())
+                            .unwrap_or_default(),
                     );
-                    let outcome = Outcome::Done { result: classified.result, thumb: classified.thumbnail };
+                    let outcome = Outcome::Done {
+                        result: classified.result,
+                        thumb: classified.thumbnail,
+                    };
                     if queue.finish(&d, &job, outcome).await? == Recorded::First {
                         self.stats.done.fetch_add(1, Ordering::Relaxed);
                         info!(ms, top = %top, "job done");
@@ -364,7 +389,9 @@ impl Worker {
                     Ok(Handled::Done)
                 }
                 Err(JobError::Permanent(msg)) => self.fail(queue, &d, &job, &msg).await,
-                Err(JobError::Retriable(msg)) if attempt >= max => self.dead_letter(queue, &d, &job, attempt, &msg).await,
+                Err(JobError::Retriable(msg)) if attempt >= max => {
+                    self.dead_letter(queue, &d, &job, attempt, &msg).await
+                }
                 Err(JobError::Retriable(msg)) => {
                     warn!(attempt, reason = %msg, "job attempt failed; requeued");
                     let _ = queue.requeue(&d, &job, &msg).await?;

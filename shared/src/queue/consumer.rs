@@ -65,6 +65,14 @@ pub enum Recorded {
     Expired,
 }
 
+/// Everything one finished job writes.
+struct FinishParts {
+    record: JobRecord,
+    entry: FinishedJob,
+    cache: Option<CachedResult>,
+    dead: Option<DeadLetter>,
+}
+
 /// A worker's connection and identity (its consumer name in the group).
 #[derive(Clone)]
 pub struct Consumer {
@@ -187,17 +195,17 @@ impl Consumer {
         let mut keys_ = vec![keys::RESULTS.to_owned(), keys::DEAD.to_owned()];
         let mut jobs = Vec::with_capacity(items.len());
         for it in items {
-            let (record, entry, cache, dead) = self.finish_parts(it, finished_ms);
+            let parts = self.finish_parts(it, finished_ms);
             let mut doc = json!({
                 "job_id": it.job.job_id,
                 "entry_id": it.delivery.entry_id,
-                "set": argv.pairs(record.fields()),
-                "entry": argv.pairs(entry.entry()),
+                "set": argv.pairs(parts.record.fields()),
+                "entry": argv.pairs(parts.entry.entry()),
             });
-            if let Some(c) = cache {
+            if let Some(c) = parts.cache {
                 doc["cache"] = argv.pairs(c.fields());
             }
-            if let Some(letter) = dead {
+            if let Some(letter) = parts.dead {
                 let json = serde_json::to_vec(&letter).unwrap_or_default();
                 doc["dead"] = argv.pairs(vec![(it.job.job_id.as_str(), json)]);
             }
@@ -227,17 +235,24 @@ impl Consumer {
             .collect())
     }
 
-    /// The record change, results entry, cache entry and dead letter of one outcome.
-    fn finish_parts(
-        &self,
-        it: &Finish<'_>,
-        finished_ms: i64,
-    ) -> (JobRecord, FinishedJob, Option<CachedResult>, Option<DeadLetter>) {
+    /// What finishing one job writes: the record change, the results entry, the cache entry
+    /// (done jobs) and the dead letter (jobs out of attempts).
+    fn finish_parts(&self, it: &Finish<'_>, finished_ms: i64) -> FinishParts {
         let (status, result, error, thumb, dead) = match &it.outcome {
-            Outcome::Done { result, thumb } => {
-                (JobStatus::Done, Some(result.clone()), None, thumb.clone(), None)
-            }
-            Outcome::Failed { error } => (JobStatus::Failed, None, Some(error.clone()), Vec::new(), None),
+            Outcome::Done { result, thumb } => (
+                JobStatus::Done,
+                Some(result.clone()),
+                None,
+                thumb.clone(),
+                None,
+            ),
+            Outcome::Failed { error } => (
+                JobStatus::Failed,
+                None,
+                Some(error.clone()),
+                Vec::new(),
+                None,
+            ),
             Outcome::DeadLettered { error, letter } => (
                 JobStatus::Failed,
                 None,
@@ -246,29 +261,31 @@ impl Consumer {
                 Some(letter.clone()),
             ),
         };
-        let record = JobRecord {
-            status: Some(status),
-            result: result.clone(),
-            error: error.clone(),
-            finished_ms: Some(finished_ms),
-            worker: Some(self.name.clone()),
-            thumb: result.as_ref().map(|_| thumb.clone()),
-            ..JobRecord::default()
-        };
-        let cache = result.clone().map(|result| CachedResult {
-            result,
-            thumb: thumb.clone(),
-        });
-        let entry = FinishedJob {
-            job_id: it.job.job_id.clone(),
-            status,
-            result,
-            error,
-            worker: self.name.clone(),
-            finished_ms,
-            thumb,
-        };
-        (record, entry, cache, dead)
+        FinishParts {
+            record: JobRecord {
+                status: Some(status),
+                result: result.clone(),
+                error: error.clone(),
+                finished_ms: Some(finished_ms),
+                worker: Some(self.name.clone()),
+                thumb: result.as_ref().map(|_| thumb.clone()),
+                ..JobRecord::default()
+            },
+            cache: result.clone().map(|result| CachedResult {
+                result,
+                thumb: thumb.clone(),
+            }),
+            entry: FinishedJob {
+                job_id: it.job.job_id.clone(),
+                status,
+                result,
+                error,
+                worker: self.name.clone(),
+                finished_ms,
+                thumb,
+            },
+            dead,
+        }
     }
 
     /// Puts the job back at the end of its queue, keeping its attempt count

@@ -23,7 +23,9 @@ pub enum RequeueError {
 
 /// Every dead-lettered job by id, oldest first; records that cannot be read are skipped
 /// with a warning (an operator tool should show the rest).
-pub async fn list<C: ConnectionLike + Send>(conn: &mut C) -> RedisResult<Vec<(String, DeadLetter)>> {
+pub async fn list<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+) -> RedisResult<Vec<(String, DeadLetter)>> {
     let all: HashMap<String, Vec<u8>> = conn.hgetall(keys::DEAD).await?;
     let mut out: Vec<(String, DeadLetter)> = all
         .into_iter()
@@ -41,15 +43,15 @@ pub async fn list<C: ConnectionLike + Send>(conn: &mut C) -> RedisResult<Vec<(St
 
 /// Puts a dead-lettered job back in its queue with a fresh attempt count (its image must
 /// still be in Redis); returns its letter.
-pub async fn requeue<C: ConnectionLike + Send>(
+pub async fn requeue<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     job_id: &str,
     result_ttl: u64,
 ) -> Result<DeadLetter, RequeueError> {
     let raw: Option<Vec<u8>> = conn.hget(keys::DEAD, job_id).await?;
     let raw = raw.ok_or_else(|| RequeueError::NotDead(job_id.to_owned()))?;
-    let letter: DeadLetter = serde_json::from_slice(&raw)
-        .map_err(|e| RequeueError::Unreadable(job_id.to_owned(), e))?;
+    let letter: DeadLetter =
+        serde_json::from_slice(&raw).map_err(|e| RequeueError::Unreadable(job_id.to_owned(), e))?;
     let exists: bool = conn.exists(keys::image(&letter.job.sha256)).await?;
     if !exists {
         return Err(RequeueError::ImageExpired(job_id.to_owned()));

@@ -26,6 +26,8 @@ pub mod results;
 mod scripts;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 pub mod workers;
 
 use redis::aio::ConnectionLike;
@@ -60,7 +62,7 @@ impl Delivery {
 }
 
 /// Creates a consumer group (and its stream) unless it exists.
-async fn ensure_group<C: ConnectionLike + Send>(
+async fn ensure_group<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     stream: &str,
     group: &str,

@@ -20,7 +20,7 @@ pub struct Ttls {
 }
 
 /// A finished result for the same bytes, model and `top_k`, if one is cached.
-pub async fn cached_result<C: ConnectionLike + Send>(
+pub async fn cached_result<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     model: &str,
     sha256: &str,
@@ -31,7 +31,7 @@ pub async fn cached_result<C: ConnectionLike + Send>(
 }
 
 /// Writes the record of a job answered from the cache (already done; nothing is queued).
-pub async fn record_cache_hit<C: ConnectionLike + Send>(
+pub async fn record_cache_hit<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     job_id: &str,
     record: &JobRecord,
@@ -48,13 +48,13 @@ pub async fn record_cache_hit<C: ConnectionLike + Send>(
 }
 
 /// Jobs waiting in (or held from) a model's queue.
-pub async fn depth<C: ConnectionLike + Send>(conn: &mut C, model: &str) -> RedisResult<u64> {
+pub async fn depth<C: ConnectionLike + Send + Sync>(conn: &mut C, model: &str) -> RedisResult<u64> {
     conn.xlen(keys::queue(model)).await
 }
 
 /// Stores the image, writes the job record and appends the job to its model's queue, all in
 /// one `MULTI`: a worker never sees a job whose record or image is missing.
-pub async fn enqueue<C: ConnectionLike + Send>(
+pub async fn enqueue<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     job: &QueuedJob,
     record: &JobRecord,
@@ -74,7 +74,7 @@ pub async fn enqueue<C: ConnectionLike + Send>(
 }
 
 /// The job record as stored (every field `None` when it expired or never existed).
-pub async fn read_record<C: ConnectionLike + Send>(
+pub async fn read_record<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     job_id: &str,
 ) -> RedisResult<JobRecord> {
@@ -83,7 +83,7 @@ pub async fn read_record<C: ConnectionLike + Send>(
 }
 
 /// The uploaded bytes, while they live.
-pub async fn image<C: ConnectionLike + Send>(
+pub async fn image<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     sha256: &str,
 ) -> RedisResult<Option<Vec<u8>>> {

@@ -164,7 +164,10 @@ impl JobRecord {
                 .map(|r| serde_json::to_vec(r).unwrap_or_default()),
         );
         put(field::ERROR, self.error.as_deref().map(text));
-        put(field::CACHED, self.cached.map(|c| text(if c { "1" } else { "0" })));
+        put(
+            field::CACHED,
+            self.cached.map(|c| text(if c { "1" } else { "0" })),
+        );
         put(field::THUMB, self.thumb.clone());
         put(field::CONTENT_TYPE, self.content_type.as_deref().map(text));
         put(field::LAST_ERROR, self.last_error.as_deref().map(text));

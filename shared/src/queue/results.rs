@@ -41,7 +41,7 @@ impl ResultEntry {
 
 /// One round for `consumer`: entries it holds already (it failed to persist them), else
 /// orphans of dead replicas, else new entries, waiting up to `block` for them.
-pub async fn read<C: ConnectionLike + Send>(
+pub async fn read<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     consumer: &str,
     block: Duration,
@@ -70,7 +70,11 @@ pub async fn read<C: ConnectionLike + Send>(
         )
         .await?;
     if !claimed.claimed.is_empty() {
-        return Ok(claimed.claimed.iter().map(ResultEntry::from_entry).collect());
+        return Ok(claimed
+            .claimed
+            .iter()
+            .map(ResultEntry::from_entry)
+            .collect());
     }
     let fresh = StreamReadOptions::default()
         .group(keys::RESULTS_GROUP, consumer)
@@ -86,7 +90,7 @@ pub async fn read<C: ConnectionLike + Send>(
 }
 
 /// Acknowledges and deletes recorded entries.
-pub async fn ack<C: ConnectionLike + Send>(conn: &mut C, ids: &[&str]) -> RedisResult<()> {
+pub async fn ack<C: ConnectionLike + Send + Sync>(conn: &mut C, ids: &[&str]) -> RedisResult<()> {
     if ids.is_empty() {
         return Ok(());
     }

@@ -64,8 +64,8 @@ mod tests {
     #[test]
     fn scripts_name_only_known_fields() {
         let commands = [
-            "HGET", "HSET", "HINCRBY", "XACK", "XDEL", "XADD", "EXPIRE", "PUBLISH", "MAXLEN",
-            "~", "*", "done", "failed",
+            "HGET", "HSET", "HINCRBY", "XACK", "XDEL", "XADD", "EXPIRE", "PUBLISH", "MAXLEN", "~",
+            "*", "done", "failed",
         ];
         for (name, src) in [
             ("start", include_str!("lua/start.lua")),

@@ -7,7 +7,7 @@ use super::keys;
 use crate::job::WorkerInfo;
 
 /// Publishes a worker's heartbeat; it disappears by itself `ttl_s` seconds after the last one.
-pub async fn heartbeat<C: ConnectionLike + Send>(
+pub async fn heartbeat<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     info: &WorkerInfo,
     ttl_s: u64,
@@ -22,7 +22,10 @@ pub async fn heartbeat<C: ConnectionLike + Send>(
 }
 
 /// Removes a worker's heartbeat at shutdown, so readiness notices at once.
-pub async fn deregister<C: ConnectionLike + Send>(conn: &mut C, id: &str) -> RedisResult<()> {
+pub async fn deregister<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    id: &str,
+) -> RedisResult<()> {
     let _: () = redis::pipe()
         .del(keys::worker(id))
         .zrem(keys::WORKERS, id)
