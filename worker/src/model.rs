@@ -87,7 +87,20 @@ impl Classifier for Model {
         limits: DecodeLimits,
         resizer: &mut Resizer,
     ) -> Result<Classified, ClassifyError> {
-        Model::classify(self, bytes, top_k, limits, resizer)
+        let start = Instant::now();
+        let img = preprocess::decode(bytes, limits)?;
+        let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
+        let raw = self.infer(&tensor)?;
+        let predictions = self.top_k(&raw, top_k);
+        let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
+        Ok(Classified {
+            result: JobResult {
+                predictions,
+                model: self.name.clone(),
+                elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+            },
+            thumbnail,
+        })
     }
 }
 
@@ -171,30 +184,6 @@ impl Model {
             .try_extract_tensor::<f32>()
             .map_err(|e| ClassifyError::Inference(e.to_string()))?;
         Ok(row.to_vec())
-    }
-
-    /// The whole path for one upload.
-    pub fn classify(
-        &self,
-        bytes: &[u8],
-        top_k: usize,
-        limits: DecodeLimits,
-        resizer: &mut Resizer,
-    ) -> Result<Classified, ClassifyError> {
-        let start = Instant::now();
-        let img = preprocess::decode(bytes, limits)?;
-        let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
-        let raw = self.infer(&tensor)?;
-        let predictions = self.top_k(&raw, top_k);
-        let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
-        Ok(Classified {
-            result: JobResult {
-                predictions,
-                model: self.name.clone(),
-                elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
-            },
-            thumbnail,
-        })
     }
 
     /// Scores (softmax of logits, or the probabilities as given), best `k` first.

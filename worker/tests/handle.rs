@@ -58,7 +58,7 @@ impl Classifier for FakeClassifier {
 }
 
 struct Fixture {
-    _redis: TestRedis,
+    redis: TestRedis,
     conn: ConnectionManager,
     consumer: Consumer,
     worker: Worker,
@@ -98,7 +98,7 @@ async fn fixture(served: &[&str]) -> Fixture {
             model_names: names,
             stats: Arc::default(),
         },
-        _redis: redis,
+        redis,
     }
 }
 
@@ -138,6 +138,20 @@ impl Fixture {
     async fn record(&mut self, id: &str) -> JobRecord {
         producer::read_record(&mut self.conn, id).await.unwrap()
     }
+
+    /// Why a job back in the queue was handed back.
+    async fn requeued_because(&mut self, id: &str) -> String {
+        let r = self.record(id).await;
+        assert_eq!(r.status, Some(JobStatus::Queued), "{r:?}");
+        r.last_error.unwrap()
+    }
+
+    /// The error a failed job shows its owner.
+    async fn error_of(&mut self, id: &str) -> String {
+        let job = self.record(id).await.to_job(id).unwrap();
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        job.error.unwrap()
+    }
 }
 
 #[tokio::test]
@@ -160,11 +174,9 @@ async fn a_bad_image_fails_only_its_own_job() {
     f.enqueue("good", MODEL, b"photo").await;
     assert_eq!(f.handle_next().await, Handled::Failed);
     assert_eq!(f.handle_next().await, Handled::Done);
-    let bad = f.record("bad").await.to_job("bad").unwrap();
-    assert_eq!(bad.status, JobStatus::Failed);
     assert_eq!(
-        bad.error.as_deref(),
-        Some("the image could not be decoded: garbage")
+        f.error_of("bad").await,
+        "the image could not be decoded: garbage"
     );
     assert_eq!(f.record("good").await.status, Some(JobStatus::Done));
     assert_eq!(f.worker.stats.failed.load(Ordering::Relaxed), 1);
@@ -175,20 +187,16 @@ async fn a_retriable_error_requeues_then_dead_letters_at_max_attempts() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"flaky").await;
     assert_eq!(f.handle_next().await, Handled::Retried);
-    let r = f.record("j1").await;
-    assert_eq!(r.status, Some(JobStatus::Queued));
     assert_eq!(
-        r.last_error.as_deref(),
-        Some("inference failed: the session failed")
+        f.requeued_because("j1").await,
+        "inference failed: the session failed"
     );
-    assert_eq!(r.attempts, Some(1));
+    assert_eq!(f.record("j1").await.attempts, Some(1));
 
     assert_eq!(f.handle_next().await, Handled::DeadLettered);
-    let job = f.record("j1").await.to_job("j1").unwrap();
-    assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(
-        job.error.as_deref(),
-        Some("gave up after 2 attempts: inference failed: the session failed")
+        f.error_of("j1").await,
+        "gave up after 2 attempts: inference failed: the session failed"
     );
     let letters = dead::list(&mut f.conn).await.unwrap();
     assert_eq!(letters.len(), 1);
@@ -202,11 +210,9 @@ async fn a_panic_is_caught_and_retried() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"panic").await;
     assert_eq!(f.handle_next().await, Handled::Retried);
-    let r = f.record("j1").await;
-    assert_eq!(r.status, Some(JobStatus::Queued));
     assert_eq!(
-        r.last_error.as_deref(),
-        Some("the decoder crashed: fake decoder panic")
+        f.requeued_because("j1").await,
+        "the decoder crashed: fake decoder panic"
     );
 }
 
@@ -215,13 +221,15 @@ async fn a_delivery_past_max_attempts_is_dead_lettered_without_running() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"photo").await;
     // Two earlier deliveries whose workers died mid-job.
-    let _: () = f.conn.hset(keys::job("j1"), "attempts", 2).await.unwrap();
+    let _: () = f
+        .conn
+        .hset(keys::job("j1"), keys::field::ATTEMPTS, 2)
+        .await
+        .unwrap();
     assert_eq!(f.handle_next().await, Handled::DeadLettered);
-    let job = f.record("j1").await.to_job("j1").unwrap();
-    assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(
-        job.error.as_deref(),
-        Some("gave up after 2 attempts: the worker holding it stopped responding")
+        f.error_of("j1").await,
+        "gave up after 2 attempts: the worker holding it stopped responding"
     );
     assert_eq!(f.worker.stats.done.load(Ordering::Relaxed), 0);
 }
@@ -232,11 +240,9 @@ async fn an_expired_image_fails_with_its_message() {
     let q = f.enqueue("j1", MODEL, b"photo").await;
     let _: () = f.conn.del(keys::image(&q.sha256)).await.unwrap();
     assert_eq!(f.handle_next().await, Handled::Failed);
-    let job = f.record("j1").await.to_job("j1").unwrap();
-    assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(
-        job.error.as_deref(),
-        Some("the image expired before a worker got to it; upload it again")
+        f.error_of("j1").await,
+        "the image expired before a worker got to it; upload it again"
     );
 }
 
@@ -245,36 +251,21 @@ async fn an_unknown_model_fails() {
     let mut f = fixture(&[MODEL, "other"]).await;
     f.enqueue("j1", "other", b"photo").await;
     assert_eq!(f.handle_next().await, Handled::Failed);
-    let job = f.record("j1").await.to_job("j1").unwrap();
-    assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(
-        job.error.as_deref(),
-        Some("no worker here serves model other")
-    );
+    assert_eq!(f.error_of("j1").await, "no worker here serves model other");
 }
 
 #[tokio::test]
 async fn unreadable_and_finished_deliveries_are_skipped() {
     let mut f = fixture(&[MODEL]).await;
-    let _: String = f
-        .conn
-        .xadd(keys::queue(MODEL), "*", &[(keys::stream::JOB, "garbage")])
-        .await
-        .unwrap();
+    f.redis.push_entry(MODEL, "garbage").await;
     assert_eq!(f.handle_next().await, Handled::Skipped);
 
     let q = f.enqueue("j1", MODEL, b"photo").await;
     assert_eq!(f.handle_next().await, Handled::Done);
     // The same job delivered a second time is not run again.
-    let _: String = f
-        .conn
-        .xadd(
-            keys::queue(MODEL),
-            "*",
-            &[(keys::stream::JOB, serde_json::to_string(&q).unwrap())],
-        )
-        .await
-        .unwrap();
+    f.redis
+        .push_entry(MODEL, &serde_json::to_string(&q).unwrap())
+        .await;
     assert_eq!(f.handle_next().await, Handled::Skipped);
     assert_eq!(f.worker.stats.done.load(Ordering::Relaxed), 1);
     let depth: u64 = f.conn.xlen(keys::queue(MODEL)).await.unwrap();

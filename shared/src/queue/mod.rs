@@ -48,17 +48,18 @@ pub struct Delivery {
 
 impl Delivery {
     fn from_entry(stream: &str, entry: &StreamId) -> Self {
-        let job = entry
-            .map
-            .get(keys::stream::JOB)
-            .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
-            .and_then(|s| serde_json::from_slice(&s).ok());
         Delivery {
             stream: stream.to_owned(),
             entry_id: entry.id.clone(),
-            job,
+            job: payload(entry, keys::stream::JOB),
         }
     }
+}
+
+/// The JSON record in a stream entry's one field; `None` when missing or unreadable.
+fn payload<T: serde::de::DeserializeOwned>(entry: &StreamId, field: &str) -> Option<T> {
+    let bytes: Vec<u8> = redis::from_redis_value(entry.map.get(field)?).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Creates a consumer group (and its stream) unless it exists.

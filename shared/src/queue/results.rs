@@ -27,14 +27,9 @@ pub struct ResultEntry {
 
 impl ResultEntry {
     fn from_entry(e: &StreamId) -> Self {
-        let finished = e
-            .map
-            .get(keys::stream::FINISHED)
-            .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok());
         ResultEntry {
             id: e.id.clone(),
-            finished,
+            finished: super::payload(e, keys::stream::FINISHED),
         }
     }
 }

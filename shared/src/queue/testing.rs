@@ -55,6 +55,18 @@ impl TestRedis {
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url))
     }
+
+    /// Appends a raw payload to a model's queue, as a stray duplicate or a broken producer would.
+    pub async fn push_entry(&self, model: &str, payload: &str) {
+        let _: String = redis::AsyncCommands::xadd(
+            &mut self.conn().await,
+            super::keys::queue(model),
+            "*",
+            &[(super::keys::stream::JOB, payload)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot add to the queue: {e}"));
+    }
 }
 
 impl Drop for TestRedis {

@@ -57,6 +57,31 @@ async fn enqueue(conn: &mut ConnectionManager, q: &QueuedJob, ttls: Ttls) {
         .unwrap();
 }
 
+/// A private Redis, a connection to it and a consumer `w1` on the model's queue.
+async fn setup() -> (TestRedis, ConnectionManager, Consumer) {
+    let redis = TestRedis::start();
+    let conn = redis.conn().await;
+    let w = consumer(&redis, "w1").await;
+    (redis, conn, w)
+}
+
+/// Enqueues job `id`, reads and starts it.
+async fn started(
+    conn: &mut ConnectionManager,
+    w: &mut Consumer,
+    id: &str,
+) -> (QueuedJob, Delivery) {
+    let q = job(id);
+    enqueue(conn, &q, TTLS).await;
+    let d = read_one(w).await;
+    assert_eq!(d.job.as_ref(), Some(&q));
+    assert!(matches!(
+        w.start(&d, id).await.unwrap(),
+        Started::Attempt(_)
+    ));
+    (q, d)
+}
+
 async fn consumer(redis: &TestRedis, name: &str) -> Consumer {
     let mut c = Consumer {
         conn: redis.conn().await,
@@ -78,6 +103,13 @@ async fn record(conn: &mut ConnectionManager, id: &str) -> JobRecord {
     producer::read_record(conn, id).await.unwrap()
 }
 
+/// The error of a failed job, as its owner sees it.
+async fn failed_error(conn: &mut ConnectionManager, id: &str) -> String {
+    let view = record(conn, id).await.to_job(id).unwrap();
+    assert_eq!(view.status, JobStatus::Failed, "{view:?}");
+    view.error.unwrap()
+}
+
 /// Entries waiting in the model's stream and entries delivered but not acknowledged.
 async fn queue_state(conn: &mut ConnectionManager) -> (u64, u64) {
     let len: u64 = conn.xlen(keys::queue(MODEL)).await.unwrap();
@@ -90,9 +122,7 @@ async fn queue_state(conn: &mut ConnectionManager) -> (u64, u64) {
 
 #[tokio::test]
 async fn a_job_goes_from_queued_to_done_and_is_recorded_once() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
+    let (redis, mut conn, mut w) = setup().await;
     let mut events = redis::Client::open(redis.url.as_str())
         .unwrap()
         .get_async_pubsub()
@@ -174,24 +204,17 @@ async fn a_job_goes_from_queued_to_done_and_is_recorded_once() {
 
 #[tokio::test]
 async fn a_failed_job_keeps_its_error_and_is_not_cached() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
-    let q = job("j1");
-    enqueue(&mut conn, &q, TTLS).await;
-    let d = read_one(&mut w).await;
-    w.start(&d, "j1").await.unwrap();
+    let (_redis, mut conn, mut w) = setup().await;
+    let (q, d) = started(&mut conn, &mut w, "j1").await;
     let failed = Outcome::Failed {
         error: "the image could not be decoded".into(),
     };
     assert_eq!(w.finish(&d, &q, failed).await.unwrap(), Recorded::First);
-    let view = record(&mut conn, "j1").await.to_job("j1").unwrap();
-    assert_eq!(view.status, JobStatus::Failed);
     assert_eq!(
-        view.error.as_deref(),
-        Some("the image could not be decoded")
+        failed_error(&mut conn, "j1").await,
+        "the image could not be decoded"
     );
-    assert_eq!(view.result, None);
+    assert_eq!(record(&mut conn, "j1").await.result, None);
     let cached = producer::cached_result(&mut conn, MODEL, &q.sha256, q.top_k)
         .await
         .unwrap();
@@ -212,13 +235,8 @@ async fn a_failed_job_keeps_its_error_and_is_not_cached() {
 
 #[tokio::test]
 async fn a_requeued_job_goes_to_the_back_of_the_queue_with_its_attempts() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
-    let q = job("j1");
-    enqueue(&mut conn, &q, TTLS).await;
-    let d = read_one(&mut w).await;
-    w.start(&d, "j1").await.unwrap();
+    let (_redis, mut conn, mut w) = setup().await;
+    let (q, d) = started(&mut conn, &mut w, "j1").await;
     assert!(w.requeue(&d, &q, "decoder panicked").await.unwrap());
     let r = record(&mut conn, "j1").await;
     assert_eq!(r.status, Some(JobStatus::Queued));
@@ -242,24 +260,14 @@ async fn a_requeued_job_goes_to_the_back_of_the_queue_with_its_attempts() {
 
 #[tokio::test]
 async fn start_drops_the_entry_of_a_finished_or_expired_job() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
-    let q = job("j1");
-    enqueue(&mut conn, &q, TTLS).await;
-    let d = read_one(&mut w).await;
-    w.start(&d, "j1").await.unwrap();
+    let (redis, mut conn, mut w) = setup().await;
+    let (q, d) = started(&mut conn, &mut w, "j1").await;
     w.finish(&d, &q, done("cat")).await.unwrap();
 
     // A stray second entry of the finished job (e.g. an operator's requeue raced the worker).
-    let _: String = conn
-        .xadd(
-            keys::queue(MODEL),
-            "*",
-            &[(keys::stream::JOB, serde_json::to_string(&q).unwrap())],
-        )
-        .await
-        .unwrap();
+    redis
+        .push_entry(MODEL, &serde_json::to_string(&q).unwrap())
+        .await;
     let stray = read_one(&mut w).await;
     assert_eq!(w.start(&stray, "j1").await.unwrap(), Started::Gone);
     assert_eq!(queue_state(&mut conn).await, (0, 0));
@@ -323,13 +331,8 @@ async fn a_finish_after_a_reclaim_is_a_no_op_for_the_second_finisher() {
 
 #[tokio::test]
 async fn a_requeue_after_finish_does_nothing() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
-    let q = job("j1");
-    enqueue(&mut conn, &q, TTLS).await;
-    let d = read_one(&mut w).await;
-    w.start(&d, "j1").await.unwrap();
+    let (_redis, mut conn, mut w) = setup().await;
+    let (q, d) = started(&mut conn, &mut w, "j1").await;
     w.finish(&d, &q, done("cat")).await.unwrap();
     assert!(!w.requeue(&d, &q, "shutdown").await.unwrap());
     let r = record(&mut conn, "j1").await;
@@ -340,9 +343,7 @@ async fn a_requeue_after_finish_does_nothing() {
 
 #[tokio::test]
 async fn records_images_and_results_expire_with_their_ttl() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
+    let (_redis, mut conn, mut w) = setup().await;
     let short = Ttls {
         result: 1,
         image: 1,
@@ -374,13 +375,8 @@ async fn records_images_and_results_expire_with_their_ttl() {
 
 #[tokio::test]
 async fn a_dead_letter_is_written_listed_and_requeued() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
-    let q = job("j1");
-    enqueue(&mut conn, &q, TTLS).await;
-    let d = read_one(&mut w).await;
-    w.start(&d, "j1").await.unwrap();
+    let (_redis, mut conn, mut w) = setup().await;
+    let (q, d) = started(&mut conn, &mut w, "j1").await;
     let letter = DeadLetter {
         reason: "decoder panicked".into(),
         attempts: 3,
@@ -393,11 +389,9 @@ async fn a_dead_letter_is_written_listed_and_requeued() {
         letter: letter.clone(),
     };
     assert_eq!(w.finish(&d, &q, outcome).await.unwrap(), Recorded::First);
-    let view = record(&mut conn, "j1").await.to_job("j1").unwrap();
-    assert_eq!(view.status, JobStatus::Failed);
     assert_eq!(
-        view.error.as_deref(),
-        Some("gave up after 3 attempts: decoder panicked")
+        failed_error(&mut conn, "j1").await,
+        "gave up after 3 attempts: decoder panicked"
     );
     assert_eq!(
         dead::list(&mut conn).await.unwrap(),
@@ -444,9 +438,7 @@ async fn a_dead_letter_is_written_listed_and_requeued() {
 
 #[tokio::test]
 async fn several_jobs_finish_in_one_call() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
+    let (_redis, mut conn, mut w) = setup().await;
     let (q1, q2) = (job("j1"), job("j2"));
     enqueue(&mut conn, &q1, TTLS).await;
     enqueue(&mut conn, &q2, TTLS).await;
@@ -519,13 +511,8 @@ async fn a_cache_hit_writes_a_done_record() {
 
 #[tokio::test]
 async fn unreadable_entries_are_dropped() {
-    let redis = TestRedis::start();
-    let mut conn = redis.conn().await;
-    let mut w = consumer(&redis, "w1").await;
-    let _: String = conn
-        .xadd(keys::queue(MODEL), "*", &[(keys::stream::JOB, "not json")])
-        .await
-        .unwrap();
+    let (redis, mut conn, mut w) = setup().await;
+    redis.push_entry(MODEL, "not json").await;
     let d = read_one(&mut w).await;
     assert_eq!(d.job, None);
     w.drop_entry(&d).await.unwrap();
