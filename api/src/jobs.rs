@@ -28,12 +28,11 @@ pub struct Upload {
     pub top_k: Option<usize>,
 }
 
-/// An upload that passed every check, named by its bytes.
+/// An upload that passed every check: the job to queue, and what the record and history
+/// keep about the image.
 struct Checked {
+    job: QueuedJob,
     bytes: Vec<u8>,
-    model: String,
-    top_k: usize,
-    sha256: String,
     image_file_name: String,
     content_type: &'static str,
 }
@@ -41,20 +40,14 @@ struct Checked {
 /// Validates and enqueues an upload for `user`; a cached result comes back already done.
 pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job> {
     let upload = validate(state, up)?;
-    let job = QueuedJob {
-        job_id: uuid::Uuid::now_v7().to_string(),
-        model: upload.model.clone(),
-        sha256: upload.sha256.clone(),
-        top_k: upload.top_k,
-        enqueued_ms: now_ms(),
-    };
+    let job = &upload.job;
     let mut conn = state.redis.get().await?;
     let cached = producer::cached_result(&mut conn, &job.model, &job.sha256, job.top_k).await?;
     let record = match cached {
-        Some(hit) => answer_from_cache(state, &mut conn, user, &upload, &job, hit).await?,
+        Some(hit) => answer_from_cache(state, &mut conn, user, &upload, hit).await?,
         None => {
             admit(state, &mut conn, &job.model).await?;
-            enqueue(state, &mut conn, user, &upload, &job).await?
+            enqueue(state, &mut conn, user, &upload).await?
         }
     };
     record
@@ -82,14 +75,19 @@ fn validate(state: &AppState, up: Upload) -> Result<Checked> {
         image_file_name: format!("{sha256}.{}", info.ext()),
         content_type: info.content_type(),
         bytes: up.bytes,
-        model,
-        top_k,
-        sha256,
+        job: QueuedJob {
+            job_id: uuid::Uuid::now_v7().to_string(),
+            model,
+            sha256,
+            top_k,
+            enqueued_ms: now_ms(),
+        },
     })
 }
 
 /// The history row every accepted job gets.
-fn history_row<'a>(user: &AuthUser, upload: &'a Checked, job: &'a QueuedJob) -> NewPrediction<'a> {
+fn history_row<'a>(user: &AuthUser, upload: &'a Checked) -> NewPrediction<'a> {
+    let job = &upload.job;
     NewPrediction {
         job_id: &job.job_id,
         user_id: user.id,
@@ -108,11 +106,11 @@ async fn answer_from_cache(
     conn: &mut redis::aio::ConnectionManager,
     user: &AuthUser,
     upload: &Checked,
-    job: &QueuedJob,
     hit: CachedResult,
 ) -> Result<JobRecord> {
+    let job = &upload.job;
     state
-        .db_call(state.db.insert_prediction(&history_row(user, upload, job)))
+        .db_call(state.db.insert_prediction(&history_row(user, upload)))
         .await?;
     let record = JobRecord::from_cache(
         job,
@@ -157,10 +155,10 @@ async fn enqueue(
     conn: &mut redis::aio::ConnectionManager,
     user: &AuthUser,
     upload: &Checked,
-    job: &QueuedJob,
 ) -> Result<JobRecord> {
+    let job = &upload.job;
     state
-        .db_call(state.db.insert_prediction(&history_row(user, upload, job)))
+        .db_call(state.db.insert_prediction(&history_row(user, upload)))
         .await?;
     let record = JobRecord::queued(job, user.id, &upload.image_file_name, upload.content_type);
     producer::enqueue(conn, job, &record, &upload.bytes, ttls(state)).await?;
@@ -168,6 +166,7 @@ async fn enqueue(
     Ok(record)
 }
 
+/// The configured lifetimes of what a job stores in Redis.
 fn ttls(state: &AppState) -> Ttls {
     Ttls {
         result: state.cfg.common.result_ttl,

@@ -10,7 +10,7 @@ use redis::streams::{
 use redis::{AsyncCommands, RedisResult};
 use serde_json::json;
 
-use super::keys::{self, field};
+use super::keys;
 use super::records::{CachedResult, DeadLetter, FinishedJob, JobRecord, QueuedJob};
 use super::scripts::{Argv, FINISH, REQUEUE, START};
 use super::{ensure_group, Delivery};
@@ -324,6 +324,8 @@ impl Consumer {
 
     /// The last recorded retriable error of a job (for the dead-letter reason).
     pub async fn last_error(&mut self, job_id: &str) -> RedisResult<Option<String>> {
-        self.conn.hget(keys::job(job_id), field::LAST_ERROR).await
+        Ok(super::producer::read_record(&mut self.conn, job_id)
+            .await?
+            .last_error)
     }
 }
