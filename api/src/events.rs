@@ -4,21 +4,16 @@
 //! - the recorder: a consumer group on the results stream persists every finished job into the
 //!   database once, however many times (or whether) it is ever read.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
-use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
-};
-use redis::{AsyncCommands, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use shared::queue::{keys, results, FinishedJob};
 use shared::redis_util::backoff;
-use shared::{keys, JobResult, JobStatus};
 
 use crate::db::Finished;
 use crate::state::AppState;
@@ -112,111 +107,46 @@ pub async fn run_recorder(state: AppState, consumer: String, shutdown: Cancellat
     }
 }
 
-/// One round: entries this consumer holds (failed earlier), orphans of dead API replicas, then new ones.
+/// One round of the results stream: persist each finished job, then acknowledge it.
 async fn record_batch(
     state: &AppState,
     mut conn: ConnectionManager,
     consumer: &str,
 ) -> anyhow::Result<usize> {
-    let created: redis::RedisResult<()> = conn
-        .xgroup_create_mkstream(keys::RESULTS, keys::RESULTS_GROUP, "0")
-        .await;
-    if let Err(e) = created {
-        if e.code() != Some("BUSYGROUP") {
-            return Err(e.into());
-        }
-    }
-    let mine = StreamReadOptions::default()
-        .group(keys::RESULTS_GROUP, consumer)
-        .count(50);
-    let pending: StreamReadReply = conn.xread_options(&[keys::RESULTS], &["0"], &mine).await?;
-    let mut entries: Vec<(String, HashMap<String, Value>)> = pending
-        .keys
-        .into_iter()
-        .flat_map(|k| k.ids)
-        .map(|e| (e.id, e.map))
-        .collect();
-    if entries.is_empty() {
-        let claimed: StreamAutoClaimReply = conn
-            .xautoclaim_options(
-                keys::RESULTS,
-                keys::RESULTS_GROUP,
-                consumer,
-                30_000,
-                "0-0",
-                StreamAutoClaimOptions::default().count(50),
-            )
-            .await?;
-        entries.extend(claimed.claimed.into_iter().map(|e| (e.id, e.map)));
-    }
-    if entries.is_empty() {
-        let fresh = StreamReadOptions::default()
-            .group(keys::RESULTS_GROUP, consumer)
-            .count(50)
-            .block(RECORD_BLOCK.as_millis() as usize);
-        let reply: Option<StreamReadReply> =
-            conn.xread_options(&[keys::RESULTS], &[">"], &fresh).await?;
-        entries.extend(
-            reply
-                .into_iter()
-                .flat_map(|r| r.keys)
-                .flat_map(|k| k.ids)
-                .map(|e| (e.id, e.map)),
-        );
-    }
+    let entries = results::read(&mut conn, consumer, RECORD_BLOCK).await?;
     let n = entries.len();
-    for (id, map) in entries {
-        persist(state, &map).await?;
-        let _: () = redis::pipe()
-            .xack(keys::RESULTS, keys::RESULTS_GROUP, &[&id])
-            .xdel(keys::RESULTS, &[&id])
-            .query_async(&mut conn)
-            .await?;
+    for entry in entries {
+        match &entry.finished {
+            Some(f) => persist(state, f).await?,
+            None => warn!(entry = %entry.id, "unreadable results entry dropped"),
+        }
+        results::ack(&mut conn, &[&entry.id]).await?;
     }
     Ok(n)
 }
 
-async fn persist(state: &AppState, map: &HashMap<String, Value>) -> anyhow::Result<()> {
-    let text = |k: &str| {
-        map.get(k)
-            .and_then(|v| redis::from_redis_value::<String>(v).ok())
-    };
-    let Some(job_id) = text("job_id") else {
-        return Ok(());
-    };
-    let status = text("status")
-        .and_then(|s| JobStatus::parse(&s))
-        .unwrap_or(JobStatus::Failed);
-    let result: Option<JobResult> = text("result").and_then(|r| serde_json::from_str(&r).ok());
-    let thumb = map
-        .get("thumb")
-        .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
-        .filter(|t| !t.is_empty());
-    let error = text("error").filter(|e| !e.is_empty());
-    let finished_ms = text("finished_ms")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(shared::time_util::now_ms);
-    let f = Finished {
-        job_id: &job_id,
-        status,
-        result: result.as_ref(),
-        error: error.as_deref(),
-        thumbnail: thumb.as_deref(),
-        finished_ms,
+async fn persist(state: &AppState, f: &FinishedJob) -> anyhow::Result<()> {
+    let row = Finished {
+        job_id: &f.job_id,
+        status: f.status,
+        result: f.result.as_ref(),
+        error: f.error.as_deref().filter(|e| !e.is_empty()),
+        thumbnail: Some(f.thumb.as_slice()).filter(|t| !t.is_empty()),
+        finished_ms: f.finished_ms,
         cached: false,
     };
     let recorded = state
-        .db_call(state.db.finish_prediction(&f))
+        .db_call(state.db.finish_prediction(&row))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    metrics::counter!("jobs_finished_total", "outcome" => status.as_str()).increment(1);
-    if let Some(r) = &result {
+    metrics::counter!("jobs_finished_total", "outcome" => f.status.as_str()).increment(1);
+    if let Some(r) = &f.result {
         metrics::histogram!("inference_seconds", "model" => r.model.clone())
             .record(r.elapsed_ms / 1e3);
         metrics::histogram!("inference_batch_size").record(1.0);
     }
     if !recorded {
-        info!(job = %job_id, "finished job has no history row (owner deleted); skipped");
+        info!(job = %f.job_id, "finished job has no history row (owner deleted); skipped");
     }
     Ok(())
 }

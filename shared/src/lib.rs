@@ -1,9 +1,9 @@
 //! What the api and worker binaries must agree on, written once: job and result types,
-//! Redis key names, the model registry, configuration and telemetry helpers.
+//! the Redis queue protocol, the model registry, configuration and telemetry helpers.
 
 pub mod config;
 pub mod job;
-pub mod keys;
+pub mod queue;
 pub mod redis_util;
 pub mod registry;
 pub mod shutdown;
@@ -11,7 +11,9 @@ pub mod telemetry;
 pub mod time_util;
 pub mod upload;
 
-pub use job::{Job, JobFromHash, JobResult, JobStatus, Prediction, QueuedJob};
+pub use job::{Job, JobResult, JobStatus, Prediction};
+/// Kept at its old path for callers outside the protocol (tests, tools).
+pub use queue::{keys, QueuedJob};
 pub use registry::{ModelSpec, Registry};
 
 /// The version every binary reports (`/info`, logs, heartbeats).

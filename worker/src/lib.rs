@@ -11,7 +11,6 @@ pub mod config;
 pub mod dead;
 pub mod model;
 pub mod preprocess;
-pub mod queue;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -24,13 +23,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
 
 use shared::job::WorkerInfo;
+use shared::queue::{
+    workers, Consumer, DeadLetter, Delivery, Outcome, QueuedJob, Recorded, Started,
+};
 use shared::redis_util::backoff;
 use shared::time_util::now_ms;
 
 use crate::config::WorkerConfig;
-use crate::model::{ClassifyError, Model};
+use crate::model::{Classifier, ClassifyError, Model};
 use crate::preprocess::DecodeLimits;
-use crate::queue::{Delivery, Outcome, Queue, Started};
 
 /// Counters shown in heartbeats.
 #[derive(Default)]
@@ -58,7 +59,8 @@ pub type Models = HashMap<String, Arc<Model>>;
 pub struct Worker {
     pub cfg: WorkerConfig,
     pub id: String,
-    pub models: HashMap<String, Arc<Model>>,
+    /// The classifiers by model name (ONNX models when serving, fakes in tests).
+    pub models: HashMap<String, Arc<dyn Classifier>>,
     pub model_names: Vec<String>,
     pub stats: Arc<Stats>,
 }
@@ -127,7 +129,10 @@ pub async fn serve(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Re
     let worker = Worker {
         cfg,
         id,
-        models,
+        models: models
+            .into_iter()
+            .map(|(name, m)| (name, m as Arc<dyn Classifier>))
+            .collect(),
         model_names: names,
         stats: Arc::default(),
     };
@@ -182,7 +187,7 @@ impl Worker {
 
         self.hand_back(&mut queue).await;
         heartbeat.abort();
-        if let Err(e) = queue.deregister(&self.id).await {
+        if let Err(e) = workers::deregister(&mut queue.conn, &self.id).await {
             warn!(error = %e, "could not remove the heartbeat");
         }
         info!(worker = %self.id, "worker stopped");
@@ -190,7 +195,7 @@ impl Worker {
     }
 
     /// One consumer loop: reclaim orphans (primary loop only), read, handle, back off on errors.
-    async fn consume(&self, queue: &mut Queue, shutdown: &CancellationToken, primary: bool) {
+    async fn consume(&self, queue: &mut Consumer, shutdown: &CancellationToken, primary: bool) {
         let reclaim_every = Duration::from_secs((self.cfg.visibility_timeout / 2).max(1));
         let mut next_reclaim = Instant::now();
         let mut failures = 0u32;
@@ -242,7 +247,7 @@ impl Worker {
         }
     }
 
-    async fn connect(&self, shutdown: &CancellationToken) -> Option<Queue> {
+    async fn connect(&self, shutdown: &CancellationToken) -> Option<Consumer> {
         let mut attempt = 0;
         loop {
             let res = async {
@@ -251,9 +256,9 @@ impl Worker {
                     self.cfg.common.redis_timeout(),
                 )
                 .await?;
-                let mut q = Queue {
+                let mut q = Consumer {
                     conn,
-                    consumer: self.id.clone(),
+                    name: self.id.clone(),
                     result_ttl: self.cfg.common.result_ttl,
                 };
                 q.ensure_groups(&self.model_names).await?;
@@ -295,7 +300,7 @@ impl Worker {
     /// finish and otherwise hands it back to the queue for another worker.
     async fn handle_with_grace(
         &self,
-        queue: &mut Queue,
+        queue: &mut Consumer,
         d: Delivery,
         shutdown: &CancellationToken,
     ) -> redis::RedisResult<Handled> {
@@ -311,7 +316,7 @@ impl Worker {
             _ = deadline => {
                 if let Some(job) = &d2.job {
                     warn!(job = %job.job_id, "shutdown grace passed; handing the job back");
-                    queue.requeue(&d2, job, "worker shut down mid-job").await?;
+                    let _ = queue.requeue(&d2, job, "worker shut down mid-job").await?;
                 }
                 Ok(Handled::Skipped)
             }
@@ -319,7 +324,7 @@ impl Worker {
     }
 
     /// The core of the worker: one delivery from start to its recorded outcome.
-    pub async fn handle(&self, queue: &mut Queue, d: Delivery) -> redis::RedisResult<Handled> {
+    pub async fn handle(&self, queue: &mut Consumer, d: Delivery) -> redis::RedisResult<Handled> {
         let Some(job) = d.job.clone() else {
             warn!(entry = %d.entry_id, "unreadable queue entry dropped");
             queue.drop_entry(&d).await?;
@@ -333,35 +338,63 @@ impl Worker {
             };
             let max = self.cfg.max_attempts.max(1);
             if attempt > max {
-                let last = queue.last_error(&job.job_id).await?.unwrap_or_else(|| "the worker holding it stopped responding".to_owned());
+                let last = queue
+                    .last_error(&job.job_id)
+                    .await?
+                    .unwrap_or_else(|| "the worker holding it stopped responding".to_owned());
                 return self.dead_letter(queue, &d, &job, attempt - 1, &last).await;
             }
             let Some(model) = self.models.get(&job.model).cloned() else {
-                return self.fail(queue, &d, &job, &format!("no worker here serves model {}", job.model)).await;
+                return self
+                    .fail(
+                        queue,
+                        &d,
+                        &job,
+                        &format!("no worker here serves model {}", job.model),
+                    )
+                    .await;
             };
             let Some(bytes) = queue.image(&job.sha256).await? else {
-                return self.fail(queue, &d, &job, "the image expired before a worker got to it; upload it again").await;
+                return self
+                    .fail(
+                        queue,
+                        &d,
+                        &job,
+                        "the image expired before a worker got to it; upload it again",
+                    )
+                    .await;
             };
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
             let outcome = self.classify(model, bytes, job.top_k).await;
             self.stats.busy.fetch_sub(1, Ordering::Relaxed);
             match outcome {
                 Ok(classified) => {
-                    let json = serde_json::to_string(&classified.result).unwrap_or_default();
-                    let first = queue
-                        .finish(&d, &job, Outcome::Done { result_json: &json, thumbnail: &classified.thumbnail }, None)
-                        .await?;
-                    if first {
+                    let (ms, top) = (
+                        classified.result.elapsed_ms,
+                        classified
+                            .result
+                            .predictions
+                            .first()
+                            .map(|p| p.label.clone())
+                            .unwrap_or_default(),
+                    );
+                    let outcome = Outcome::Done {
+                        result: classified.result,
+                        thumb: classified.thumbnail,
+                    };
+                    if queue.finish(&d, &job, outcome).await? == Recorded::First {
                         self.stats.done.fetch_add(1, Ordering::Relaxed);
-                        info!(ms = classified.result.elapsed_ms, top = %classified.result.predictions.first().map(|p| p.label.as_str()).unwrap_or(""), "job done");
+                        info!(ms, top = %top, "job done");
                     }
                     Ok(Handled::Done)
                 }
                 Err(JobError::Permanent(msg)) => self.fail(queue, &d, &job, &msg).await,
-                Err(JobError::Retriable(msg)) if attempt >= max => self.dead_letter(queue, &d, &job, attempt, &msg).await,
+                Err(JobError::Retriable(msg)) if attempt >= max => {
+                    self.dead_letter(queue, &d, &job, attempt, &msg).await
+                }
                 Err(JobError::Retriable(msg)) => {
                     warn!(attempt, reason = %msg, "job attempt failed; requeued");
-                    queue.requeue(&d, &job, &msg).await?;
+                    let _ = queue.requeue(&d, &job, &msg).await?;
                     Ok(Handled::Retried)
                 }
             }
@@ -372,15 +405,15 @@ impl Worker {
 
     async fn fail(
         &self,
-        queue: &mut Queue,
+        queue: &mut Consumer,
         d: &Delivery,
-        job: &shared::QueuedJob,
+        job: &QueuedJob,
         msg: &str,
     ) -> redis::RedisResult<Handled> {
-        if queue
-            .finish(d, job, Outcome::Failed { error: msg }, None)
-            .await?
-        {
+        let outcome = Outcome::Failed {
+            error: msg.to_owned(),
+        };
+        if queue.finish(d, job, outcome).await? == Recorded::First {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             info!(reason = %msg, "job failed");
         }
@@ -389,21 +422,24 @@ impl Worker {
 
     async fn dead_letter(
         &self,
-        queue: &mut Queue,
+        queue: &mut Consumer,
         d: &Delivery,
-        job: &shared::QueuedJob,
+        job: &QueuedJob,
         attempts: u32,
         reason: &str,
     ) -> redis::RedisResult<Handled> {
         let msg = format!("gave up after {attempts} attempts: {reason}");
-        let record = serde_json::json!({
-            "reason": reason, "attempts": attempts, "model": job.model, "at_ms": now_ms(), "job": job,
-        })
-        .to_string();
-        if queue
-            .finish(d, job, Outcome::Failed { error: &msg }, Some(&record))
-            .await?
-        {
+        let outcome = Outcome::DeadLettered {
+            error: msg.clone(),
+            letter: DeadLetter {
+                reason: reason.to_owned(),
+                attempts,
+                model: job.model.clone(),
+                at_ms: now_ms(),
+                job: job.clone(),
+            },
+        };
+        if queue.finish(d, job, outcome).await? == Recorded::First {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             error!(reason = %msg, "job dead-lettered");
         }
@@ -414,7 +450,7 @@ impl Worker {
     /// with panics caught and turned into a retriable error.
     async fn classify(
         &self,
-        model: Arc<Model>,
+        model: Arc<dyn Classifier>,
         bytes: Vec<u8>,
         top_k: usize,
     ) -> Result<model::Classified, JobError> {
@@ -452,14 +488,14 @@ impl Worker {
     }
 
     /// Requeues whatever this consumer still holds (called at shutdown).
-    async fn hand_back(&self, queue: &mut Queue) {
+    async fn hand_back(&self, queue: &mut Consumer) {
         for m in &self.model_names {
             match queue.own_pending(m).await {
                 Ok(held) => {
                     for d in held {
                         if let Some(job) = &d.job {
                             match queue.requeue(&d, job, "worker shut down").await {
-                                Ok(()) => info!(job = %job.job_id, "handed back to the queue"),
+                                Ok(_) => info!(job = %job.job_id, "handed back to the queue"),
                                 Err(e) => {
                                     warn!(error = %e, "could not hand a job back; it will be reclaimed")
                                 }
@@ -492,7 +528,7 @@ fn panic_message(err: tokio::task::JoinError) -> String {
 }
 
 async fn heartbeat_loop(
-    mut queue: Queue,
+    mut queue: Consumer,
     mut info: WorkerInfo,
     stats: Arc<Stats>,
     every: Duration,
@@ -509,7 +545,7 @@ async fn heartbeat_loop(
         info.jobs_done = stats.done.load(Ordering::Relaxed);
         info.jobs_failed = stats.failed.load(Ordering::Relaxed);
         info.busy = stats.busy.load(Ordering::Relaxed);
-        if let Err(e) = queue.heartbeat(&info, ttl).await {
+        if let Err(e) = workers::heartbeat(&mut queue.conn, &info, ttl).await {
             warn!(error = %e, "heartbeat failed");
         }
     }

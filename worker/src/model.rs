@@ -66,6 +66,44 @@ pub enum ClassifyError {
     Inference(String),
 }
 
+/// What the worker needs of a model: the whole classify path for one upload. Blocking; the
+/// worker runs it on the blocking pool. [`Model`] is the real one; tests use fakes.
+pub trait Classifier: Send + Sync + 'static {
+    /// Decodes, preprocesses and scores `bytes`, best `top_k` first.
+    fn classify(
+        &self,
+        bytes: &[u8],
+        top_k: usize,
+        limits: DecodeLimits,
+        resizer: &mut Resizer,
+    ) -> Result<Classified, ClassifyError>;
+}
+
+impl Classifier for Model {
+    fn classify(
+        &self,
+        bytes: &[u8],
+        top_k: usize,
+        limits: DecodeLimits,
+        resizer: &mut Resizer,
+    ) -> Result<Classified, ClassifyError> {
+        let start = Instant::now();
+        let img = preprocess::decode(bytes, limits)?;
+        let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
+        let raw = self.infer(&tensor)?;
+        let predictions = self.top_k(&raw, top_k);
+        let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
+        Ok(Classified {
+            result: JobResult {
+                predictions,
+                model: self.name.clone(),
+                elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+            },
+            thumbnail,
+        })
+    }
+}
+
 /// A finished classification plus the thumbnail for the history.
 pub struct Classified {
     pub result: JobResult,
@@ -146,30 +184,6 @@ impl Model {
             .try_extract_tensor::<f32>()
             .map_err(|e| ClassifyError::Inference(e.to_string()))?;
         Ok(row.to_vec())
-    }
-
-    /// The whole path for one upload.
-    pub fn classify(
-        &self,
-        bytes: &[u8],
-        top_k: usize,
-        limits: DecodeLimits,
-        resizer: &mut Resizer,
-    ) -> Result<Classified, ClassifyError> {
-        let start = Instant::now();
-        let img = preprocess::decode(bytes, limits)?;
-        let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
-        let raw = self.infer(&tensor)?;
-        let predictions = self.top_k(&raw, top_k);
-        let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
-        Ok(Classified {
-            result: JobResult {
-                predictions,
-                model: self.name.clone(),
-                elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
-            },
-            thumbnail,
-        })
     }
 
     /// Scores (softmax of logits, or the probabilities as given), best `k` first.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use fast_image_resize::Resizer;
 use worker::config::Cli;
+use worker::model::Classifier as _;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
