@@ -43,7 +43,7 @@ pub async fn requeue(cfg: &WorkerConfig, job_id: &str) -> anyhow::Result<()> {
             keys::job(job_id),
             &[("status", "queued"), ("attempts", "0"), ("error", "")],
         )
-        .expire(keys::job(job_id), cfg.common.result_ttl as i64)
+        .expire(keys::job(job_id), cfg.common.result_ttl.as_secs() as i64)
         .xadd(keys::queue(&job.model), "*", &[("job", payload)])
         .hdel(keys::DEAD, job_id)
         .query_async(&mut conn)

@@ -67,7 +67,7 @@ async fn predict(
 ) -> Result<serde_json::Value, ApiError> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
     let submitted = jobs::submit(state, user, upload).await?;
-    let timeout = Duration::from_secs(state.cfg.predict_timeout);
+    let timeout = state.cfg.predict_timeout;
     let job = jobs::wait(state, user, &submitted.job_id, timeout).await?;
     match (job.status, job.result) {
         (JobStatus::Done, Some(r)) => {
@@ -92,7 +92,7 @@ async fn predict(
         }),
         _ => Err(ApiError::Timeout(format!(
             "no result within {} s; the job {} is still {} - poll /predictions/{} for it",
-            state.cfg.predict_timeout,
+            state.cfg.predict_timeout.as_secs_f64(),
             job.job_id,
             job.status.as_str(),
             job.job_id
