@@ -113,7 +113,10 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job
                     (field::CONTENT_TYPE, info.content_type().as_bytes()),
                 ],
             )
-            .expire(keys::job(&job_id), state.cfg.common.result_ttl.as_secs() as i64)
+            .expire(
+                keys::job(&job_id),
+                state.cfg.common.result_ttl.as_secs() as i64,
+            )
             .query_async(&mut conn)
             .await?;
         state
@@ -159,7 +162,11 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job
     let ttl = state.cfg.common.result_ttl.as_secs() as i64;
     let _: () = redis::pipe()
         .atomic()
-        .set_ex(keys::image(&sha), &up.bytes, state.cfg.common.image_ttl.as_secs())
+        .set_ex(
+            keys::image(&sha),
+            &up.bytes,
+            state.cfg.common.image_ttl.as_secs(),
+        )
         .hset_multiple(
             keys::job(&job_id),
             &[

@@ -95,16 +95,17 @@ impl CommonConfig {
 
     /// The models folder with the reason a fallback was taken, resolved once per config.
     pub fn models_dir_choice(&self) -> &ModelsDir {
-        self.resolved_models_dir.get_or_init(|| match &self.models_dir {
-            Some(dir) => ModelsDir {
-                path: dir.clone(),
-                fallback_reason: None,
-            },
-            None => {
-                let registry = self.registry().ok();
-                default_models_dir(&self.registry_dir(), registry.as_ref())
-            }
-        })
+        self.resolved_models_dir
+            .get_or_init(|| match &self.models_dir {
+                Some(dir) => ModelsDir {
+                    path: dir.clone(),
+                    fallback_reason: None,
+                },
+                None => {
+                    let registry = self.registry().ok();
+                    default_models_dir(&self.registry_dir(), registry.as_ref())
+                }
+            })
     }
 }
 
@@ -126,7 +127,11 @@ pub fn default_models_dir(registry_dir: &Path, registry: Option<&Registry>) -> M
     if primary.join(&default.file).is_file() {
         return keep;
     }
-    let fallback = registry_dir.join("..").join("..").join("shared").join("models");
+    let fallback = registry_dir
+        .join("..")
+        .join("..")
+        .join("shared")
+        .join("models");
     let present = registry.present(&fallback);
     if present.is_empty() {
         return keep;
@@ -289,7 +294,10 @@ mod tests {
         let fell = default_models_dir(&models, Some(&registry));
         assert_eq!(fell.path, shared.canonicalize().expect("canonical"));
         let why = fell.fallback_reason.expect("a reason");
-        assert!(why.contains(&registry.default) && why.contains("make model"), "{why}");
+        assert!(
+            why.contains(&registry.default) && why.contains("make model"),
+            "{why}"
+        );
 
         let default_file = &registry.get(&registry.default).expect("default").file;
         std::fs::write(models.join(default_file), b"x").expect("write");

@@ -217,8 +217,14 @@ mod tests {
         assert!(reg.models.contains_key(&reg.default));
         for (name, spec) in &reg.models {
             if let Some(url) = &spec.url {
-                assert!(!url.contains("/main/"), "{name}: pin the URL to a commit: {url}");
-                assert!(spec.sha256.as_ref().is_some_and(|h| h.len() == 64), "{name}: sha256");
+                assert!(
+                    !url.contains("/main/"),
+                    "{name}: pin the URL to a commit: {url}"
+                );
+                assert!(
+                    spec.sha256.as_ref().is_some_and(|h| h.len() == 64),
+                    "{name}: sha256"
+                );
                 assert!(spec.size.is_some(), "{name}: size");
             }
         }
@@ -250,7 +256,11 @@ mod tests {
     fn serving_default_is_the_registry_default_unless_only_others_are_present() {
         let reg = repo_registry();
         let tmp = tempfile::tempdir().expect("tmp");
-        assert_eq!(reg.serving_default(tmp.path()), reg.default, "no files at all");
+        assert_eq!(
+            reg.serving_default(tmp.path()),
+            reg.default,
+            "no files at all"
+        );
         let lite = &reg.get("efficientnet-lite0").expect("entry").file;
         std::fs::write(tmp.path().join(lite), b"x").expect("write");
         assert_eq!(reg.serving_default(tmp.path()), "efficientnet-lite0");

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use shared::config::default_models_dir;
-use shared::{ModelSpec, Registry};
+use shared::ModelSpec;
 
 use crate::config::WorkerConfig;
 
@@ -49,7 +49,10 @@ pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
         .filter(|m| !m.is_empty())
         .collect();
     let mut failed = Vec::new();
-    for unknown in requested.iter().filter(|m| !registry.models.contains_key(*m)) {
+    for unknown in requested
+        .iter()
+        .filter(|m| !registry.models.contains_key(*m))
+    {
         println!(
             "model {unknown}: not in {} (known: {})",
             cfg.common.registry_path().display(),
@@ -147,7 +150,11 @@ fn describe(
     fallback: bool,
     fetch_note: Option<&str>,
 ) -> (Status, String) {
-    let dir = path.parent().unwrap_or(Path::new(".")).display().to_string();
+    let dir = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .display()
+        .to_string();
     let note = fetch_note.map(|n| format!(" ({n})")).unwrap_or_default();
     if !path.is_file() {
         let how = match &spec.url {
@@ -218,7 +225,9 @@ async fn fetch_one(
                 Ok(Ok(_)) => std::fs::rename(&tmp, &path)
                     .map(|()| format!("downloaded from {url}"))
                     .map_err(|e| format!("cannot move it into place: {e}")),
-                Ok(Err(why)) => Err(format!("the file downloaded from {url} was rejected: {why}")),
+                Ok(Err(why)) => Err(format!(
+                    "the file downloaded from {url} was rejected: {why}"
+                )),
                 Err(e) => Err(format!("verification panicked: {e}")),
             }
         }
@@ -232,7 +241,12 @@ async fn fetch_one(
 }
 
 /// Streams `url` into `tmp` (in `dir`, so the final rename stays on one file system).
-async fn download(client: &reqwest::Client, url: &str, dir: &Path, tmp: &Path) -> anyhow::Result<()> {
+async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    dir: &Path,
+    tmp: &Path,
+) -> anyhow::Result<()> {
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -254,7 +268,9 @@ fn check_bytes(spec: &ModelSpec, path: &Path) -> Result<String, String> {
         .len();
     if let Some(size) = spec.size {
         if actual != size {
-            return Err(format!("its size is {actual} bytes, the registry says {size}"));
+            return Err(format!(
+                "its size is {actual} bytes, the registry says {size}"
+            ));
         }
     }
     let Some(want) = &spec.sha256 else {
@@ -284,7 +300,10 @@ fn verify_file(
 ) -> Result<String, String> {
     let bytes = check_bytes(spec, path)?;
     check_graph(env, spec, path, classes)?;
-    Ok(format!("{bytes}, graph {} -> {} as registered", spec.input_name, spec.output_name))
+    Ok(format!(
+        "{bytes}, graph {} -> {} as registered",
+        spec.input_name, spec.output_name
+    ))
 }
 
 /// Loads the file in ONNX Runtime and compares its input and output with the registry:
@@ -355,7 +374,13 @@ fn check_shape(kind: &str, name: &str, dtype: &ValueType, want: &[i64]) -> Resul
     if !fits {
         let want: Vec<String> = want
             .iter()
-            .map(|d| if *d < 0 { "N".to_owned() } else { d.to_string() })
+            .map(|d| {
+                if *d < 0 {
+                    "N".to_owned()
+                } else {
+                    d.to_string()
+                }
+            })
             .collect();
         return Err(format!(
             "{kind} `{name}` has shape {shape:?}, expected [{}]",
@@ -368,12 +393,12 @@ fn check_shape(kind: &str, name: &str, dtype: &ValueType, want: &[i64]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::Registry;
 
     fn spec(size: Option<u64>, sha256: Option<&str>) -> ModelSpec {
-        let reg = Registry::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml"),
-        )
-        .expect("registry");
+        let reg =
+            Registry::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml"))
+                .expect("registry");
         let mut s = reg.get("efficientnet-lite0").expect("entry").clone();
         s.size = size;
         s.sha256 = sha256.map(str::to_owned);
@@ -398,10 +423,7 @@ mod tests {
         let t = |dims: &[i64]| ValueType::Tensor {
             ty: TensorElementType::Float32,
             shape: ort::value::Shape::new(dims.iter().copied()),
-            dimension_symbols: ort::value::SymbolicDimensions::new(vec![
-                String::new();
-                dims.len()
-            ]),
+            dimension_symbols: ort::value::SymbolicDimensions::new(vec![String::new(); dims.len()]),
         };
         assert!(check_shape("input", "x", &t(&[-1, 3, 224, 224]), &[-1, 3, 224, 224]).is_ok());
         assert!(check_shape("input", "x", &t(&[1, 3, 224, 224]), &[-1, 3, 224, 224]).is_ok());
@@ -424,7 +446,10 @@ mod tests {
         let mut bad = good.clone();
         bad.input_name = "data".into();
         let err = check_graph(&env, &bad, &file, 1000).expect_err("wrong input name");
-        assert!(err.contains("no input `data`") && err.contains("input"), "{err}");
+        assert!(
+            err.contains("no input `data`") && err.contains("input"),
+            "{err}"
+        );
         let err = check_graph(&env, &good, &file, 1001).expect_err("wrong class count");
         assert!(err.contains("[N, 1001]"), "{err}");
     }

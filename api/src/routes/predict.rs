@@ -1,8 +1,6 @@
 //! The seeds' synchronous endpoint: upload, wait for the worker, answer with the top class.
 //! Errors carry `success: false` beside the usual `error` object.
 
-use std::time::Duration;
-
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::response::Response;
