@@ -140,7 +140,7 @@ pub fn default_models_dir(registry_dir: &Path, registry: Option<&Registry>) -> M
     ModelsDir {
         fallback_reason: Some(format!(
             "MODELS_DIR is not set and {} has no {} (the registry's default model {}; `make model` downloads it), so the models of {} are used",
-            primary.display(),
+            primary.canonicalize().unwrap_or(primary).display(),
             default.file,
             registry.default,
             fallback.display()

@@ -76,6 +76,7 @@ pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
         .models_dir
         .clone()
         .unwrap_or_else(|| registry_dir.clone());
+    let target = target.canonicalize().unwrap_or(target);
     let mut fetch_notes = std::collections::HashMap::new();
     if matches!(cmd, ModelsCommand::Fetch) {
         let client = reqwest::Client::builder()
@@ -110,11 +111,18 @@ pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
             .labels(name, &read_dir.path, &registry_dir)
             .map(|l| l.len());
         let path = read_dir.path.join(&spec.file);
-        let fallback = read_dir.fallback_reason.is_some();
+        let fallback = read_dir.fallback_reason.is_some().then(|| target.clone());
         let note = fetch_notes.remove(name);
         let env = env.clone();
         let (status, line) = tokio::task::spawn_blocking(move || {
-            describe(&env, &spec, &path, labels, fallback, note.as_deref())
+            describe(
+                &env,
+                &spec,
+                &path,
+                labels,
+                fallback.as_deref(),
+                note.as_deref(),
+            )
         })
         .await
         .context("model verification panicked")?;
@@ -141,34 +149,40 @@ pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The verdict line of one model whose file should be at `path`.
+/// The verdict line of one model whose file should be at `path`; `primary` is the folder
+/// the file would normally be in when `path` is in the `../shared/models` fallback.
 fn describe(
     env: &ort::environment::Environment,
     spec: &ModelSpec,
     path: &Path,
     labels: Result<usize, shared::registry::RegistryError>,
-    fallback: bool,
+    primary: Option<&Path>,
     fetch_note: Option<&str>,
 ) -> (Status, String) {
-    let dir = path
+    let read = path
         .parent()
         .unwrap_or(Path::new("."))
         .display()
         .to_string();
+    let home = primary.map_or_else(|| read.clone(), |p| p.display().to_string());
     let note = fetch_note.map(|n| format!(" ({n})")).unwrap_or_default();
     if !path.is_file() {
+        let where_ = match primary {
+            Some(p) => format!("in neither {} nor {read}", p.display()),
+            None => format!("not in {read}"),
+        };
         let how = match &spec.url {
-            Some(url) if fetch_note.is_some() => {
-                format!("download {url} into {dir} by hand or set MODELS_DIR to a folder holding it")
+            Some(_) if fetch_note.is_some() => {
+                format!("download it into {home} by hand or set MODELS_DIR to a folder holding it")
             }
-            Some(_) => "`make model` (worker models fetch) downloads it".to_owned(),
+            Some(_) => format!("`make model` (worker models fetch) downloads it into {home}"),
             None => format!(
-                "it has no download URL: copy it into {dir} or set MODELS_DIR to a folder holding it"
+                "it has no download URL: copy it into {home} or set MODELS_DIR to a folder holding it"
             ),
         };
         return (
             Status::Missing,
-            format!("missing: {} is not in {dir}{note}; {how}", spec.file),
+            format!("missing: {} is {where_}{note}; {how}", spec.file),
         );
     }
     let labels = match labels {
@@ -177,7 +191,7 @@ fn describe(
     };
     match verify_file(env, spec, path, labels) {
         Ok(how) => {
-            let whence = if fallback {
+            let whence = if primary.is_some() {
                 "served from the ../shared/models fallback, "
             } else {
                 ""
@@ -250,11 +264,17 @@ async fn download(
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut resp = client.get(url).send().await?.error_for_status()?;
+    // The URL is already in the model's line: keep it out of the error text.
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(reqwest::Error::without_url)?;
     let mut file = tokio::fs::File::create(tmp)
         .await
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    while let Some(chunk) = resp.chunk().await? {
+    while let Some(chunk) = resp.chunk().await.map_err(reqwest::Error::without_url)? {
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
