@@ -8,7 +8,7 @@
 #
 # Stages: `builder` compiles the release binaries (dependencies cached in BuildKit cache
 # mounts), `ort` takes libonnxruntime.so from the PyPI onnxruntime wheel,
-# `models` fetches and verifies the registry's models with scripts/fetch-models.sh
+# `models` fetches and verifies the registry's models with `worker models fetch`
 # (it needs internet; efficientnet-lite0 has no public URL: copy it into models/
 # before building to include it).
 
@@ -34,17 +34,23 @@ COPY scripts/install-ort.sh scripts/install-ort.sh
 RUN ORT_VERSION="${ORT_VERSION}" ORT_DIR=/opt/onnxruntime scripts/install-ort.sh
 
 # --- models ------------------------------------------------------------------------------
-FROM python:3.11-slim-${DEBIAN_RELEASE} AS models
+# `worker models fetch` downloads the registry's models that have a URL and verifies every
+# file (size, SHA-256, a load in ONNX Runtime); `verify` then insists on REQUIRED_MODELS.
+FROM debian:${DEBIAN_RELEASE}-slim AS models
 # Models that must be in the image (the build fails without them), comma-separated.
 ARG REQUIRED_MODELS=resnet50
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends curl ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
+COPY --from=ort /opt/onnxruntime /opt/onnxruntime
+COPY --from=builder /out/worker /usr/local/bin/worker
 COPY models/ models/
-COPY scripts/fetch-models.sh scripts/fetch-models.sh
-RUN MODELS_DIR=/build/models MODELS= scripts/fetch-models.sh \
-    && MODELS_DIR=/build/models MODELS="${REQUIRED_MODELS}" scripts/fetch-models.sh >/dev/null
+ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
+    MODEL_REGISTRY=/build/models/registry.toml \
+    MODELS_DIR=/build/models
+RUN worker models fetch \
+    && MODELS="${REQUIRED_MODELS}" worker models verify >/dev/null
 
 # --- runtime (all three binaries) ------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime

@@ -3,19 +3,28 @@ SHELL := /bin/bash
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test model ort bench soak fmt lint docker openapi
+.PHONY: help run test provision model ort bench soak fmt lint docker openapi
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-run: ## start redis (if needed), api, worker and ui locally; Ctrl-C stops them
+run: ## build api, worker and ui (the dev profile make test builds), then start them with redis; Ctrl-C stops them
+	@t0=$$SECONDS; \
+	if [ ! -x target/debug/api ] || [ ! -x target/debug/worker ] || [ ! -x target/debug/ui ]; then \
+	    echo "==> first build of api, worker and ui: about 10 minutes on 2 cores (later runs and make test reuse it)"; \
+	fi; \
+	cargo build -p api -p worker -p ui && echo "==> build: $$((SECONDS - t0)) s"
 	scripts/run-stack.sh
 
-test: ## every check and test (what .ci/run runs)
+test: ## install what the tests need (scripts/provision.sh), then every check and test (what .ci/run runs)
+	scripts/provision.sh
 	scripts/test.sh
 
-model: ## fetch and verify the registry's models into MODELS_DIR (default models/)
-	scripts/fetch-models.sh
+provision: ## only install what the checks and tests need (apt packages, PostgreSQL auth, cargo-nextest, ONNX Runtime, node modules)
+	scripts/provision.sh
+
+model: ## download and verify the registry's models into MODELS_DIR (default models/): worker models fetch
+	cargo run --quiet -p worker -- models fetch
 
 ort: ## install the ONNX Runtime library into .ort/ from the PyPI wheel
 	scripts/install-ort.sh

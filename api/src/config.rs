@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use shared::config::CommonConfig;
+use shared::config::{duration_secs, legacy_default, CommonConfig};
 
 /// `api`: the HTTP front of the service.
 #[derive(Debug, Parser)]
@@ -50,15 +50,21 @@ pub struct ApiConfig {
     /// HS256 signing key, at least 32 bytes.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
-    /// Token lifetime in minutes.
-    #[arg(long, env = "JWT_TTL_MINUTES", default_value_t = 30)]
-    pub jwt_ttl_minutes: u64,
+    /// Token lifetime (bare number: seconds; old name `JWT_TTL_MINUTES`, in minutes).
+    #[arg(
+        long,
+        env = "JWT_TTL",
+        value_parser = duration_secs,
+        default_value = legacy_default("JWT_TTL_MINUTES", "m", "30m")
+    )]
+    pub jwt_ttl: Duration,
     /// Admin account created at start (with ADMIN_PASSWORD).
     #[arg(long, env = "ADMIN_EMAIL")]
     pub admin_email: Option<String>,
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<SecretString>,
-    /// Model used when a request names none (default: the registry's default).
+    /// Model used when a request names none (default: the registry's default, or the first
+    /// registry model in the models folder when the default's file is not there).
     #[arg(long, env = "DEFAULT_MODEL")]
     pub default_model: Option<String>,
     /// Largest upload body in bytes.
@@ -67,21 +73,33 @@ pub struct ApiConfig {
     /// Jobs waiting per model beyond which uploads get 429.
     #[arg(long, env = "MAX_QUEUE_DEPTH", default_value_t = 1000)]
     pub max_queue_depth: u64,
-    /// Seconds `POST /predict` waits for its result before answering 504.
-    #[arg(long, env = "PREDICT_TIMEOUT", default_value_t = 30)]
-    pub predict_timeout: u64,
-    /// Seconds after which any request is cut with 504.
-    #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 40)]
-    pub request_timeout: u64,
-    /// A worker whose last heartbeat is older than this many seconds counts as gone.
-    #[arg(long, env = "WORKER_STALE_SECS", default_value_t = 10)]
-    pub worker_stale_secs: u64,
-    /// Deadline for each database call, in milliseconds.
-    #[arg(long, env = "DB_TIMEOUT_MS", default_value_t = 3000)]
-    pub db_timeout_ms: u64,
-    /// Seconds in-flight requests get to finish after SIGTERM.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
-    pub shutdown_grace: u64,
+    /// How long `POST /predict` waits for its result before answering 504 (bare number: seconds).
+    #[arg(long, env = "PREDICT_TIMEOUT", value_parser = duration_secs, default_value = "30s")]
+    pub predict_timeout: Duration,
+    /// Any request still running after this is cut with 504 (bare number: seconds).
+    #[arg(long, env = "REQUEST_TIMEOUT", value_parser = duration_secs, default_value = "40s")]
+    pub request_timeout: Duration,
+    /// A worker whose last heartbeat is older than this counts as gone (bare number: seconds;
+    /// old name `WORKER_STALE_SECS`).
+    #[arg(
+        long,
+        env = "WORKER_STALE",
+        value_parser = duration_secs,
+        default_value = legacy_default("WORKER_STALE_SECS", "s", "10s")
+    )]
+    pub worker_stale: Duration,
+    /// Deadline for each database call (bare number: seconds; old name `DB_TIMEOUT_MS`, in
+    /// milliseconds).
+    #[arg(
+        long,
+        env = "DB_TIMEOUT",
+        value_parser = duration_secs,
+        default_value = legacy_default("DB_TIMEOUT_MS", "ms", "3s")
+    )]
+    pub db_timeout: Duration,
+    /// Time in-flight requests get to finish after SIGTERM (bare number: seconds).
+    #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration_secs, default_value = "20s")]
+    pub shutdown_grace: Duration,
 }
 
 /// The dev-mode signing key: never valid in production.
@@ -105,9 +123,10 @@ impl ApiConfig {
         }
     }
 
-    /// Per-call database deadline.
+    /// Per-call database deadline (a method as well as the field, so callers written before
+    /// the field became a `Duration` read it the same way).
     pub fn db_timeout(&self) -> Duration {
-        Duration::from_millis(self.db_timeout_ms)
+        self.db_timeout
     }
 }
 
@@ -144,5 +163,27 @@ mod tests {
             .jwt_key()
             .expect_err("placeholder");
         assert!(err.to_string().contains("placeholder"));
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_numbers_keep_their_old_unit() {
+        let c = cfg(&[
+            "--predict-timeout",
+            "2",
+            "--request-timeout",
+            "1m",
+            "--db-timeout",
+            "750ms",
+            "--jwt-ttl",
+            "45m",
+            "--worker-stale",
+            "5s",
+        ]);
+        assert_eq!(c.predict_timeout, Duration::from_secs(2));
+        assert_eq!(c.request_timeout, Duration::from_secs(60));
+        assert_eq!(c.db_timeout(), Duration::from_millis(750));
+        assert_eq!(c.jwt_ttl, Duration::from_secs(45 * 60));
+        assert_eq!(c.worker_stale, Duration::from_secs(5));
+        assert_eq!(cfg(&[]).shutdown_grace, Duration::from_secs(20));
     }
 }

@@ -39,7 +39,7 @@ use crate::state::{AppState, RedisHandle};
 /// The router with every route and layer; tests drive it with `oneshot`.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.cfg.max_upload_bytes + 64 * 1024;
-    let timeout = Duration::from_secs(state.cfg.request_timeout);
+    let timeout = state.cfg.request_timeout;
     routes::router(body_limit)
         .merge(openapi::router())
         .fallback(error::not_found_fallback)
@@ -97,7 +97,7 @@ pub async fn build_state(cfg: ApiConfig) -> anyhow::Result<AppState> {
     let default_model = cfg
         .default_model
         .clone()
-        .unwrap_or_else(|| registry.default.clone());
+        .unwrap_or_else(|| registry.serving_default(cfg.common.models_dir()));
     registry
         .get(&default_model)
         .with_context(|| "DEFAULT_MODEL is not in the model registry")?;
@@ -105,7 +105,7 @@ pub async fn build_state(cfg: ApiConfig) -> anyhow::Result<AppState> {
     let redis = RedisHandle::new(&cfg.common.redis_url, cfg.common.redis_timeout());
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let state = AppState {
-        jwt: Jwt::new(&key, cfg.jwt_ttl_minutes * 60),
+        jwt: Jwt::new(&key, cfg.jwt_ttl.as_secs()),
         cfg: Arc::new(cfg),
         registry: Arc::new(registry),
         default_model,
@@ -174,7 +174,7 @@ impl Application {
         let notifier = tokio::spawn(events::run_notifier(state.clone(), bg.clone()));
         let recorder = tokio::spawn(events::run_recorder(state.clone(), consumer, bg.clone()));
         info!(addr = %self.listener.local_addr()?, "api listening");
-        let grace = Duration::from_secs(state.cfg.shutdown_grace);
+        let grace = state.cfg.shutdown_grace;
         let signal = shutdown.clone();
         let server = axum::serve(self.listener, app(state))
             .with_graceful_shutdown(async move { signal.cancelled().await });

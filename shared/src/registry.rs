@@ -24,10 +24,11 @@ pub struct ModelSpec {
     pub description: String,
     /// File name inside `MODELS_DIR`.
     pub file: String,
-    /// Where `make model` downloads it from, if anywhere.
+    /// Where `make model` downloads it from, if anywhere (pinned to a commit, not a branch).
     pub url: Option<String>,
+    /// SHA-256 of the file, lowercase hex: every downloadable entry has one.
     pub sha256: Option<String>,
-    /// Expected size in bytes, when published.
+    /// Expected size in bytes: every downloadable entry has one.
     pub size: Option<u64>,
     pub input_name: String,
     pub output_name: String,
@@ -153,6 +154,21 @@ impl Registry {
             .collect()
     }
 
+    /// The model a request gets when it names none: the registry's default when its file is in
+    /// `models_dir` (or when no model file is there at all, as on an api host without the
+    /// files), else the first servable model that is there, which is what a worker with the
+    /// same folder serves.
+    pub fn serving_default(&self, models_dir: &Path) -> String {
+        let default_here = self
+            .models
+            .get(&self.default)
+            .is_some_and(|s| models_dir.join(&s.file).is_file());
+        match self.present(models_dir).into_iter().next() {
+            Some(first) if !default_here => first,
+            _ => self.default.clone(),
+        }
+    }
+
     /// Class names of a model: its label file from `models_dir`, else beside the registry.
     pub fn labels(
         &self,
@@ -199,6 +215,19 @@ mod tests {
             assert_eq!(spec.resize, 256);
         }
         assert!(reg.models.contains_key(&reg.default));
+        for (name, spec) in &reg.models {
+            if let Some(url) = &spec.url {
+                assert!(
+                    !url.contains("/main/"),
+                    "{name}: pin the URL to a commit: {url}"
+                );
+                assert!(
+                    spec.sha256.as_ref().is_some_and(|h| h.len() == 64),
+                    "{name}: sha256"
+                );
+                assert!(spec.size.is_some(), "{name}: size");
+            }
+        }
         assert_eq!(reg.get("efficientnet-lite0").expect("entry").mean, [0.5; 3]);
     }
 
@@ -221,6 +250,23 @@ mod tests {
             .expect_err("unknown")
             .to_string();
         assert!(msg.contains("efficientnet-lite0"), "{msg}");
+    }
+
+    #[test]
+    fn serving_default_is_the_registry_default_unless_only_others_are_present() {
+        let reg = repo_registry();
+        let tmp = tempfile::tempdir().expect("tmp");
+        assert_eq!(
+            reg.serving_default(tmp.path()),
+            reg.default,
+            "no files at all"
+        );
+        let lite = &reg.get("efficientnet-lite0").expect("entry").file;
+        std::fs::write(tmp.path().join(lite), b"x").expect("write");
+        assert_eq!(reg.serving_default(tmp.path()), "efficientnet-lite0");
+        let default_file = &reg.get(&reg.default).expect("default").file;
+        std::fs::write(tmp.path().join(default_file), b"x").expect("write");
+        assert_eq!(reg.serving_default(tmp.path()), reg.default);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shared::config::{duration_secs, legacy_default, parse_bool};
+
 /// Everything the UI needs to start; each flag can also come from the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -20,43 +22,54 @@ pub struct Config {
     pub api_url: String,
 
     /// Mark cookies `Secure` (set to true behind HTTPS).
-    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        env = "COOKIE_SECURE",
+        value_parser = parse_bool,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub cookie_secure: bool,
 
-    /// Seconds the UI waits for an ordinary API answer before calling the service unavailable.
-    #[arg(long, env = "API_TIMEOUT_SECS", default_value_t = 30)]
-    pub api_timeout_secs: u64,
+    /// How long the UI waits for an ordinary API answer before calling the service unavailable
+    /// (bare number: seconds; old name `API_TIMEOUT_SECS`).
+    #[arg(
+        long,
+        env = "API_TIMEOUT",
+        value_parser = duration_secs,
+        default_value = legacy_default("API_TIMEOUT_SECS", "s", "30s")
+    )]
+    pub api_timeout: Duration,
 
     /// Largest upload the UI accepts in one form post, in MiB (all files together).
     #[arg(long, env = "UI_MAX_UPLOAD_MB", default_value_t = 50)]
     pub max_upload_mb: usize,
-
-    /// Log filter, e.g. `info` or `ui=debug,tower_http=debug`.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub rust_log: String,
-
-    /// `text` (default) or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    /// True when logs should be one JSON object per line.
-    pub fn is_json(self) -> bool {
-        self == LogFormat::Json
-    }
 }
 
 impl Config {
-    /// Timeout for API calls that do not hold (`?wait=`) on purpose.
+    /// Timeout for API calls that do not hold (`?wait=`) on purpose; at least a second, as
+    /// before the setting took units.
     pub fn api_timeout(&self) -> Duration {
-        Duration::from_secs(self.api_timeout_secs.max(1))
+        self.api_timeout.max(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn timeout_takes_units_and_cookie_flag_one_boolean_spelling() {
+        let c = Config::try_parse_from(["ui", "--api-timeout", "1500ms", "--cookie-secure=yes"])
+            .expect("parses");
+        assert_eq!(c.api_timeout(), Duration::from_millis(1500));
+        assert!(c.cookie_secure);
+        let c = Config::try_parse_from(["ui", "--api-timeout", "0"]).expect("parses");
+        assert_eq!(c.api_timeout(), Duration::from_secs(1));
+        assert!(!c.cookie_secure);
+        assert!(Config::try_parse_from(["ui", "--cookie-secure=sometimes"]).is_err());
     }
 }

@@ -10,7 +10,6 @@ pub mod error;
 pub mod pages;
 pub mod routes;
 pub mod session;
-pub mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::routing::get;
 use axum::Router;
+use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -140,45 +140,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Bind, serve until SIGTERM or Ctrl-C, then finish the requests in flight.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Bind, serve until `shutdown` is cancelled (SIGTERM or Ctrl-C in `main`), then finish the
+/// requests in flight.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::from_config(&config)?;
     let listener = tokio::net::TcpListener::bind(config.ui_bind).await?;
     tracing::info!(addr = %listener.local_addr()?, api = %config.api_url, "ui listening");
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     tracing::info!("ui stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received, finishing requests in flight");
 }
 
 /// Percent-encode a string for a query parameter or path segment.

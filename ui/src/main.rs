@@ -1,10 +1,10 @@
-//! The `ui` binary: read the config, start logging, serve the pages.
+//! The `ui` binary: read the config, start logging, serve the pages until SIGTERM or Ctrl-C.
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init();
     let config = ui::config::Config::parse();
-    ui::telemetry::init(&config.rust_log, config.log_format.is_json());
-    ui::run(config).await
+    ui::run(config, shared::shutdown::signal()).await
 }

@@ -1,10 +1,11 @@
 //! Worker configuration: every field is a flag and an environment variable.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use shared::config::CommonConfig;
+use shared::config::{duration_secs, parse_bool, CommonConfig};
 
 /// `worker`: pops classification jobs from Redis and runs them through ONNX Runtime.
 #[derive(Debug, Parser)]
@@ -30,6 +31,9 @@ pub enum Command {
         /// The job id (see `worker dead-list`).
         job_id: String,
     },
+    /// Download and check the registry's models (`make model`).
+    #[command(subcommand)]
+    Models(crate::models_cmd::ModelsCommand),
 }
 
 /// Settings of a serving worker.
@@ -37,7 +41,8 @@ pub enum Command {
 pub struct WorkerConfig {
     #[command(flatten)]
     pub common: CommonConfig,
-    /// Models this worker serves, comma-separated (default: every non-benchmark model whose file is present).
+    /// Models this worker serves, comma-separated (default: every non-benchmark registry model
+    /// whose file is in the models folder).
     #[arg(long, env = "MODELS", value_delimiter = ',')]
     pub models: Vec<String>,
     /// Path of libonnxruntime.so (default: the project's `.ort/` install).
@@ -52,35 +57,106 @@ pub struct WorkerConfig {
     /// Jobs in hand at once: while one runs on the session, the next is fetched and decoded.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
-    /// Seconds a delivered job may stay unacknowledged before another worker reclaims it.
-    #[arg(long, env = "VISIBILITY_TIMEOUT", default_value_t = 30)]
-    pub visibility_timeout: u64,
+    /// How long a delivered job may stay unacknowledged before another worker reclaims it
+    /// (bare number: seconds).
+    #[arg(long, env = "VISIBILITY_TIMEOUT", value_parser = duration_secs, default_value = "30s")]
+    pub visibility_timeout: Duration,
     /// Deliveries after which a job is failed and dead-lettered.
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
-    /// Seconds one job's decode + inference may take before it is abandoned and retried.
-    #[arg(long, env = "JOB_TIMEOUT", default_value_t = 30)]
-    pub job_timeout: u64,
-    /// Seconds between heartbeats.
-    #[arg(long, env = "HEARTBEAT_INTERVAL", default_value_t = 2)]
-    pub heartbeat_interval: u64,
-    /// Seconds to finish the job in hand after SIGTERM before handing it back.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 20)]
-    pub shutdown_grace: u64,
+    /// How long one job's decode + inference may take before it is abandoned and retried
+    /// (bare number: seconds).
+    #[arg(long, env = "JOB_TIMEOUT", value_parser = duration_secs, default_value = "30s")]
+    pub job_timeout: Duration,
+    /// Time between heartbeats (bare number: seconds).
+    #[arg(long, env = "HEARTBEAT_INTERVAL", value_parser = duration_secs, default_value = "2s")]
+    pub heartbeat_interval: Duration,
+    /// Time to finish the job in hand after SIGTERM before handing it back (bare number: seconds).
+    #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration_secs, default_value = "20s")]
+    pub shutdown_grace: Duration,
     /// Let ONNX Runtime's intra-op threads spin between operators (faster alone on a box,
     /// but the spinning takes CPU from decoding and the other processes on a small machine).
-    #[arg(long, env = "ORT_SPIN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    #[arg(
+        long,
+        env = "ORT_SPIN",
+        value_parser = parse_bool,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true"
+    )]
     pub ort_spin: bool,
-    /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it
-    /// (`FAULT_INJECTION=1`, `true`, `yes` or `on` turn it on).
-    #[arg(long, env = "FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it.
+    #[arg(
+        long,
+        env = "FAULT_INJECTION",
+        value_parser = parse_bool,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub fault_injection: bool,
 }
 
 impl WorkerConfig {
+    /// The one line a starting worker logs about its models: which, from where, and why
+    /// (`MODELS`, or the registry models present in the folder, and why that folder).
+    pub fn serving_summary(&self, names: &[String]) -> String {
+        let dir = self.common.models_dir_choice();
+        let what = if self.models.iter().any(|m| !m.trim().is_empty()) {
+            "as MODELS lists".to_owned()
+        } else {
+            "every registry model whose file is there (MODELS is not set)".to_owned()
+        };
+        let mut line = format!(
+            "serving {} from {}: {what}",
+            names.join(", "),
+            dir.path.display()
+        );
+        if let Some(why) = &dir.fallback_reason {
+            line.push_str("; ");
+            line.push_str(why);
+        }
+        line
+    }
+
     /// Threads for each session.
     pub fn threads(&self) -> usize {
         self.intra_threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> WorkerConfig {
+        let mut all = vec!["worker"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").config
+    }
+
+    #[test]
+    fn durations_and_booleans_parse_one_way() {
+        let c = cfg(&[]);
+        assert_eq!(c.visibility_timeout, Duration::from_secs(30));
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
+        assert!(c.ort_spin);
+        assert!(!c.fault_injection);
+        let c = cfg(&[
+            "--job-timeout",
+            "3",
+            "--heartbeat-interval",
+            "500ms",
+            "--ort-spin=off",
+            "--fault-injection",
+        ]);
+        assert_eq!(c.job_timeout, Duration::from_secs(3));
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert!(!c.ort_spin);
+        assert!(c.fault_injection);
+        assert!(Cli::try_parse_from(["worker", "--ort-spin", "maybe"]).is_err());
     }
 }

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod dead;
 pub mod model;
+pub mod models_cmd;
 pub mod preprocess;
 
 use std::collections::HashMap;
@@ -75,19 +76,20 @@ pub fn load_models(cfg: &WorkerConfig) -> anyhow::Result<(Vec<String>, Models)> 
         .filter(|m| !m.is_empty())
         .collect();
     let names = if listed.is_empty() {
-        let present = registry.present(&cfg.common.models_dir);
+        let present = registry.present(cfg.common.models_dir());
         anyhow::ensure!(
             !present.is_empty(),
             "no model file found in {}: run `make model` or set MODELS_DIR (and MODELS) to models you have",
-            cfg.common.models_dir.display()
+            cfg.common.models_dir().display()
         );
         present
     } else {
         listed
     };
+    info!("{}", cfg.serving_summary(&names));
     // Check every file first so a missing one is reported before the slow loads.
     for name in &names {
-        registry.model_path(name, &cfg.common.models_dir)?;
+        registry.model_path(name, cfg.common.models_dir())?;
     }
     let env = model::init_runtime(cfg.ort_dylib_path.as_deref())?;
     let mut models = HashMap::new();
@@ -98,7 +100,7 @@ pub fn load_models(cfg: &WorkerConfig) -> anyhow::Result<(Vec<String>, Models)> 
             &registry,
             &cfg.common.registry_dir(),
             name,
-            &cfg.common.models_dir,
+            cfg.common.models_dir(),
             cfg.threads(),
             cfg.ort_spin,
         )?;
@@ -158,7 +160,7 @@ impl Worker {
             beat_queue,
             self.info(),
             self.stats.clone(),
-            Duration::from_secs(self.cfg.heartbeat_interval.max(1)),
+            self.cfg.heartbeat_interval.max(Duration::from_secs(1)),
             shutdown.clone(),
         ));
 
@@ -196,7 +198,7 @@ impl Worker {
 
     /// One consumer loop: reclaim orphans (primary loop only), read, handle, back off on errors.
     async fn consume(&self, queue: &mut Consumer, shutdown: &CancellationToken, primary: bool) {
-        let reclaim_every = Duration::from_secs((self.cfg.visibility_timeout / 2).max(1));
+        let reclaim_every = (self.cfg.visibility_timeout / 2).max(Duration::from_secs(1));
         let mut next_reclaim = Instant::now();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
@@ -206,7 +208,7 @@ impl Worker {
                     for m in &self.model_names {
                         batch.extend(
                             queue
-                                .reclaim(m, self.cfg.visibility_timeout * 1000, 16)
+                                .reclaim(m, self.cfg.visibility_timeout.as_millis() as u64, 16)
                                 .await?,
                         );
                     }
@@ -259,7 +261,7 @@ impl Worker {
                 let mut q = Consumer {
                     conn,
                     name: self.id.clone(),
-                    result_ttl: self.cfg.common.result_ttl,
+                    result_ttl: self.cfg.common.result_ttl.as_secs(),
                 };
                 q.ensure_groups(&self.model_names).await?;
                 Ok::<_, redis::RedisError>(q)
@@ -304,7 +306,7 @@ impl Worker {
         d: Delivery,
         shutdown: &CancellationToken,
     ) -> redis::RedisResult<Handled> {
-        let grace = Duration::from_secs(self.cfg.shutdown_grace);
+        let grace = self.cfg.shutdown_grace;
         let mut q = queue.clone();
         let deadline = async {
             shutdown.cancelled().await;
@@ -472,7 +474,7 @@ impl Worker {
             }
             model.classify(&bytes, top_k, limits, &mut Resizer::new())
         });
-        match tokio::time::timeout(Duration::from_secs(self.cfg.job_timeout), task).await {
+        match tokio::time::timeout(self.cfg.job_timeout, task).await {
             Ok(Ok(Ok(c))) => Ok(c),
             Ok(Ok(Err(ClassifyError::Image(e)))) => Err(JobError::Permanent(e.to_string())),
             Ok(Ok(Err(e @ ClassifyError::Inference(_)))) => Err(JobError::Retriable(e.to_string())),
@@ -482,7 +484,7 @@ impl Worker {
             ))),
             Err(_) => Err(JobError::Retriable(format!(
                 "processing took longer than {} s",
-                self.cfg.job_timeout
+                self.cfg.job_timeout.as_secs_f64()
             ))),
         }
     }

@@ -13,6 +13,7 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Bench(args)) => worker::bench::run(cli.config, args).await,
         Some(Command::DeadList) => worker::dead::list(&cli.config).await,
         Some(Command::DeadRequeue { job_id }) => worker::dead::requeue(&cli.config, &job_id).await,
+        Some(Command::Models(cmd)) => worker::models_cmd::run(&cli.config, cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

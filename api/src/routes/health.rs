@@ -91,12 +91,12 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Heartbeats fresher than `WORKER_STALE_SECS`; stale entries are pruned.
+/// Heartbeats fresher than `WORKER_STALE`; stale entries are pruned.
 pub async fn live_workers(
     state: &AppState,
 ) -> Result<Vec<shared::job::WorkerInfo>, crate::error::ApiError> {
     let mut conn = state.redis.get().await?;
-    let cutoff = shared::time_util::now_ms() - (state.cfg.worker_stale_secs as i64) * 1000;
+    let cutoff = shared::time_util::now_ms() - state.cfg.worker_stale.as_millis() as i64;
     let _: () = conn.zrembyscore(keys::WORKERS, "-inf", cutoff).await?;
     let ids: Vec<String> = conn.zrange(keys::WORKERS, 0, -1).await?;
     if ids.is_empty() {

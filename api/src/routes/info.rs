@@ -61,7 +61,7 @@ pub async fn get_labels(
         .registry
         .labels(
             &name,
-            &state.cfg.common.models_dir,
+            state.cfg.common.models_dir(),
             &state.cfg.common.registry_dir(),
         )
         .map_err(|_| ApiError::not_found("model"))?;

@@ -1,8 +1,6 @@
 //! The seeds' synchronous endpoint: upload, wait for the worker, answer with the top class.
 //! Errors carry `success: false` beside the usual `error` object.
 
-use std::time::Duration;
-
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::response::Response;
@@ -75,7 +73,7 @@ async fn predict(
 ) -> Result<PredictResponse, ApiError> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
     let submitted = jobs::submit(state, user, upload).await?;
-    let timeout = Duration::from_secs(state.cfg.predict_timeout);
+    let timeout = state.cfg.predict_timeout;
     let job = jobs::wait(state, user, &submitted.job_id, timeout).await?;
     match (job.status, job.result) {
         (JobStatus::Done, Some(r)) => {
@@ -100,7 +98,7 @@ async fn predict(
         }),
         _ => Err(ApiError::Timeout(format!(
             "no result within {} s; the job {} is still {} - poll /predictions/{} for it",
-            state.cfg.predict_timeout,
+            state.cfg.predict_timeout.as_secs_f64(),
             job.job_id,
             job.status.as_str(),
             job.job_id
