@@ -64,7 +64,7 @@ async fn upload_wait_predict_and_cache() {
     let (status, hist) = c.get("/predictions").await;
     assert_eq!(status, 200);
     assert_eq!(hist["total"], 3, "{hist}");
-    let other = Client::register(&stack.api_url()).await;
+    let other = Client::register(stack.api_url()).await;
     let (status, _) = other.get(&format!("/predictions/{job_id}")).await;
     assert_eq!(status, 404, "foreign job ids are not found");
     let r = c
@@ -102,7 +102,7 @@ async fn upload_wait_predict_and_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
-    let stack = Stack::builder()
+    let mut stack = Stack::builder()
         .env("MAX_UPLOAD_BYTES", "1000000")
         .workers(1)
         .start()

@@ -1,9 +1,7 @@
 //! Logging in (JSON and OAuth2 form), bad credentials, and every kind of bad token.
 
-use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::helpers::*;
 

@@ -1,9 +1,7 @@
 //! Feedback: round trip, newest first, per user, validation.
 
-use axum::body::Body;
-use axum::http::{header, Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::helpers::*;
 

@@ -1,9 +1,8 @@
 //! Hostile input: injection strings, huge and odd text, malformed ids and queries are stored or refused with a JSON 4xx, never a 5xx.
 
 use axum::body::Body;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::helpers::*;
 

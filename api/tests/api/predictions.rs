@@ -2,8 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
-use serde_json::{json, Value};
-use sqlx::Row;
+use serde_json::Value;
 
 use crate::helpers::*;
 

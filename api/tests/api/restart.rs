@@ -1,9 +1,7 @@
 //! A restart (new state on the same database) keeps users, history and feedback.
 
-use axum::body::Body;
-use axum::http::{header, Method, StatusCode};
-use serde_json::{json, Value};
-use sqlx::Row;
+use axum::http::StatusCode;
+use serde_json::json;
 
 use crate::helpers::*;
 

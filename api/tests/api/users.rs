@@ -1,6 +1,5 @@
 //! Users: registration, validation, duplicates, who may read and delete whom, and deleting a user with their data.
 
-use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Row;
