@@ -577,10 +577,24 @@ impl Stack {
         Ok(&mut self.workers[last])
     }
 
-    /// Waits for `/ready` and for `workers` live workers in `/info`.
-    pub async fn wait_ready(&self, workers: usize, within: Duration) -> anyhow::Result<()> {
+    /// Waits for `/ready` and for `workers` live workers in `/info`; fails at once when a
+    /// process exits meanwhile (a worker missing its model, say).
+    pub async fn wait_ready(&mut self, workers: usize, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
-        self.api.wait_ready(within).await?;
+        loop {
+            if let Some((name, status)) = self.exited() {
+                anyhow::bail!("{name} exited ({status}) during start-up");
+            }
+            if matches!(probe(&format!("{}/ready", self.api.url)).await, Some((200, _))) {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{}/ready did not answer 200 within {within:?}",
+                self.api.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         loop {
             let live = probe(&format!("{}/info", self.api.url))
                 .await
