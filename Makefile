@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test model ort bench soak fmt lint docker
+.PHONY: help run test model ort bench soak fmt lint docker openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
@@ -35,3 +35,6 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 docker: ## build the container images (docker compose build)
 	docker compose build
+
+openapi: ## rewrite docs/openapi.json from the code (after an intended API change)
+	UPDATE_OPENAPI=1 cargo test -p api --lib openapi::tests

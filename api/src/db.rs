@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use api_types::Feedback;
 use shared::time_util::rfc3339;
 use shared::{Job, JobResult, JobStatus};
 
@@ -105,16 +105,27 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A user row.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A user row, password hash included; clients see [`api_types::User`].
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: i64,
     pub name: String,
     pub email: String,
     pub is_admin: bool,
     pub created_at: String,
-    #[serde(skip)]
     pub password_hash: String,
+}
+
+impl From<User> for api_types::User {
+    fn from(u: User) -> Self {
+        api_types::User {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+        }
+    }
 }
 
 fn user_from(row: &AnyRow) -> Result<User, sqlx::Error> {
@@ -349,20 +360,6 @@ impl Db {
             .try_get("n")?;
         Ok((rows.iter().map(job_from).collect::<Result<_, _>>()?, total))
     }
-}
-
-/// A feedback row.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Feedback {
-    pub id: i64,
-    pub job_id: Option<String>,
-    pub image_file_name: String,
-    pub predicted_class: String,
-    pub score: f64,
-    pub feedback: String,
-    pub correct_label: Option<String>,
-    pub is_correct: Option<bool>,
-    pub created_at: String,
 }
 
 fn feedback_from(row: &AnyRow) -> Result<Feedback, sqlx::Error> {

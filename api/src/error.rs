@@ -1,12 +1,12 @@
 //! One error type for the API and one JSON shape for every failure:
 //! `{"error": {"code", "message"}}` with the right status. 5xx causes are logged, never sent.
 
+use api_types::{ErrorBody, ErrorCode, ErrorDetail};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
 use shared::upload::ImageError;
 
@@ -17,7 +17,7 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("{0}")]
     Validation(String, &'static str),
     #[error("the upload is larger than the limit of {0} bytes")]
@@ -46,34 +46,36 @@ pub enum ApiError {
 
 impl ApiError {
     /// Status and machine-readable code.
-    pub fn parts(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::Validation(..) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+    pub fn parts(&self) -> (StatusCode, ErrorCode) {
+        let code = match self {
+            ApiError::BadRequest { code, .. } => *code,
+            ApiError::Validation(..) => ErrorCode::ValidationFailed,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::Image(e) => match e {
-                ImageError::Empty => (StatusCode::BAD_REQUEST, "empty_file"),
-                ImageError::Unsupported => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-                }
-                ImageError::TooManyPixels(..) => (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
-                ImageError::TooSmall(..) => (StatusCode::UNPROCESSABLE_ENTITY, "image_too_small"),
-                ImageError::Corrupt(_) => (StatusCode::BAD_REQUEST, "invalid_image"),
+                ImageError::Empty => ErrorCode::EmptyFile,
+                ImageError::Unsupported => ErrorCode::UnsupportedMediaType,
+                ImageError::TooManyPixels(..) => ErrorCode::ImageTooLarge,
+                ImageError::TooSmall(..) => ErrorCode::ImageTooSmall,
+                ImageError::Corrupt(_) => ErrorCode::InvalidImage,
             },
-            ApiError::UnknownModel(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_model"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
-            ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+            ApiError::UnknownModel(_) => ErrorCode::UnknownModel,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::QueueFull(_) => ErrorCode::QueueFull,
+            ApiError::Timeout(_) => ErrorCode::Timeout,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        };
+        // Each code has one status, defined with the code in `api_types`.
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, code)
     }
 
-    /// The `error` object of the response body.
-    pub fn body(&self) -> serde_json::Value {
+    /// The response body.
+    pub fn body(&self) -> ErrorBody {
         let (status, code) = self.parts();
         let message = if status.is_server_error()
             && !matches!(self, ApiError::Unavailable(_) | ApiError::Timeout(_))
@@ -82,11 +84,17 @@ impl ApiError {
         } else {
             self.to_string()
         };
-        let mut err = json!({ "code": code, "message": message });
-        if let ApiError::Validation(_, field) = self {
-            err["field"] = json!(field);
+        let field = match self {
+            ApiError::Validation(_, field) => Some((*field).to_owned()),
+            _ => None,
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                field,
+            },
         }
-        err
     }
 
     /// Shorthand for a 404.
@@ -101,7 +109,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
-        let mut resp = (status, axum::Json(json!({ "error": self.body() }))).into_response();
+        let mut resp = (status, axum::Json(self.body())).into_response();
         match &self {
             ApiError::Unauthorized(_) => {
                 resp.headers_mut()
@@ -135,7 +143,7 @@ impl From<sqlx::Error> for ApiError {
             // request carried a value the database cannot take, so it is the client's error.
             sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("22")) => {
                 ApiError::BadRequest {
-                    code: "bad_request",
+                    code: ErrorCode::BadRequest,
                     message:
                         "a value in the request cannot be stored (for example a NUL character)"
                             .into(),
@@ -180,7 +188,7 @@ pub struct AppQuery<T>(pub T);
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         ApiError::BadRequest {
-            code: "bad_request",
+            code: ErrorCode::BadRequest,
             message: r.body_text(),
         }
     }
@@ -189,7 +197,7 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::BadRequest {
-            code: "bad_request",
+            code: ErrorCode::BadRequest,
             message: r.body_text(),
         }
     }
@@ -199,19 +207,19 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest {
-                code: "bad_request",
+                code: ErrorCode::BadRequest,
                 message: "expected a JSON body with `Content-Type: application/json`".into(),
             },
             JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text(), "body"),
             JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
-                code: "bad_request",
+                code: ErrorCode::BadRequest,
                 message: e.body_text(),
             },
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge(0)
             }
             other => ApiError::BadRequest {
-                code: "bad_request",
+                code: ErrorCode::BadRequest,
                 message: other.body_text(),
             },
         }
@@ -227,7 +235,10 @@ pub async fn not_found_fallback() -> ApiError {
 pub async fn method_not_allowed() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this route"}})),
+        axum::Json(ErrorBody::new(
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this route",
+        )),
     )
         .into_response()
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use shared::job::field;
 use shared::time_util::now_ms;
 use shared::upload::{inspect, DecodeLimits};
-use shared::{keys, Job, JobResult, JobStatus, QueuedJob};
+use shared::{keys, Job, JobFromHash, JobResult, JobStatus, QueuedJob};
 
 use crate::auth::AuthUser;
 use crate::db::{Finished, NewPrediction};

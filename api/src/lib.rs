@@ -29,8 +29,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info;
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Jwt;
 use crate::config::ApiConfig;
@@ -43,7 +41,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.cfg.max_upload_bytes + 64 * 1024;
     let timeout = Duration::from_secs(state.cfg.request_timeout);
     routes::router(body_limit)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .merge(openapi::router())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

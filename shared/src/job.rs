@@ -1,5 +1,6 @@
-//! Job and result types: what goes into the queue, what a worker writes back, and the view
-//! of a job the API returns. Field names here are the wire format (see docs/api-shapes.md).
+//! Job and result types: what goes into the queue and how a job hash is read back. The view of
+//! a job the API returns (and the result a worker writes) is wire format and lives in
+//! `api_types`; it is re-exported here so api and worker name it `shared::Job` as before.
 
 use std::collections::HashMap;
 
@@ -7,48 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time_util::rfc3339;
 
-/// Largest `top_k` a client may ask for.
-pub const MAX_TOP_K: usize = 20;
-/// `top_k` when a request names none.
-pub const DEFAULT_TOP_K: usize = 5;
-
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    Queued,
-    Processing,
-    Done,
-    Failed,
-}
-
-impl JobStatus {
-    /// The name stored in Redis and shown to clients.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Processing => "processing",
-            JobStatus::Done => "done",
-            JobStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses the stored name; unknown text is `None`.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => JobStatus::Queued,
-            "processing" => JobStatus::Processing,
-            "done" => JobStatus::Done,
-            "failed" => JobStatus::Failed,
-            _ => return None,
-        })
-    }
-
-    /// Done and failed jobs never change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Done | JobStatus::Failed)
-    }
-}
+pub use api_types::{Job, JobResult, JobStatus, Prediction, DEFAULT_TOP_K, MAX_TOP_K};
 
 /// The message a worker receives from the queue stream (field `job`, JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,47 +19,6 @@ pub struct QueuedJob {
     pub sha256: String,
     pub top_k: usize,
     pub enqueued_ms: i64,
-}
-
-/// One scored class.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Prediction {
-    pub label: String,
-    pub class_id: usize,
-    pub score: f32,
-}
-
-/// What a worker writes back for a finished job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobResult {
-    /// Best first, `top_k` long.
-    pub predictions: Vec<Prediction>,
-    pub model: String,
-    /// Worker time for decode, preprocessing and inference, in milliseconds.
-    pub elapsed_ms: f64,
-}
-
-/// A job as clients see it (`GET /predictions/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Job {
-    pub job_id: String,
-    pub status: JobStatus,
-    pub model: String,
-    pub image_file_name: String,
-    /// RFC 3339 time the job was accepted.
-    pub created_at: String,
-    /// True when the result was reused from an identical earlier upload.
-    pub cached: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<JobResult>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Owner's user id; never sent to clients.
-    #[serde(skip)]
-    pub owner: Option<i64>,
-    /// Delivery attempts so far; never sent to clients.
-    #[serde(skip)]
-    pub attempts: u32,
 }
 
 /// Field names of the job hash (`ic:job:{id}`).
@@ -122,9 +41,15 @@ pub mod field {
     pub const CONTENT_TYPE: &str = "content_type";
 }
 
-impl Job {
+/// Reading the client view of a job out of its Redis hash. A trait because [`Job`] lives in
+/// `api_types`, which knows nothing of Redis.
+pub trait JobFromHash: Sized {
     /// Builds the client view from the job hash; `None` when the hash is empty or malformed.
-    pub fn from_hash(job_id: &str, h: &HashMap<String, Vec<u8>>) -> Option<Self> {
+    fn from_hash(job_id: &str, h: &HashMap<String, Vec<u8>>) -> Option<Self>;
+}
+
+impl JobFromHash for Job {
+    fn from_hash(job_id: &str, h: &HashMap<String, Vec<u8>>) -> Option<Self> {
         let text = |k: &str| h.get(k).and_then(|v| std::str::from_utf8(v).ok());
         let status = JobStatus::parse(text(field::STATUS)?)?;
         let result = text(field::RESULT).and_then(|r| serde_json::from_str(r).ok());

@@ -11,7 +11,7 @@ pub mod telemetry;
 pub mod time_util;
 pub mod upload;
 
-pub use job::{Job, JobResult, JobStatus, Prediction, QueuedJob};
+pub use job::{Job, JobFromHash, JobResult, JobStatus, Prediction, QueuedJob};
 pub use registry::{ModelSpec, Registry};
 
 /// The version every binary reports (`/info`, logs, heartbeats).

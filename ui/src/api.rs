@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
+use api_types::{
+    ErrorBody, ErrorCode, FeedbackRequest, Info, Job, JobPage, LoginRequest, ModelLabels,
+    RegisterRequest, Submitted, Token, User,
+};
 use reqwest::{multipart, Method, RequestBuilder, StatusCode};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::de::DeserializeOwned;
 
 /// Why an API call did not give the expected answer.
 #[derive(Debug, thiserror::Error)]
@@ -16,11 +20,12 @@ pub enum ApiError {
     /// The API answered 401: the token is missing, expired or revoked.
     #[error("unauthorized")]
     Unauthorized,
-    /// Any other error answer, with the API's own code and message.
-    #[error("API error {status}: {code}: {message}")]
+    /// Any other error answer, with the API's own code and message (`code` is `None` when the
+    /// body was not the API's error shape, e.g. from a proxy).
+    #[error("API error {status}: {code:?}: {message}")]
     Status {
         status: StatusCode,
-        code: String,
+        code: Option<ErrorCode>,
         message: String,
         field: Option<String>,
     },
@@ -30,10 +35,10 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The API's error code (`unsupported_media_type`, ...) when it sent one.
-    pub fn code(&self) -> Option<&str> {
+    /// The API's error code when it sent one.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ApiError::Status { code, .. } => Some(code),
+            ApiError::Status { code, .. } => *code,
             _ => None,
         }
     }
@@ -58,166 +63,6 @@ impl From<reqwest::Error> for ApiError {
             ApiError::Unavailable(err.to_string())
         }
     }
-}
-
-/// `{"error": {"code", "message", "field"?}}`, the one error shape of the API.
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    field: Option<String>,
-}
-
-/// One model the API offers (`GET /info`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ModelInfo {
-    pub name: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub default: bool,
-    #[serde(default)]
-    pub workers: u64,
-}
-
-/// `GET /info`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Info {
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub default_model: Option<String>,
-    #[serde(default)]
-    pub queue_depth: u64,
-    #[serde(default)]
-    pub workers_live: u64,
-    #[serde(default)]
-    pub models: Vec<ModelInfo>,
-}
-
-/// `POST /login` answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Token {
-    pub access_token: String,
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
-
-/// `GET /users/me`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct User {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub email: String,
-}
-
-/// One ranked class of a result.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Prediction {
-    pub label: String,
-    #[serde(default)]
-    pub class_id: i64,
-    pub score: f64,
-}
-
-/// The scored output of a finished job.
-#[derive(Debug, Clone, Deserialize)]
-pub struct JobResult {
-    #[serde(default)]
-    pub predictions: Vec<Prediction>,
-    #[serde(default)]
-    pub elapsed_ms: Option<f64>,
-}
-
-/// A classification job (`GET /predictions/{id}`); also what `POST /predictions` returns.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Job {
-    pub job_id: String,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub image_file_name: Option<String>,
-    #[serde(default)]
-    pub created_at: Option<String>,
-    #[serde(default)]
-    pub cached: bool,
-    #[serde(default)]
-    pub result: Option<JobResult>,
-    /// A string or an object, depending on where the job failed.
-    #[serde(default)]
-    pub error: Option<serde_json::Value>,
-}
-
-impl Job {
-    /// True once the job will not change any more.
-    pub fn is_finished(&self) -> bool {
-        matches!(self.status.as_str(), "done" | "failed")
-    }
-
-    /// The ranked predictions, best first (empty until the job is done).
-    pub fn predictions(&self) -> &[Prediction] {
-        self.result
-            .as_ref()
-            .map(|r| r.predictions.as_slice())
-            .unwrap_or_default()
-    }
-
-    /// The failure reason as one readable line.
-    pub fn error_text(&self) -> Option<String> {
-        match self.error.as_ref()? {
-            serde_json::Value::Null => None,
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Object(map) => map
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-                .or_else(|| Some(serde_json::Value::Object(map.clone()).to_string())),
-            other => Some(other.to_string()),
-        }
-    }
-}
-
-/// One page of a paginated list.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Page<T> {
-    #[serde(default = "Vec::new")]
-    pub items: Vec<T>,
-    #[serde(default)]
-    pub page: u64,
-    #[serde(default)]
-    pub per_page: u64,
-    #[serde(default)]
-    pub total: u64,
-}
-
-/// `GET /models/{name}/labels`.
-#[derive(Debug, Clone, Deserialize)]
-struct Labels {
-    #[serde(default)]
-    labels: Vec<String>,
-}
-
-/// `POST /feedback` body.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewFeedback {
-    pub job_id: String,
-    pub predicted_class: String,
-    pub score: f64,
-    pub feedback: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub correct_label: Option<String>,
-    pub is_correct: bool,
 }
 
 /// One file to classify.
@@ -293,16 +138,19 @@ impl ApiClient {
             // A proxy in front of the API, not the API itself: treat it as down.
             return Err(ApiError::Unavailable(format!("status {status}")));
         }
-        let detail = parsed.map(|b| b.error).unwrap_or(ErrorDetail {
-            code: String::new(),
-            message: String::from_utf8_lossy(&body).chars().take(200).collect(),
-            field: None,
-        });
-        Err(ApiError::Status {
-            status,
-            code: detail.code,
-            message: detail.message,
-            field: detail.field,
+        Err(match parsed {
+            Some(ErrorBody { error }) => ApiError::Status {
+                status,
+                code: Some(error.code),
+                message: error.message,
+                field: error.field,
+            },
+            None => ApiError::Status {
+                status,
+                code: None,
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                field: None,
+            },
         })
     }
 
@@ -339,20 +187,27 @@ impl ApiClient {
     /// `GET /models/{name}/labels`.
     pub async fn labels(&self, model: &str) -> Result<Vec<String>, ApiError> {
         let path = format!("/models/{}/labels", encode_segment(model));
-        let labels: Labels = Self::send_json(self.request(Method::GET, &path, None)).await?;
+        let labels: ModelLabels = Self::send_json(self.request(Method::GET, &path, None)).await?;
         Ok(labels.labels)
     }
 
     /// `POST /users`: create an account.
     pub async fn register(&self, name: &str, email: &str, password: &str) -> Result<(), ApiError> {
-        let body = serde_json::json!({ "name": name, "email": email, "password": password });
+        let body = RegisterRequest {
+            name: name.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+        };
         Self::send(self.request(Method::POST, "/users", None).json(&body)).await?;
         Ok(())
     }
 
     /// `POST /login` with the OAuth2 password form; 401 means wrong email or password.
     pub async fn login(&self, email: &str, password: &str) -> Result<Token, ApiError> {
-        let form = [("username", email), ("password", password)];
+        let form = LoginRequest {
+            username: email.to_owned(),
+            password: password.to_owned(),
+        };
         Self::send_json(self.request(Method::POST, "/login", None).form(&form)).await
     }
 
@@ -367,7 +222,7 @@ impl ApiClient {
         token: &str,
         upload: Upload,
         model: Option<&str>,
-    ) -> Result<Job, ApiError> {
+    ) -> Result<Submitted, ApiError> {
         let mut part = multipart::Part::bytes(upload.bytes).file_name(upload.file_name);
         // The API decides the type from the bytes; the browser's guess is passed on only when well formed.
         if let Some(ct) = upload
@@ -412,7 +267,7 @@ impl ApiClient {
         token: &str,
         page: u64,
         per_page: u64,
-    ) -> Result<Page<Job>, ApiError> {
+    ) -> Result<JobPage, ApiError> {
         let path = format!("/predictions?page={page}&per_page={per_page}");
         Self::send_json(self.request(Method::GET, &path, Some(token))).await
     }
@@ -441,7 +296,7 @@ impl ApiClient {
     }
 
     /// `POST /feedback`.
-    pub async fn feedback(&self, token: &str, feedback: &NewFeedback) -> Result<(), ApiError> {
+    pub async fn feedback(&self, token: &str, feedback: &FeedbackRequest) -> Result<(), ApiError> {
         Self::send(
             self.request(Method::POST, "/feedback", Some(token))
                 .json(feedback),
@@ -484,13 +339,40 @@ mod tests {
         assert_eq!(encode_segment("efficientnet-lite0"), "efficientnet-lite0");
     }
 
-    #[test]
-    fn job_error_text_reads_strings_and_objects() {
-        let job: Job = serde_json::from_value(serde_json::json!({
-            "job_id": "x", "status": "failed", "error": {"code": "invalid_image", "message": "bad bytes"}
-        }))
-        .expect("job parses");
-        assert_eq!(job.error_text().as_deref(), Some("bad bytes"));
-        assert!(job.is_finished());
+    #[tokio::test]
+    async fn error_answers_carry_the_typed_code_or_none() {
+        use axum::http::StatusCode as S;
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/typed",
+                get(|| async {
+                    let mut body = ErrorBody::new(ErrorCode::ValidationFailed, "bad email");
+                    body.error.field = Some("email".into());
+                    (S::UNPROCESSABLE_ENTITY, axum::Json(body))
+                }),
+            )
+            .route(
+                "/proxy",
+                get(|| async { (S::BAD_REQUEST, "<html>nginx</html>") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = ApiClient::new(&base, Duration::from_secs(5)).expect("client");
+        let typed = ApiClient::send(client.request(Method::GET, "/typed", None))
+            .await
+            .expect_err("422");
+        assert_eq!(typed.code(), Some(ErrorCode::ValidationFailed));
+        assert!(
+            matches!(&typed, ApiError::Status { field: Some(f), message, .. } if f == "email" && message == "bad email")
+        );
+        let proxy = ApiClient::send(client.request(Method::GET, "/proxy", None))
+            .await
+            .expect_err("400");
+        assert_eq!(proxy.code(), None);
+        assert_eq!(proxy.status(), Some(StatusCode::BAD_REQUEST));
     }
 }

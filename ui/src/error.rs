@@ -259,11 +259,12 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use api_types::ErrorCode;
 
-    fn api_status(status: u16, code: &str) -> ApiError {
+    fn api_status(status: u16, code: ErrorCode) -> ApiError {
         ApiError::Status {
             status: StatusCode::from_u16(status).expect("valid status"),
-            code: code.into(),
+            code: Some(code),
             message: "m".into(),
             field: None,
         }
@@ -280,15 +281,19 @@ mod tests {
             Error::SessionExpired
         ));
         assert!(matches!(
-            Error::from(api_status(404, "not_found")),
+            Error::from(api_status(404, ErrorCode::NotFound)),
             Error::NotFound
         ));
         assert_eq!(
-            Error::from(api_status(429, "queue_full")).explain().status,
+            Error::from(api_status(429, ErrorCode::QueueFull))
+                .explain()
+                .status,
             StatusCode::TOO_MANY_REQUESTS
         );
         assert_eq!(
-            Error::from(api_status(500, "internal")).explain().status,
+            Error::from(api_status(500, ErrorCode::Internal))
+                .explain()
+                .status,
             StatusCode::BAD_GATEWAY
         );
     }

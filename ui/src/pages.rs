@@ -7,7 +7,8 @@ use axum::response::{Html, IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::api::{Job, Prediction};
+use api_types::{Job, JobStatus, Prediction, Submitted};
+
 use crate::assets;
 
 /// A rendered template with its status code.
@@ -224,8 +225,9 @@ pub struct Bar {
 
 impl Bar {
     fn from_prediction(p: &Prediction) -> Self {
-        let score = if p.score.is_finite() {
-            p.score.clamp(0.0, 1.0)
+        let score = score_as_sent(p.score);
+        let score = if score.is_finite() {
+            score.clamp(0.0, 1.0)
         } else {
             0.0
         };
@@ -244,6 +246,12 @@ impl Bar {
             width,
         }
     }
+}
+
+/// A score as the decimal the API wrote (`0.255`), widened without binary noise
+/// (`0.2549999952…`), so percentages round the way the number reads.
+pub fn score_as_sent(score: f32) -> f64 {
+    score.to_string().parse().unwrap_or(f64::from(score))
 }
 
 /// A job as the templates show it.
@@ -265,30 +273,42 @@ pub struct JobView {
 impl JobView {
     /// Shape a job for display.
     pub fn from_job(job: &Job) -> Self {
-        let status_text = match job.status.as_str() {
-            "queued" => "Waiting in the queue…",
-            "processing" => "Classifying…",
-            "done" => "Done",
-            "failed" => "Failed",
-            _ => "Unknown",
-        };
-        let created_iso = job.created_at.clone().unwrap_or_default();
+        let created_iso = job.created_at.clone();
         Self {
             id: job.job_id.clone(),
-            status: job.status.clone(),
-            status_text,
-            finished: job.is_finished(),
-            model: job.model.clone().unwrap_or_default(),
+            status: job.status.as_str().to_owned(),
+            status_text: status_text(job.status),
+            finished: job.status.is_terminal(),
+            model: job.model.clone(),
             created: human_time(&created_iso),
             created_iso,
             cached: job.cached,
             bars: job.predictions().iter().map(Bar::from_prediction).collect(),
-            error: job.error_text(),
+            error: job.error.clone(),
             elapsed: job
                 .result
                 .as_ref()
-                .and_then(|r| r.elapsed_ms)
-                .map(|ms| format!("{ms:.0} ms")),
+                .map(|r| format!("{:.0} ms", r.elapsed_ms)),
+        }
+    }
+
+    /// Shape what `POST /predictions` answered: the cached job, or a queued one known by id.
+    pub fn from_submitted(submitted: &Submitted) -> Self {
+        match submitted {
+            Submitted::Cached(job) => Self::from_job(job),
+            Submitted::Accepted(a) => Self {
+                id: a.job_id.clone(),
+                status: a.status.as_str().to_owned(),
+                status_text: status_text(a.status),
+                finished: a.status.is_terminal(),
+                model: String::new(),
+                created: String::new(),
+                created_iso: String::new(),
+                cached: false,
+                bars: Vec::new(),
+                error: None,
+                elapsed: None,
+            },
         }
     }
 
@@ -300,6 +320,16 @@ impl JobView {
     /// True when the job finished with predictions.
     pub fn is_done(&self) -> bool {
         self.status == "done"
+    }
+}
+
+/// What a person reads for a job's state.
+fn status_text(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Queued => "Waiting in the queue…",
+        JobStatus::Processing => "Classifying…",
+        JobStatus::Done => "Done",
+        JobStatus::Failed => "Failed",
     }
 }
 

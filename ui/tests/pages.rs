@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use api_types::{
+    ErrorBody, ErrorCode, Feedback, FeedbackRequest, Info, Job, JobAccepted, JobPage, JobResult,
+    JobStatus, ModelInfo, ModelLabels, Prediction, Token, TokenType, User,
+};
 use axum::body::Body;
 use axum::extract::{Multipart, Path};
 use axum::http::{header, HeaderMap, Request, StatusCode};
@@ -10,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use serde_json::json;
 use tower::ServiceExt;
 use ui::api::ApiClient;
 use ui::{app, AppState};
@@ -18,12 +21,8 @@ use ui::{app, AppState};
 const JOB: &str = "0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
 const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn api_error(status: StatusCode, code: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": "from the fake api"}})),
-    )
-        .into_response()
+fn api_error(status: StatusCode, code: ErrorCode) -> Response {
+    (status, Json(ErrorBody::new(code, "from the fake api"))).into_response()
 }
 
 fn authorized(headers: &HeaderMap) -> bool {
@@ -33,93 +32,168 @@ fn authorized(headers: &HeaderMap) -> bool {
         == Some("Bearer good-token")
 }
 
-fn done_job() -> serde_json::Value {
-    json!({
-        "job_id": JOB, "status": "done", "model": "efficientnet-lite0",
-        "image_file_name": "abc.jpg", "created_at": "2025-11-22T14:03:09Z", "cached": false,
-        "result": {"model": "efficientnet-lite0", "elapsed_ms": 42.0, "predictions": [
-            {"label": "academic gown", "class_id": 400, "score": 0.255},
-            {"label": "mortarboard", "class_id": 667, "score": 0.206},
-            {"label": "military uniform", "class_id": 652, "score": 0.125}
-        ]}
-    })
+fn prediction(label: &str, class_id: usize, score: f32) -> Prediction {
+    Prediction {
+        label: label.into(),
+        class_id,
+        score,
+    }
 }
 
-/// The fake API: just enough of v1 for the pages.
+fn done_job() -> Job {
+    Job {
+        job_id: JOB.into(),
+        status: JobStatus::Done,
+        model: "efficientnet-lite0".into(),
+        image_file_name: "abc.jpg".into(),
+        created_at: "2025-11-22T14:03:09Z".into(),
+        cached: false,
+        result: Some(JobResult {
+            model: "efficientnet-lite0".into(),
+            elapsed_ms: 42.0,
+            predictions: vec![
+                prediction("academic gown", 400, 0.255),
+                prediction("mortarboard", 667, 0.206),
+                prediction("military uniform", 652, 0.125),
+            ],
+        }),
+        error: None,
+        owner: None,
+        attempts: 0,
+    }
+}
+
+/// The fake API: just enough of v1 for the pages, answering with the `api_types` bodies.
 fn fake_api() -> Router {
     Router::new()
         .route(
             "/info",
             get(|| async {
-                Json(json!({"version": "0.1.0", "default_model": "efficientnet-lite0",
-                    "queue_depth": 0, "workers_live": 1,
-                    "models": [{"name": "efficientnet-lite0", "description": "EfficientNet-Lite0",
-                                "input_size": 224, "default": true, "workers": 1}]}))
+                Json(Info {
+                    version: "0.1.0".into(),
+                    default_model: "efficientnet-lite0".into(),
+                    queue_depth: 0,
+                    workers_live: 1,
+                    models: vec![ModelInfo {
+                        name: "efficientnet-lite0".into(),
+                        description: "EfficientNet-Lite0".into(),
+                        input_size: 224,
+                        default: true,
+                        workers: 1,
+                        queue_depth: 0,
+                    }],
+                })
             }),
         )
         .route(
             "/login",
             post(|body: String| async move {
                 if body.contains("password=right") {
-                    Json(json!({"access_token": "good-token", "token_type": "bearer", "expires_in": 3600}))
-                        .into_response()
+                    Json(Token {
+                        access_token: "good-token".into(),
+                        token_type: TokenType::Bearer,
+                        expires_in: 3600,
+                    })
+                    .into_response()
                 } else {
-                    api_error(StatusCode::UNAUTHORIZED, "unauthorized")
+                    api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
                 }
             }),
         )
         .route(
             "/users/me",
-            get(|| async { Json(json!({"id": 1, "name": "Grace", "email": "g@example.com"})) }),
+            get(|| async {
+                Json(User {
+                    id: 1,
+                    name: "Grace".into(),
+                    email: "g@example.com".into(),
+                    is_admin: false,
+                    created_at: "2025-11-22T14:00:00Z".into(),
+                })
+            }),
         )
         .route(
             "/predictions",
             post(|headers: HeaderMap, mut mp: Multipart| async move {
                 if !authorized(&headers) {
-                    return api_error(StatusCode::UNAUTHORIZED, "unauthorized");
+                    return api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized);
                 }
                 while let Some(field) = mp.next_field().await.unwrap() {
                     if field.name() == Some("file") {
                         let bytes = field.bytes().await.unwrap();
                         if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-                            return api_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+                            return api_error(
+                                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                                ErrorCode::UnsupportedMediaType,
+                            );
                         }
                     }
                 }
-                (StatusCode::ACCEPTED, Json(json!({"job_id": JOB, "status": "queued",
-                    "status_url": format!("/predictions/{JOB}")}))).into_response()
+                let accepted = JobAccepted {
+                    job_id: JOB.into(),
+                    status: JobStatus::Queued,
+                    status_url: format!("/predictions/{JOB}"),
+                };
+                (StatusCode::ACCEPTED, Json(accepted)).into_response()
             })
             .get(|headers: HeaderMap| async move {
                 if !authorized(&headers) {
-                    return api_error(StatusCode::UNAUTHORIZED, "unauthorized");
+                    return api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized);
                 }
-                Json(json!({"items": [done_job()], "page": 1, "per_page": 12, "total": 1})).into_response()
+                Json(JobPage {
+                    items: vec![done_job()],
+                    page: 1,
+                    per_page: 12,
+                    total: 1,
+                })
+                .into_response()
             }),
         )
         .route(
             "/predictions/{id}",
             get(|headers: HeaderMap, Path(id): Path<String>| async move {
                 if !authorized(&headers) {
-                    api_error(StatusCode::UNAUTHORIZED, "unauthorized")
+                    api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
                 } else if id == JOB {
                     Json(done_job()).into_response()
                 } else {
-                    api_error(StatusCode::NOT_FOUND, "not_found")
+                    api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound)
                 }
             }),
         )
         .route(
             "/models/{name}/labels",
-            get(|| async { Json(json!({"model": "efficientnet-lite0", "labels": ["tench", "goldfish"]})) }),
+            get(|| async {
+                Json(ModelLabels {
+                    model: "efficientnet-lite0".into(),
+                    labels: vec!["tench".into(), "goldfish".into()],
+                })
+            }),
         )
         .route(
             "/feedback",
-            post(|headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
-                if !authorized(&headers) || body["predicted_class"] != "academic gown" {
-                    return api_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-                }
-                (StatusCode::CREATED, Json(json!({"id": 1}))).into_response()
-            }),
+            post(
+                |headers: HeaderMap, Json(body): Json<FeedbackRequest>| async move {
+                    if !authorized(&headers) || body.predicted_class != "academic gown" {
+                        return api_error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            ErrorCode::ValidationFailed,
+                        );
+                    }
+                    let stored = Feedback {
+                        id: 1,
+                        job_id: body.job_id,
+                        image_file_name: "abc.jpg".into(),
+                        predicted_class: body.predicted_class,
+                        score: body.score,
+                        feedback: body.feedback,
+                        correct_label: body.correct_label,
+                        is_correct: body.is_correct,
+                        created_at: "2025-11-22T14:05:00Z".into(),
+                    };
+                    (StatusCode::CREATED, Json(stored)).into_response()
+                },
+            ),
         )
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use api_types::{Job, JobStatus, LoginRequest, RegisterRequest, Submitted, Token};
 use clap::Args;
 use fast_image_resize::Resizer;
 use serde_json::json;
@@ -179,24 +180,33 @@ fn unique(bytes: &[u8], run: u64, i: usize) -> Vec<u8> {
 async fn bench_token(http: &reqwest::Client, api: &str) -> anyhow::Result<String> {
     let email = format!("bench-{}@example.com", rand::random::<u32>());
     let password = format!("pw-{}", rand::random::<u64>());
+    let register = RegisterRequest {
+        name: "bench".into(),
+        email: email.clone(),
+        password: password.clone(),
+    };
     let r = http
         .post(format!("{api}/users"))
-        .json(&json!({"name": "bench", "email": email, "password": password}))
+        .json(&register)
         .send()
         .await?;
     if r.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(String::new()); // an API without users
     }
     anyhow::ensure!(r.status().is_success(), "register failed: {}", r.status());
-    let r: serde_json::Value = http
+    let login = LoginRequest {
+        username: email,
+        password,
+    };
+    let token: Token = http
         .post(format!("{api}/login"))
-        .json(&json!({"email": email, "password": password}))
+        .json(&login)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    Ok(r["access_token"].as_str().unwrap_or_default().to_owned())
+    Ok(token.access_token)
 }
 
 async fn upload_and_wait(
@@ -212,7 +222,7 @@ async fn upload_and_wait(
             reqwest::multipart::Part::bytes(bytes).file_name("bench.jpg"),
         )
         .text("model", model.to_owned());
-    let r: serde_json::Value = http
+    let submitted: Submitted = http
         .post(format!("{api}/predictions"))
         .bearer_auth(token)
         .multipart(form)
@@ -221,9 +231,9 @@ async fn upload_and_wait(
         .error_for_status()?
         .json()
         .await?;
-    let id = r["job_id"].as_str().context("no job_id")?.to_owned();
+    let id = submitted.job_id().to_owned();
     loop {
-        let j: serde_json::Value = http
+        let job: Job = http
             .get(format!("{api}/predictions/{id}?wait=30"))
             .bearer_auth(token)
             .send()
@@ -231,10 +241,13 @@ async fn upload_and_wait(
             .error_for_status()?
             .json()
             .await?;
-        match j["status"].as_str() {
-            Some("done") => return Ok(()),
-            Some("failed") => anyhow::bail!("job failed: {}", j["error"]),
-            _ => continue,
+        match job.status {
+            JobStatus::Done => return Ok(()),
+            JobStatus::Failed => anyhow::bail!(
+                "job failed: {}",
+                job.error.as_deref().unwrap_or("no reason given")
+            ),
+            JobStatus::Queued | JobStatus::Processing => continue,
         }
     }
 }

@@ -4,30 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
+
+use api_types::{ErrorBody, Feedback, FeedbackPage, FeedbackRequest};
 
 use crate::auth::AuthUser;
-use crate::db::{Feedback, NewFeedback};
+use crate::db::NewFeedback;
 use crate::error::{ApiError, AppJson, AppQuery as Query, Result};
 use crate::jobs;
-use crate::routes::{Page, Paged};
+use crate::routes::Page;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/feedback", post(create_feedback).get(list_feedback))
-}
-
-/// Feedback body: the job (or image name) it is about, what was predicted, what the user says.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct FeedbackBody {
-    pub job_id: Option<String>,
-    pub image_file_name: Option<String>,
-    pub predicted_class: String,
-    pub score: f64,
-    #[serde(default)]
-    pub feedback: String,
-    pub correct_label: Option<String>,
-    pub is_correct: Option<bool>,
 }
 
 const MAX_TEXT: usize = 2000;
@@ -43,12 +31,13 @@ fn check_len(value: &str, max: usize, field: &'static str) -> Result<()> {
 }
 
 /// Records feedback on one of the caller's classifications: 201.
-#[utoipa::path(post, path = "/feedback", tag = "feedback", security(("bearer" = [])), request_body = FeedbackBody,
-    responses((status = 201, body = Feedback), (status = 404), (status = 422)))]
+#[utoipa::path(post, path = "/feedback", tag = "feedback", security(("bearer" = [])), request_body = FeedbackRequest,
+    responses((status = 201, body = Feedback), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`validation_failed` with `field`")))]
 pub async fn create_feedback(
     State(state): State<AppState>,
     user: AuthUser,
-    AppJson(b): AppJson<FeedbackBody>,
+    AppJson(b): AppJson<FeedbackRequest>,
 ) -> Result<(StatusCode, Json<Feedback>)> {
     check_len(&b.predicted_class, 200, "predicted_class")?;
     check_len(&b.feedback, MAX_TEXT, "feedback")?;
@@ -97,17 +86,18 @@ pub async fn create_feedback(
 }
 
 /// The caller's feedback, newest first.
-#[utoipa::path(get, path = "/feedback", tag = "feedback", security(("bearer" = [])), params(Page), responses((status = 200)))]
+#[utoipa::path(get, path = "/feedback", tag = "feedback", security(("bearer" = [])), params(Page),
+    responses((status = 200, body = FeedbackPage), (status = 401, body = ErrorBody)))]
 pub async fn list_feedback(
     State(state): State<AppState>,
     user: AuthUser,
     Query(p): Query<Page>,
-) -> Result<Json<Paged<Feedback>>> {
+) -> Result<Json<FeedbackPage>> {
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state
         .db_call(state.db.list_feedback(user.id, limit, offset))
         .await?;
-    Ok(Json(Paged {
+    Ok(Json(FeedbackPage {
         items,
         page,
         per_page,

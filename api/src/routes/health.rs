@@ -1,14 +1,12 @@
 //! Liveness, readiness and Prometheus metrics.
 
-use std::collections::BTreeMap;
-
+use api_types::{Health, HealthStatus, Readiness, ReadyChecks, ReadyStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use redis::AsyncCommands;
-use serde_json::json;
 
 use shared::keys;
 
@@ -22,16 +20,19 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 while the process runs.
-#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "process is up")))]
-pub async fn get_health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health, description = "process is up")))]
+pub async fn get_health() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
 }
 
 /// 200 when Redis and the database answer and a live worker serves the default model;
 /// otherwise 503 naming what is missing.
-#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "ready"), (status = 503, description = "a dependency is missing")))]
+#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, body = Readiness, description = "ready"),
+    (status = 503, body = Readiness, description = "not ready; `missing` names what is missing")))]
 pub async fn get_ready(State(state): State<AppState>) -> Response {
-    let mut checks = BTreeMap::new();
+    let reachable = |ok: bool| if ok { ReadyChecks::OK } else { "unreachable" };
     let redis_ok = match state.redis.get().await {
         Ok(mut c) => redis::cmd("PING")
             .query_async::<String>(&mut c)
@@ -39,9 +40,7 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
             .is_ok(),
         Err(_) => false,
     };
-    checks.insert("redis", if redis_ok { "ok" } else { "unreachable" });
     let db_ok = state.db_call(state.db.ping()).await.is_ok();
-    checks.insert("database", if db_ok { "ok" } else { "unreachable" });
     let workers = if redis_ok {
         live_workers(&state).await.unwrap_or_default()
     } else {
@@ -50,34 +49,45 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     let serving = workers
         .iter()
         .any(|w| w.models.contains(&state.default_model));
-    checks.insert(
-        "worker",
-        if serving {
-            "ok"
+    let checks = ReadyChecks {
+        database: reachable(db_ok).to_owned(),
+        redis: reachable(redis_ok).to_owned(),
+        worker: if serving {
+            ReadyChecks::OK
         } else if workers.is_empty() {
             "no live worker"
         } else {
             "no live worker serves the default model"
-        },
-    );
+        }
+        .to_owned(),
+    };
     let ready = redis_ok && db_ok && serving;
+    // Alphabetical, like the checks object.
+    let missing = [
+        ("database", &checks.database),
+        ("redis", &checks.redis),
+        ("worker", &checks.worker),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v != ReadyChecks::OK)
+    .map(|(k, _)| k.to_owned())
+    .collect();
+    let body = Readiness {
+        status: if ready {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::NotReady
+        },
+        checks,
+        missing,
+        default_model: state.default_model.clone(),
+        workers_live: workers.len() as u64,
+    };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let missing: Vec<&str> = checks
-        .iter()
-        .filter(|(_, v)| **v != "ok")
-        .map(|(k, _)| *k)
-        .collect();
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": checks,
-        "missing": missing,
-        "default_model": state.default_model,
-        "workers_live": workers.len(),
-    });
     (status, Json(body)).into_response()
 }
 

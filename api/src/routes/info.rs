@@ -1,10 +1,10 @@
 //! What this deployment serves: models, queue depth, live workers, version; and label lists.
 
+use api_types::{ErrorBody, Info, ModelInfo, ModelLabels};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use redis::AsyncCommands;
-use serde::Serialize;
 
 use shared::keys;
 
@@ -18,30 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/models/{name}/labels", get(get_labels))
 }
 
-/// One model in `/info`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ModelInfo {
-    pub name: String,
-    pub description: String,
-    pub input_size: u32,
-    pub default: bool,
-    /// Live workers that have it loaded.
-    pub workers: usize,
-    pub queue_depth: u64,
-}
-
-/// `/info` body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Info {
-    pub version: String,
-    pub default_model: String,
-    pub queue_depth: u64,
-    pub workers_live: usize,
-    pub models: Vec<ModelInfo>,
-}
-
 /// Models (those of the registry, benchmark graphs only while a worker serves them).
-#[utoipa::path(get, path = "/info", tag = "info", responses((status = 200, body = Info)))]
+#[utoipa::path(get, path = "/info", tag = "info", responses((status = 200, body = Info), (status = 503, body = ErrorBody)))]
 pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
     let workers = live_workers(&state).await?;
     let mut conn = state.redis.get().await?;
@@ -59,7 +37,7 @@ pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
             description: spec.description.clone(),
             input_size: spec.input_size,
             default: *name == state.default_model,
-            workers: serving,
+            workers: serving as u64,
             queue_depth: depth,
         });
     }
@@ -67,17 +45,18 @@ pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
         version: shared::VERSION.to_owned(),
         default_model: state.default_model.clone(),
         queue_depth: total,
-        workers_live: workers.len(),
+        workers_live: workers.len() as u64,
         models,
     }))
 }
 
 /// The class names of a model, index = class id.
-#[utoipa::path(get, path = "/models/{name}/labels", tag = "info", responses((status = 200), (status = 404)))]
+#[utoipa::path(get, path = "/models/{name}/labels", tag = "info", params(("name" = String, Path, description = "model name")),
+    responses((status = 200, body = ModelLabels), (status = 404, body = ErrorBody)))]
 pub async fn get_labels(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<ModelLabels>> {
     let labels = state
         .registry
         .labels(
@@ -86,5 +65,8 @@ pub async fn get_labels(
             &state.cfg.common.registry_dir(),
         )
         .map_err(|_| ApiError::not_found("model"))?;
-    Ok(Json(serde_json::json!({ "model": name, "labels": labels })))
+    Ok(Json(ModelLabels {
+        model: name,
+        labels,
+    }))
 }

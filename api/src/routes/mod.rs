@@ -45,12 +45,3 @@ impl Page {
         )
     }
 }
-
-/// A page of items.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct Paged<T> {
-    pub items: Vec<T>,
-    pub page: u32,
-    pub per_page: u32,
-    pub total: i64,
-}

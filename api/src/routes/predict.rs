@@ -8,9 +8,8 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::json;
 
-use shared::JobStatus;
+use api_types::{ErrorBody, ErrorCode, JobStatus, PredictError, PredictResponse};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -30,7 +29,8 @@ pub fn router(body_limit: usize) -> Router<AppState> {
     )
 }
 
-/// The seeds' error shape: every error of this route also says `"success": false`.
+/// The seeds' error shape: every error of this route (the handler's and those of the layers and
+/// extractors before it, e.g. a 401 or 413) also says `"success": false`.
 async fn with_success_false(resp: Response) -> Response {
     if resp.status().is_success() {
         return resp;
@@ -39,24 +39,32 @@ async fn with_success_false(resp: Response) -> Response {
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("success".into(), json!(false));
-    }
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(&bytes) else {
+        // Every error here is an `ApiError`; anything else passes through untouched.
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let failure = PredictError {
+        success: false,
+        error,
+    };
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
+    let body = serde_json::to_vec(&failure).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Classifies one image synchronously; 504 when no result arrives within `PREDICT_TIMEOUT`.
 #[utoipa::path(post, path = "/predict", tag = "predictions", security(("bearer" = [])),
     request_body(content_type = "multipart/form-data", description = "`file` (required), `model`, `top_k`"),
-    responses((status = 200, description = "`{success, prediction, score, image_file_name, predictions}`"),
-        (status = 400), (status = 413), (status = 415), (status = 504)))]
+    responses((status = 200, body = PredictResponse),
+        (status = 400, body = PredictError, description = "`bad_request`, `missing_file`, `empty_file`, `invalid_image` (also when the worker could not classify it)"),
+        (status = 401, body = PredictError), (status = 413, body = PredictError), (status = 415, body = PredictError),
+        (status = 422, body = PredictError), (status = 429, body = PredictError), (status = 503, body = PredictError),
+        (status = 504, body = PredictError, description = "no result within `PREDICT_TIMEOUT`; the job goes on")))]
 pub async fn create_predict(
     State(state): State<AppState>,
     user: AuthUser,
     form: Result<Multipart, MultipartRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PredictResponse>, ApiError> {
     predict(&state, &user, form).await.map(Json)
 }
 
@@ -64,28 +72,28 @@ async fn predict(
     state: &AppState,
     user: &AuthUser,
     form: Result<Multipart, MultipartRejection>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<PredictResponse, ApiError> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
     let submitted = jobs::submit(state, user, upload).await?;
     let timeout = Duration::from_secs(state.cfg.predict_timeout);
     let job = jobs::wait(state, user, &submitted.job_id, timeout).await?;
     match (job.status, job.result) {
         (JobStatus::Done, Some(r)) => {
-            let top = r.predictions.first().cloned();
-            Ok(json!({
-                "success": true,
-                "prediction": top.as_ref().map(|p| p.label.clone()),
-                "score": top.as_ref().map(|p| p.score),
-                "image_file_name": job.image_file_name,
-                "predictions": r.predictions,
-                "model": r.model,
-                "elapsed_ms": r.elapsed_ms,
-                "job_id": job.job_id,
-                "cached": job.cached,
-            }))
+            let top = r.predictions.first();
+            Ok(PredictResponse {
+                success: true,
+                prediction: top.map(|p| p.label.clone()),
+                score: top.map(|p| p.score),
+                image_file_name: job.image_file_name,
+                predictions: r.predictions,
+                model: r.model,
+                elapsed_ms: r.elapsed_ms,
+                job_id: job.job_id,
+                cached: job.cached,
+            })
         }
         (JobStatus::Failed, _) => Err(ApiError::BadRequest {
-            code: "invalid_image",
+            code: ErrorCode::InvalidImage,
             message: job
                 .error
                 .unwrap_or_else(|| "the image could not be classified".into()),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use api_types::{ErrorBody, Job, JobAccepted, JobPage, JobStatus};
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -10,15 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
-
-use shared::Job;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, AppPath as Path, AppQuery as Query, Result};
 use crate::jobs;
 use crate::routes::upload::{read_body_first, read_upload};
-use crate::routes::{Page, Paged};
+use crate::routes::Page;
 use crate::state::AppState;
 
 /// Longest `?wait` a client may ask for.
@@ -43,8 +41,12 @@ pub fn router(body_limit: usize) -> Router<AppState> {
 /// Queues an image: 202 with the job id, or 200 with the finished result from the cache.
 #[utoipa::path(post, path = "/predictions", tag = "predictions", security(("bearer" = [])),
     request_body(content_type = "multipart/form-data", description = "`file` (required), `model`, `top_k`"),
-    responses((status = 202, description = "queued"), (status = 200, body = Job, description = "cached result"),
-        (status = 400), (status = 413), (status = 415), (status = 422), (status = 429)))]
+    responses(
+        (status = 202, body = JobAccepted, description = "queued; poll `status_url` (also in `Location`)"),
+        (status = 200, body = Job, description = "the same image was already classified by this model: the cached result"),
+        (status = 400, body = ErrorBody, description = "`bad_request`, `missing_file`, `empty_file`, `invalid_image`"),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_prediction(
     State(state): State<AppState>,
     user: AuthUser,
@@ -59,7 +61,11 @@ pub async fn create_prediction(
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, url.clone())],
-        Json(json!({"job_id": job.job_id, "status": "queued", "status_url": url})),
+        Json(JobAccepted {
+            job_id: job.job_id,
+            status: JobStatus::Queued,
+            status_url: url,
+        }),
     )
         .into_response())
 }
@@ -73,7 +79,8 @@ pub struct WaitQuery {
 
 /// A job's state; with `?wait` held until it finishes (woken by the worker) or S passes.
 #[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(WaitQuery),
-    responses((status = 200, body = Job), (status = 404)))]
+    responses((status = 200, body = Job, description = "the job; unfinished when `wait` passed first"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get_prediction(
     State(state): State<AppState>,
     user: AuthUser,
@@ -94,17 +101,17 @@ pub async fn get_prediction(
 
 /// The caller's history, newest first.
 #[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page),
-    responses((status = 200, description = "`{items, page, per_page, total}`")))]
+    responses((status = 200, body = JobPage), (status = 401, body = ErrorBody)))]
 pub async fn list_predictions(
     State(state): State<AppState>,
     user: AuthUser,
     Query(p): Query<Page>,
-) -> Result<Json<Paged<Job>>> {
+) -> Result<Json<JobPage>> {
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state
         .db_call(state.db.history(user.id, limit, offset))
         .await?;
-    Ok(Json(Paged {
+    Ok(Json(JobPage {
         items,
         page,
         per_page,
@@ -114,7 +121,7 @@ pub async fn list_predictions(
 
 /// The uploaded bytes, while they live in Redis.
 #[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])),
-    responses((status = 200, description = "the image"), (status = 404)))]
+    responses((status = 200, description = "the image, with its own content type"), (status = 404, body = ErrorBody)))]
 pub async fn get_prediction_image(
     State(state): State<AppState>,
     user: AuthUser,
@@ -133,7 +140,7 @@ pub async fn get_prediction_image(
 
 /// A small JPEG kept with the history.
 #[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])),
-    responses((status = 200, description = "JPEG"), (status = 404)))]
+    responses((status = 200, description = "JPEG", content_type = "image/jpeg"), (status = 404, body = ErrorBody)))]
 pub async fn get_prediction_thumbnail(
     State(state): State<AppState>,
     user: AuthUser,

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use api_types::ErrorCode;
+
 use crate::error::ApiError;
 use crate::jobs::Upload;
 
@@ -15,7 +17,7 @@ pub async fn read_upload(
     max_bytes: usize,
 ) -> Result<Upload, ApiError> {
     let mut form = form.map_err(|e| ApiError::BadRequest {
-        code: "bad_request",
+        code: ErrorCode::BadRequest,
         message: format!(
             "expected a multipart/form-data body with a `file` field ({})",
             e.body_text()
@@ -36,7 +38,7 @@ pub async fn read_upload(
             Err(e) if too_large(&e) => return Err(ApiError::PayloadTooLarge(max_bytes)),
             Err(e) => {
                 return Err(ApiError::BadRequest {
-                    code: "bad_request",
+                    code: ErrorCode::BadRequest,
                     message: e.body_text(),
                 })
             }
@@ -47,7 +49,7 @@ pub async fn read_upload(
             Err(e) if too_large(&e) => return Err(ApiError::PayloadTooLarge(max_bytes)),
             Err(e) => {
                 return Err(ApiError::BadRequest {
-                    code: "bad_request",
+                    code: ErrorCode::BadRequest,
                     message: e.body_text(),
                 })
             }
@@ -73,7 +75,7 @@ pub async fn read_upload(
     }
     if !have_file {
         return Err(ApiError::BadRequest {
-            code: "missing_file",
+            code: ErrorCode::MissingFile,
             message: "the form has no `file` field".into(),
         });
     }
@@ -101,7 +103,7 @@ pub async fn read_body_first(State(limit): State<usize>, req: Request, next: Nex
                 ApiError::PayloadTooLarge(limit.saturating_sub(64 * 1024)).into_response()
             } else {
                 ApiError::BadRequest {
-                    code: "bad_request",
+                    code: ErrorCode::BadRequest,
                     message: "the request body could not be read".into(),
                 }
                 .into_response()

@@ -1,19 +1,16 @@
 //! Registration, login and user administration.
 
+use api_types::{ErrorBody, LoginRequest, RegisterRequest, Token, TokenType, User, UserPage};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::{hash_password, verify_password, AuthUser};
-use crate::db::User;
 use crate::error::{ApiError, AppJson, AppPath as Path, AppQuery as Query, Result};
-use crate::routes::{Page, Paged};
+use crate::routes::Page;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -24,17 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", post(create_login))
 }
 
-/// Registration body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct NewUser {
-    pub name: String,
-    pub email: String,
-    #[schema(value_type = String, format = Password)]
-    pub password: SecretString,
-}
-
 /// Checks the fields; the error names the first bad one.
-pub fn validate_user(u: &NewUser) -> Result<()> {
+pub fn validate_user(u: &RegisterRequest) -> Result<()> {
     let name_len = u.name.trim().chars().count();
     if !(2..=50).contains(&name_len) {
         return Err(ApiError::Validation(
@@ -48,7 +36,7 @@ pub fn validate_user(u: &NewUser) -> Result<()> {
             "email",
         ));
     }
-    let pw = u.password.expose_secret().chars().count();
+    let pw = u.password.chars().count();
     if !(8..=256).contains(&pw) {
         return Err(ApiError::Validation(
             "password must be 8 to 256 characters".into(),
@@ -76,11 +64,12 @@ pub fn valid_email(e: &str) -> bool {
 }
 
 /// Registers a user: 201, 409 on a taken email, 422 naming an invalid field.
-#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = User), (status = 409), (status = 422)))]
+#[utoipa::path(post, path = "/users", tag = "users", request_body = RegisterRequest,
+    responses((status = 201, body = User, description = "created; `Location` names it"),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody, description = "`validation_failed` with `field`")))]
 pub async fn create_user(
     State(state): State<AppState>,
-    AppJson(body): AppJson<NewUser>,
+    AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<Response> {
     validate_user(&body)?;
     let email = body.email.trim().to_lowercase();
@@ -93,7 +82,7 @@ pub async fn create_user(
             "an account with that email already exists".into(),
         ));
     }
-    let hash = hash_password(body.password.expose_secret().to_owned()).await?;
+    let hash = hash_password(body.password).await?;
     let user = state
         .db_call(state.db.create_user(body.name.trim(), &email, &hash, false))
         .await
@@ -107,35 +96,29 @@ pub async fn create_user(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(user),
+        Json(User::from(user)),
     )
         .into_response())
 }
 
-/// Login body (JSON or OAuth2 password form).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct LoginForm {
-    /// The email (OAuth2 calls it `username`).
-    #[serde(alias = "email")]
-    pub username: String,
-    #[schema(value_type = String, format = Password)]
-    pub password: SecretString,
-}
-
 /// Exchanges email + password for a bearer token; 401 with the same body for an unknown
 /// email or a wrong password.
-#[utoipa::path(post, path = "/login", tag = "users", request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "`{access_token, token_type, expires_in}`"), (status = 401)))]
+#[utoipa::path(post, path = "/login", tag = "users",
+    request_body(content(
+        (LoginRequest = "application/x-www-form-urlencoded"),
+        (LoginRequest = "application/json"),
+    )),
+    responses((status = 200, body = Token), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_login(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<Token>> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let form: LoginForm = if is_json {
+    let form: LoginRequest = if is_json {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::Validation(format!("invalid login body: {e}"), "body"))?
     } else {
@@ -144,7 +127,7 @@ pub async fn create_login(
     let email = form.username.trim().to_lowercase();
     let user = state.db_call(state.db.user_by_email(&email)).await?;
     let ok = verify_password(
-        form.password.expose_secret().to_owned(),
+        form.password,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
     .await?;
@@ -153,12 +136,14 @@ pub async fn create_login(
         _ => return Err(ApiError::Unauthorized("wrong email or password".into())),
     };
     let token = state.jwt.issue(user.id)?;
-    Ok(Json(
-        json!({"access_token": token, "token_type": "bearer", "expires_in": state.jwt.ttl_secs}),
-    ))
+    Ok(Json(Token {
+        access_token: token,
+        token_type: TokenType::Bearer,
+        expires_in: state.jwt.ttl_secs,
+    }))
 }
 
-fn serde_urlencoded_form(body: &[u8]) -> Result<LoginForm> {
+fn serde_urlencoded_form(body: &[u8]) -> Result<LoginRequest> {
     let mut username = None;
     let mut password = None;
     for (k, v) in form_urlencoded_pairs(body) {
@@ -169,9 +154,9 @@ fn serde_urlencoded_form(body: &[u8]) -> Result<LoginForm> {
         }
     }
     match (username, password) {
-        (Some(u), Some(p)) => Ok(LoginForm {
+        (Some(u), Some(p)) => Ok(LoginRequest {
             username: u,
-            password: SecretString::from(p),
+            password: p,
         }),
         (None, _) => Err(ApiError::Validation(
             "username is required".into(),
@@ -216,13 +201,14 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The caller.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401)))]
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
     get_user(State(state), user.clone(), Path(user.id)).await
 }
 
 /// One user (self or admin).
-#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 404)))]
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -234,12 +220,13 @@ pub async fn get_user(
     state
         .db_call(state.db.user_by_id(id))
         .await?
-        .map(Json)
+        .map(|u| Json(User::from(u)))
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
 /// Deletes a user and all their data (self or admin).
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), responses((status = 204), (status = 404)))]
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
+    responses((status = 204, description = "deleted, with their history and feedback"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -256,19 +243,20 @@ pub async fn delete_user(
 }
 
 /// All users (admin only).
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page), responses((status = 200), (status = 403)))]
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page),
+    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     user: AuthUser,
     Query(p): Query<Page>,
-) -> Result<Json<Paged<User>>> {
+) -> Result<Json<UserPage>> {
     if !user.is_admin {
         return Err(ApiError::Forbidden("only an admin can list users".into()));
     }
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state.db_call(state.db.list_users(limit, offset)).await?;
-    Ok(Json(Paged {
-        items,
+    Ok(Json(UserPage {
+        items: items.into_iter().map(User::from).collect(),
         page,
         per_page,
         total,

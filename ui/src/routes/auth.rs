@@ -127,7 +127,7 @@ pub async fn login(
         jar,
         token.access_token,
         &name,
-        token.expires_in.unwrap_or(3600),
+        token.expires_in,
         state.cookie_secure,
     );
     Ok((jar, Redirect::to(&next)).into_response())

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 
-use crate::api::{ApiError, Info, Upload};
+use api_types::{ErrorCode, Info};
+
+use crate::api::{ApiError, Upload};
 use crate::csrf::{self, CsrfToken};
 use crate::error::{Error, Result};
 use crate::pages::{ClassifyPage, JobView, Layout, ModelChoice, Notice, Page};
@@ -47,19 +49,21 @@ fn classify_page(
     chosen: Option<&str>,
     mut notices: Vec<Notice>,
 ) -> ClassifyPage {
-    let default = info.default_model.clone().or_else(|| {
-        info.models
-            .iter()
-            .find(|m| m.default)
-            .map(|m| m.name.clone())
-    });
+    let default = Some(info.default_model.clone())
+        .filter(|m| !m.is_empty())
+        .or_else(|| {
+            info.models
+                .iter()
+                .find(|m| m.default)
+                .map(|m| m.name.clone())
+        });
     let selected = chosen.map(str::to_owned).or(default);
     let models = info
         .models
         .iter()
         .map(|m| ModelChoice {
             name: m.name.clone(),
-            description: m.description.clone().unwrap_or_default(),
+            description: m.description.clone(),
             selected: selected.as_deref() == Some(m.name.as_str()),
             workers: m.workers,
         })
@@ -175,7 +179,7 @@ pub async fn submit(
         }
     }
     if accepted.len() == 1 && refused.is_empty() {
-        let id = &accepted[0].job_id;
+        let id = accepted[0].job_id();
         return Ok(
             Redirect::to(&format!("/results/{}", crate::percent_encode(id))).into_response(),
         );
@@ -198,30 +202,32 @@ pub async fn submit(
         return Ok(Page::with_status(status, page).into_response());
     }
     if refused.is_empty() {
-        let ids: Vec<&str> = accepted.iter().map(|j| j.job_id.as_str()).collect();
+        let ids: Vec<&str> = accepted.iter().map(|j| j.job_id()).collect();
         let url = format!("/batch?ids={}", crate::percent_encode(&ids.join(",")));
         return Ok(Redirect::to(&url).into_response());
     }
-    let jobs: Vec<JobView> = accepted.iter().map(JobView::from_job).collect();
+    let jobs: Vec<JobView> = accepted.iter().map(JobView::from_submitted).collect();
     let notices = refused.into_iter().map(|(_, n)| n).collect();
     render_batch(&session, &csrf, jobs, notices)
 }
 
 /// What to tell the person about one image the API refused.
 pub fn upload_problem(file: &str, err: &ApiError) -> String {
-    let what = match err.code().unwrap_or_default() {
-        "unsupported_media_type" => {
+    let what = match err.code() {
+        Some(ErrorCode::UnsupportedMediaType) => {
             "is not an image we can read. Choose a JPEG, PNG, WebP, GIF or BMP picture."
         }
-        "payload_too_large" => "is too large to upload. Choose a smaller file.",
-        "image_too_large" => "has too many pixels. Resize it to a smaller picture and try again.",
-        "image_too_small" => "is too small to classify. Choose a larger picture.",
-        "invalid_image" => "looks damaged: it could not be read as an image.",
-        "empty_file" | "missing_file" => "is empty.",
-        "unknown_model" => {
+        Some(ErrorCode::PayloadTooLarge) => "is too large to upload. Choose a smaller file.",
+        Some(ErrorCode::ImageTooLarge) => {
+            "has too many pixels. Resize it to a smaller picture and try again."
+        }
+        Some(ErrorCode::ImageTooSmall) => "is too small to classify. Choose a larger picture.",
+        Some(ErrorCode::InvalidImage) => "looks damaged: it could not be read as an image.",
+        Some(ErrorCode::EmptyFile | ErrorCode::MissingFile) => "is empty.",
+        Some(ErrorCode::UnknownModel) => {
             "could not be classified: the chosen model is not available. Pick another model."
         }
-        "queue_full" => {
+        Some(ErrorCode::QueueFull) => {
             "could not be sent: the service is busy. Please try again in a few seconds."
         }
         _ => match err.status().map(|s| s.as_u16()) {
@@ -242,10 +248,10 @@ pub fn upload_problem(file: &str, err: &ApiError) -> String {
 mod tests {
     use super::*;
 
-    fn refused(status: u16, code: &str) -> ApiError {
+    fn refused(status: u16, code: Option<ErrorCode>) -> ApiError {
         ApiError::Status {
             status: StatusCode::from_u16(status).expect("valid status"),
-            code: code.into(),
+            code,
             message: "raw api text".into(),
             field: None,
         }
@@ -253,11 +259,15 @@ mod tests {
 
     #[test]
     fn refusals_are_explained_per_file_without_raw_text() {
-        let msg = upload_problem("notes.jpg", &refused(415, "unsupported_media_type"));
+        let msg = upload_problem(
+            "notes.jpg",
+            &refused(415, Some(ErrorCode::UnsupportedMediaType)),
+        );
         assert!(msg.contains("notes.jpg") && msg.contains("JPEG, PNG"));
-        let msg = upload_problem("big.png", &refused(413, "payload_too_large"));
+        let msg = upload_problem("big.png", &refused(413, Some(ErrorCode::PayloadTooLarge)));
         assert!(msg.contains("too large"));
-        let msg = upload_problem("x.png", &refused(413, "something_new"));
+        // A 413 without the API's error body (e.g. from a proxy) is still explained by status.
+        let msg = upload_problem("x.png", &refused(413, None));
         assert!(msg.contains("too large") && !msg.contains("raw api text"));
     }
 }

@@ -36,14 +36,15 @@ pub async fn show(
     let per_page = if list.per_page == 0 {
         PER_PAGE
     } else {
-        list.per_page
+        u64::from(list.per_page)
     };
-    let pages = list.total.div_ceil(per_page).max(1);
+    let total = u64::try_from(list.total).unwrap_or(0);
+    let pages = total.div_ceil(per_page).max(1);
     Ok(Page::ok(HistoryPage {
         layout: Layout::new("History", session.name.clone(), &csrf.0, "history"),
         items: list.items.iter().map(JobView::from_job).collect(),
         page,
         pages,
-        total: list.total,
+        total,
     }))
 }

@@ -7,13 +7,17 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use axum_extra::extract::cookie::CookieJar;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, NewFeedback};
+use api_types::{ErrorBody, ErrorCode, FeedbackRequest};
+
+use crate::api::ApiError;
 use crate::assets::PLACEHOLDER_SVG;
 use crate::csrf::CsrfToken;
 use crate::error::{Error, Result};
-use crate::pages::{BatchPage, JobCard, JobView, Layout, Notice, Page, ResultPage, ResultPanel};
+use crate::pages::{
+    score_as_sent, BatchPage, JobCard, JobView, Layout, Notice, Page, ResultPage, ResultPanel,
+};
 use crate::session::{self, Session};
 use crate::AppState;
 
@@ -107,11 +111,25 @@ pub struct StatusQuery {
     view: Option<String>,
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str, redirect: Option<&str>) -> Response {
-    let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
-    if let Some(r) = redirect {
-        body["redirect"] = serde_json::Value::String(r.to_owned());
-    }
+/// An error of the status endpoint: the API's error shape, plus where the script should go.
+#[derive(Debug, Serialize)]
+struct StatusError {
+    #[serde(flatten)]
+    body: ErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect: Option<String>,
+}
+
+fn json_error(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    redirect: Option<&str>,
+) -> Response {
+    let body = StatusError {
+        body: ErrorBody::new(code, message),
+        redirect: redirect.map(str::to_owned),
+    };
     (status, Json(body)).into_response()
 }
 
@@ -130,7 +148,7 @@ pub async fn status(
     let Some(session) = session::from_jar(&jar) else {
         return json_error(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "Please log in again.",
             Some(login),
         );
@@ -138,7 +156,7 @@ pub async fn status(
     if check_id(&id).is_err() {
         return json_error(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "No such classification.",
             None,
         );
@@ -153,7 +171,7 @@ pub async fn status(
         Err(ApiError::Unauthorized) => {
             let resp = json_error(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "Your session has expired.",
                 Some(login),
             );
@@ -162,9 +180,9 @@ pub async fn status(
         Err(err) => {
             let ex = Error::from(err).explain();
             let code = if ex.status == StatusCode::NOT_FOUND {
-                "not_found"
+                ErrorCode::NotFound
             } else {
-                "unavailable"
+                ErrorCode::Unavailable
             };
             return json_error(ex.status, code, &ex.message, None);
         }
@@ -301,17 +319,18 @@ pub async fn feedback(
     let comment = form.comment.trim();
     let correct_label =
         Some(form.correct_label.trim().to_owned()).filter(|l| !l.is_empty() && !is_correct);
-    let body = NewFeedback {
-        job_id: job.job_id.clone(),
+    let body = FeedbackRequest {
+        job_id: Some(job.job_id.clone()),
+        image_file_name: None,
         predicted_class: top.label.clone(),
-        score: top.score,
+        score: score_as_sent(top.score),
         feedback: if comment.is_empty() {
             form.verdict.clone()
         } else {
             comment.to_owned()
         },
         correct_label,
-        is_correct,
+        is_correct: Some(is_correct),
     };
     match state.api.feedback(&session.token, &body).await {
         Ok(()) => {

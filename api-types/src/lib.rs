@@ -1,0 +1,47 @@
+//! The HTTP contract of the API (v1), written once.
+//!
+//! Every body the API sends or accepts is a named type here: the API serializes them, the UI,
+//! the end-to-end tests and `worker bench` deserialize the same ones, and utoipa derives the
+//! OpenAPI document (`docs/openapi.json`) from them. Field names and the presence or absence of
+//! optional fields are the wire format: change them only together with that document.
+//!
+//! The crate depends on serde and utoipa only, so any client can use it.
+
+pub mod error;
+pub mod feedback;
+pub mod health;
+pub mod info;
+pub mod jobs;
+pub mod users;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use feedback::{Feedback, FeedbackPage, FeedbackRequest};
+pub use health::{Health, HealthStatus, Readiness, ReadyChecks, ReadyStatus};
+pub use info::{Info, ModelInfo, ModelLabels};
+pub use jobs::{
+    Job, JobAccepted, JobPage, JobResult, JobStatus, PredictError, PredictResponse, Prediction,
+    Submitted, DEFAULT_TOP_K, MAX_TOP_K,
+};
+pub use users::{LoginRequest, RegisterRequest, Token, TokenType, User, UserPage};
+
+/// One page of a listing (`?page=&per_page=`), with the total count across all pages.
+///
+/// A macro rather than a generic type so each listing is a plainly named schema in the OpenAPI
+/// document (`JobPage`, `UserPage`, `FeedbackPage`).
+macro_rules! page_type {
+    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        pub struct $name {
+            /// This page's items.
+            pub items: Vec<$item>,
+            /// 1-based page number.
+            pub page: u32,
+            /// Items per page (1..=100).
+            pub per_page: u32,
+            /// Items across all pages.
+            pub total: i64,
+        }
+    };
+}
+pub(crate) use page_type;
