@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use api_types::{Info, Job, RegisterRequest, Token, User};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -38,20 +40,25 @@ impl Client {
         let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
         let r = http
             .post(format!("{base}/users"))
-            .json(&json!({"name": "Test User", "email": email, "password": PASSWORD}))
+            .json(&RegisterRequest {
+                name: "Test User".into(),
+                email: email.clone(),
+                password: PASSWORD.into(),
+            })
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {base}/users: {e}"));
         let status = r.status();
-        let user: Value = r.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, 201, "register: {user}");
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "register: {body}");
+        let user: User = typed(&body);
         let token = login(&http, base, &email, PASSWORD).await;
         assert!(!token.is_empty(), "login after register failed");
         Client {
             http,
             base: base.into(),
             token,
-            user_id: user["id"].as_i64().unwrap_or_default(),
+            user_id: user.id,
             email,
         }
     }
@@ -140,16 +147,20 @@ impl Client {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET path` answering 200 with a `T`; panics (showing the body) otherwise.
+    pub async fn get_ok<T: DeserializeOwned>(&self, path: &str) -> T {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        typed(&body)
+    }
+
     /// Waits for a job to finish through `?wait`, repeating the long poll until it is done or
     /// failed or `limit` passes; returns the last view.
-    pub async fn wait_done(&self, job_id: &str, limit: Duration) -> Value {
+    pub async fn wait_done(&self, job_id: &str, limit: Duration) -> Job {
         let deadline = Instant::now() + limit;
         loop {
-            let (status, job) = self.get(&format!("/predictions/{job_id}?wait=10")).await;
-            assert_eq!(status, 200, "{job}");
-            if matches!(job["status"].as_str(), Some("done" | "failed"))
-                || Instant::now() > deadline
-            {
+            let job: Job = self.get_ok(&format!("/predictions/{job_id}?wait=10")).await;
+            if job.status.is_terminal() || Instant::now() > deadline {
                 return job;
             }
         }
@@ -159,13 +170,13 @@ impl Client {
     pub async fn wait_workers(&self, n: u64, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let (_, info) = self.get("/info").await;
-            if info["workers_live"].as_u64() == Some(n) {
+            let info: Info = self.get_ok("/info").await;
+            if info.workers_live == n {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "expected {n} live workers: {info}"
+                "expected {n} live workers: {info:?}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -180,8 +191,18 @@ pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &s
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {base}/login: {e}"));
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    v["access_token"].as_str().unwrap_or_default().to_owned()
+    if r.status() != 200 {
+        return String::new();
+    }
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    typed::<Token>(&body).access_token
+}
+
+/// `body` as a `T` (an `api_types` wire type); panics showing the body when it is not one.
+#[track_caller]
+pub fn typed<T: DeserializeOwned>(body: &Value) -> T {
+    serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("not a {}: {e}\n{body}", std::any::type_name::<T>()))
 }
 
 /// One `GET url` without credentials: status and JSON body; None when nothing answers.

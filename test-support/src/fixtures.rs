@@ -72,11 +72,8 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 /// The top-1 label of a job view (empty when it has no result).
-pub fn top1(job: &serde_json::Value) -> String {
-    job["result"]["predictions"][0]["label"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+pub fn top1(job: &api_types::Job) -> &str {
+    job.predictions().first().map_or("", |p| p.label.as_str())
 }
 
 #[cfg(test)]

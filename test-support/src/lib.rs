@@ -15,7 +15,7 @@ pub mod process;
 mod redis_server;
 pub mod stack;
 
-pub use client::{login, probe, Client, PASSWORD};
+pub use client::{login, probe, typed, Client, PASSWORD};
 pub use db::{Backend, TestDb};
 pub use fixtures::{grace_hopper, png, png_declaring, top1, unique_photo, with_trailer};
 pub use paths::{binary, repo, shared_dir};

@@ -585,7 +585,10 @@ impl Stack {
             if let Some((name, status)) = self.exited() {
                 anyhow::bail!("{name} exited ({status}) during start-up");
             }
-            if matches!(probe(&format!("{}/ready", self.api.url)).await, Some((200, _))) {
+            if matches!(
+                probe(&format!("{}/ready", self.api.url)).await,
+                Some((200, _))
+            ) {
                 break;
             }
             anyhow::ensure!(
@@ -598,7 +601,8 @@ impl Stack {
         loop {
             let live = probe(&format!("{}/info", self.api.url))
                 .await
-                .and_then(|(_, info)| info["workers_live"].as_u64());
+                .and_then(|(_, info)| serde_json::from_value::<api_types::Info>(info).ok())
+                .map(|info| info.workers_live);
             if live.unwrap_or(0) >= workers as u64 {
                 return Ok(());
             }

@@ -8,20 +8,18 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use api_types::{
+    Feedback, FeedbackPage, Job, JobAccepted, JobPage, JobStatus, Token, TokenType, User,
+};
+use serde_json::json;
 use test_support::*;
 
 fn photo(tag: &str) -> Vec<u8> {
     unique_photo(&format!("auth-e2e-{tag}"))
 }
 
-fn job_ids(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap().to_owned())
-        .collect()
+fn job_ids(list: &JobPage) -> Vec<String> {
+    list.items.iter().map(|j| j.job_id.clone()).collect()
 }
 
 async fn register_classify_history_restart(backend: Backend) {
@@ -39,8 +37,8 @@ async fn register_classify_history_restart(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let form_login: Value = r.json().await.unwrap();
-    assert_eq!(form_login["token_type"], "bearer");
+    let form_login: Token = r.json().await.unwrap();
+    assert_eq!(form_login.token_type, TokenType::Bearer);
     // Without a token nothing is classified.
     // (Its own connection pool: the API answers 401 before reading the upload and closes
     // that connection.)
@@ -53,13 +51,10 @@ async fn register_classify_history_restart(backend: Backend) {
     for i in 0..3 {
         let (status, body, _) = c.upload("/predictions", photo(&i.to_string()), None).await;
         assert_eq!(status, 202, "{body}\n{}", stack.api.proc.log_text());
-        let id = body["job_id"].as_str().unwrap().to_owned();
+        let id = typed::<JobAccepted>(&body).job_id;
         let job = c.wait_done(&id, Duration::from_secs(60)).await;
-        assert_eq!(job["status"], "done", "{job}");
-        assert_eq!(
-            job["result"]["predictions"][0]["label"], "academic gown",
-            "{job}"
-        );
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(top1(&job), "academic gown", "{job:?}");
         jobs.push(id);
     }
 
@@ -67,23 +62,22 @@ async fn register_classify_history_restart(backend: Backend) {
     let newest_first: Vec<String> = jobs.iter().rev().cloned().collect();
     let deadline = Instant::now() + Duration::from_secs(15);
     let hist = loop {
-        let (status, hist) = c.get("/predictions").await;
-        assert_eq!(status, 200, "{hist}");
-        let all_done = hist["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|j| j["status"] == "done");
+        let hist: JobPage = c.get_ok("/predictions").await;
+        let all_done = hist.items.iter().all(|j| j.status == JobStatus::Done);
         if all_done || Instant::now() > deadline {
             break hist;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(hist["total"], 3, "{hist}");
+    assert_eq!(hist.total, 3, "{hist:?}");
     assert_eq!(job_ids(&hist), newest_first);
-    for j in hist["items"].as_array().unwrap() {
-        assert_eq!(j["status"], "done", "history records the result: {j}");
-        assert_eq!(j["result"]["predictions"][0]["label"], "academic gown");
+    for j in &hist.items {
+        assert_eq!(
+            j.status,
+            JobStatus::Done,
+            "history records the result: {j:?}"
+        );
+        assert_eq!(top1(j), "academic gown");
     }
 
     // Feedback on the second job.
@@ -96,7 +90,8 @@ async fn register_classify_history_restart(backend: Backend) {
         )
         .await;
     assert_eq!(status, 201, "{fb}\n{}", stack.api.proc.log_text());
-    assert_eq!(fb["job_id"], jobs[1].as_str());
+    let fb: Feedback = typed(&fb);
+    assert_eq!(fb.job_id.as_deref(), Some(jobs[1].as_str()));
 
     // A second user sees none of it.
     let other = Client::register(&api_url).await;
@@ -111,8 +106,8 @@ async fn register_classify_history_restart(backend: Backend) {
         )
         .await;
     assert_eq!(status, 404, "{body}");
-    let (_, h) = other.get("/predictions").await;
-    assert_eq!(h["total"], 0);
+    let h: JobPage = other.get_ok("/predictions").await;
+    assert_eq!(h.total, 0);
     let (status, _) = other.get(&format!("/users/{}", c.user_id)).await;
     assert_eq!(status, 404);
     let (status, _) = other.get("/users").await;
@@ -123,28 +118,21 @@ async fn register_classify_history_restart(backend: Backend) {
     let api2_url = stack.api_url().to_owned();
     let c2 = c.with_base(&api2_url);
     // The old token is still valid (same secret), and logging in works too.
-    let (status, me) = c2.get("/users/me").await;
-    assert_eq!(status, 200, "{me}");
-    assert_eq!(me["id"], c.user_id);
+    let me: User = c2.get_ok("/users/me").await;
+    assert_eq!(me.id, c.user_id);
     let token = login(&c2.http, &api2_url, &c.email, PASSWORD).await;
     assert!(!token.is_empty(), "the user survives the restart");
     let c2 = Client { token, ..c2 };
-    let (status, hist2) = c2.get("/predictions").await;
-    assert_eq!(status, 200);
-    assert_eq!(hist2["total"], 3, "{hist2}");
+    let hist2: JobPage = c2.get_ok("/predictions").await;
+    assert_eq!(hist2.total, 3, "{hist2:?}");
     assert_eq!(job_ids(&hist2), newest_first);
-    assert_eq!(
-        hist2["items"], hist["items"],
-        "history unchanged by the restart"
-    );
-    let (status, fbs) = c2.get("/feedback").await;
-    assert_eq!(status, 200);
-    assert_eq!(fbs["total"], 1, "{fbs}");
-    assert_eq!(fbs["items"][0], fb);
+    assert_eq!(hist2.items, hist.items, "history unchanged by the restart");
+    let fbs: FeedbackPage = c2.get_ok("/feedback").await;
+    assert_eq!(fbs.total, 1, "{fbs:?}");
+    assert_eq!(fbs.items[0], fb);
     for id in &jobs {
-        let (status, job) = c2.get(&format!("/predictions/{id}")).await;
-        assert_eq!(status, 200);
-        assert_eq!(job["status"], "done");
+        let job: Job = c2.get_ok(&format!("/predictions/{id}")).await;
+        assert_eq!(job.status, JobStatus::Done);
     }
     let other2 = other.with_base(&api2_url);
     for id in &jobs {

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use api_types::{Job, JobAccepted, JobPage, JobStatus, PredictResponse};
 use redis::AsyncCommands;
 use test_support::*;
 
@@ -17,53 +18,55 @@ async fn upload_wait_predict_and_cache() {
     // 202 + job id + Location, then one ?wait call returns the finished result.
     let (status, body, location) = c.upload("/predictions", grace_hopper(), None).await;
     assert_eq!(status, 202, "{body}");
-    let job_id = body["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(body["status"], "queued");
+    let accepted: JobAccepted = typed(&body);
+    let job_id = accepted.job_id;
+    assert_eq!(accepted.status, JobStatus::Queued);
     assert_eq!(
         location.as_deref(),
         Some(format!("/predictions/{job_id}").as_str())
     );
     let started = Instant::now();
-    let (status, job) = c.get(&format!("/predictions/{job_id}?wait=10")).await;
-    assert_eq!(status, 200);
+    let job: Job = c.get_ok(&format!("/predictions/{job_id}?wait=10")).await;
     assert_eq!(
-        job["status"], "done",
-        "a single ?wait call returns the result: {job}"
+        job.status,
+        JobStatus::Done,
+        "a single ?wait call returns the result: {job:?}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "woken by the worker, not by the timeout"
     );
     assert_eq!(top1(&job), "academic gown");
-    let preds = job["result"]["predictions"].as_array().unwrap();
+    let preds = job.predictions();
     assert_eq!(preds.len(), 5);
-    assert_eq!(preds[1]["label"], "mortarboard");
-    assert!((preds[0]["score"].as_f64().unwrap() - 0.255).abs() < 0.05);
-    assert_eq!(job["cached"], false);
-    assert!(job["image_file_name"].as_str().unwrap().ends_with(".jpg"));
+    assert_eq!(preds[1].label, "mortarboard");
+    assert!((preds[0].score - 0.255).abs() < 0.05);
+    assert!(!job.cached);
+    assert!(job.image_file_name.ends_with(".jpg"));
 
     // Same bytes again: answered from the cache at once, with its own job id.
     let (status, cached, _) = c.upload("/predictions", grace_hopper(), None).await;
     assert_eq!(status, 200, "{cached}");
-    assert_eq!(cached["cached"], true);
-    assert_eq!(cached["status"], "done");
-    assert_ne!(cached["job_id"], job["job_id"]);
-    assert_eq!(cached["result"], job["result"]);
+    let cached: Job = typed(&cached);
+    assert!(cached.cached);
+    assert_eq!(cached.status, JobStatus::Done);
+    assert_ne!(cached.job_id, job.job_id);
+    assert_eq!(cached.result, job.result);
 
     // The synchronous form agrees on the top class.
     let (status, sync, _) = c
         .upload("/predict", with_trailer(&grace_hopper(), "sync"), None)
         .await;
     assert_eq!(status, 200, "{sync}");
-    assert_eq!(sync["success"], true);
-    assert_eq!(sync["prediction"], "academic gown");
-    assert_eq!(sync["predictions"].as_array().unwrap().len(), 5);
-    assert!(sync["image_file_name"].as_str().unwrap().ends_with(".jpg"));
+    let sync: PredictResponse = typed(&sync);
+    assert!(sync.success);
+    assert_eq!(sync.prediction.as_deref(), Some("academic gown"));
+    assert_eq!(sync.predictions.len(), 5);
+    assert!(sync.image_file_name.ends_with(".jpg"));
 
     // History has all three, newest first; the thumbnail and image are served to the owner only.
-    let (status, hist) = c.get("/predictions").await;
-    assert_eq!(status, 200);
-    assert_eq!(hist["total"], 3, "{hist}");
+    let hist: JobPage = c.get_ok("/predictions").await;
+    assert_eq!(hist.total, 3, "{hist:?}");
     let other = Client::register(stack.api_url()).await;
     let (status, _) = other.get(&format!("/predictions/{job_id}")).await;
     assert_eq!(status, 404, "foreign job ids are not found");
@@ -240,13 +243,13 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         .await
         .unwrap();
     let failed = c.wait_done(job_id, Duration::from_secs(20)).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed.status, JobStatus::Failed, "{failed:?}");
     assert!(
-        failed["error"]
-            .as_str()
-            .unwrap()
-            .contains("could not be decoded"),
-        "{failed}"
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not be decoded")),
+        "{failed:?}"
     );
 
     let (status, body, _) = c
@@ -268,18 +271,7 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
     let stack = Stack::builder().workers(2).start().await;
     // Both heartbeats present before the load starts.
     let c = Client::register(stack.api_url()).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, info) = c.get("/info").await;
-        if info["workers_live"] == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "second worker never showed up: {info}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.wait_workers(2, Duration::from_secs(20)).await;
 
     let photo = grace_hopper();
     let mut ids = Vec::new();
@@ -303,7 +295,7 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
     }
     for h in handles {
         let job = h.await.unwrap();
-        assert_eq!(job["status"], "done", "{job}");
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
         assert_eq!(top1(&job), "academic gown");
     }
 
@@ -332,15 +324,15 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, hist) = c.get("/predictions?per_page=100").await;
-        let items = hist["items"].as_array().unwrap();
-        let finished: HashSet<&str> = items
+        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
+        let finished: HashSet<&str> = hist
+            .items
             .iter()
-            .filter(|j| j["status"] == "done")
-            .map(|j| j["job_id"].as_str().unwrap())
+            .filter(|j| j.status == JobStatus::Done)
+            .map(|j| j.job_id.as_str())
             .collect();
         if finished.len() == 50 {
-            assert_eq!(hist["total"], 50);
+            assert_eq!(hist.total, 50);
             break;
         }
         assert!(
@@ -374,8 +366,8 @@ async fn predict_and_wait_end_at_their_limits_without_a_worker() {
     assert_eq!(status, 202);
     let id = body["job_id"].as_str().unwrap();
     let started = Instant::now();
-    let (status, job) = c.get(&format!("/predictions/{id}?wait=1.5")).await;
-    assert_eq!((status, job["status"].as_str()), (200, Some("queued")));
+    let job: Job = c.get_ok(&format!("/predictions/{id}?wait=1.5")).await;
+    assert_eq!(job.status, JobStatus::Queued);
     assert!(started.elapsed() >= Duration::from_millis(1400));
     let (status, body) = c.get(&format!("/predictions/{id}?wait=31")).await;
     assert_eq!(

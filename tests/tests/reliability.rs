@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use api_types::{JobPage, JobStatus};
 use redis::AsyncCommands;
 use serde_json::Value;
 use test_support::*;
@@ -84,8 +85,8 @@ async fn assert_all_done(c: &Client, ids: &[String], within: Duration) {
     }
     for h in handles {
         let job = h.await.unwrap();
-        assert_eq!(job["status"], "done", "{job}");
-        assert_eq!(top1(&job), "academic gown", "{job}");
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(top1(&job), "academic gown", "{job:?}");
     }
 }
 
@@ -94,23 +95,18 @@ async fn assert_history_exactly(c: &Client, ids: &[String]) {
     let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, hist) = c.get("/predictions?per_page=100").await;
-        assert_eq!(status, 200, "{hist}");
-        let items = hist["items"].as_array().unwrap();
-        let got: Vec<&str> = items
-            .iter()
-            .map(|j| j["job_id"].as_str().unwrap())
-            .collect();
+        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
+        let got: Vec<&str> = hist.items.iter().map(|j| j.job_id.as_str()).collect();
         let unique: HashSet<&str> = got.iter().copied().collect();
         assert_eq!(unique.len(), got.len(), "duplicate rows in the history");
-        assert_eq!(hist["total"], ids.len(), "history total: {hist}");
+        assert_eq!(hist.total, ids.len() as i64, "history total: {hist:?}");
         assert_eq!(unique, want, "history rows are the jobs uploaded");
-        if items.iter().all(|j| j["status"] == "done") {
+        if hist.items.iter().all(|j| j.status == JobStatus::Done) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "history rows not all done: {hist}"
+            "history rows not all done: {hist:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -179,8 +175,8 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
     }
     for (tag, id) in &bad {
         let job = c.wait_done(id, Duration::from_secs(60)).await;
-        assert_eq!(job["status"], "failed", "{tag}: {job}");
-        let err = job["error"].as_str().unwrap_or_default();
+        assert_eq!(job.status, JobStatus::Failed, "{tag}: {job:?}");
+        let err = job.error.as_deref().unwrap_or_default();
         assert!(err.contains("2 attempts"), "{tag}: {err}");
         let cause = if *tag == "#panic" {
             "panic"
@@ -206,7 +202,7 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
     let job = c
         .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
         .await;
-    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     assert_eq!(top1(&job), "academic gown");
     assert!(stack.workers[0].log_text().contains("dead-lettered"));
 
@@ -291,7 +287,7 @@ async fn upload_recovers(c: &Client, tag: &str) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let job = c.wait_done(&id, Duration::from_secs(60)).await;
-    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     assert_eq!(top1(&job), "academic gown");
 }
 
