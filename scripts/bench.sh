@@ -22,7 +22,7 @@ if [ "${1:-}" = --measure ]; then
   declare -A before
   for n in "${names[@]}"; do before[$n]="$(cpu_ms "$(pid_of "$n")")"; done
   echo "== $model"
-  target/release/worker bench --model "$model" --api-url "$STACK_API_URL" \
+  "${BIN_DIR:-target/release}/worker" bench --model "$model" --api-url "$STACK_API_URL" \
     --jobs "$jobs" --clients "${BENCH_CLIENTS:-4}" --iterations "${BENCH_ITERATIONS:-100}" \
     --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$repo/stress/reports/bench.jsonl"
   # Where the end-to-end CPU went (the raw phase runs in the bench process, not in these).

@@ -69,9 +69,9 @@ pub struct StackArgs {
     /// Seconds start-up may take.
     #[arg(long, default_value_t = 120)]
     ready_timeout: u64,
-    /// Run this command once the stack is ready (with STACK_API_URL, STACK_UI_URL,
-    /// STACK_REDIS_URL, STACK_DATABASE_URL, STACK_DIR and STACK_PIDS="name=pid ..."), then
-    /// stop the stack and exit with its status.
+    /// Run this command once the stack is ready (with the stack's environment plus
+    /// STACK_API_URL, STACK_UI_URL, STACK_REDIS_URL, STACK_DATABASE_URL, STACK_DIR and
+    /// STACK_PIDS="name=pid ..."), then stop the stack and exit with its status.
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -253,6 +253,9 @@ pub async fn run(args: StackArgs) -> anyhow::Result<ExitCode> {
             Some(
                 tokio::process::Command::new(program)
                     .args(rest)
+                    // The stack's own settings (REDIS_URL, MODELS_DIR, ORT_DYLIB_PATH, ...), so a
+                    // tool like `worker bench` sees what the stack sees.
+                    .envs(stack.env().iter().map(|(k, v)| (k, v)))
                     .env("STACK_API_URL", stack.api_url())
                     .env("STACK_UI_URL", stack.ui_url().unwrap_or_default())
                     .env("STACK_REDIS_URL", stack.redis_url())
