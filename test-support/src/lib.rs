@@ -21,6 +21,4 @@ pub use fixtures::{grace_hopper, png, png_declaring, top1, unique_photo, with_tr
 pub use paths::{binary, repo, shared_dir};
 pub use process::{wait_until, Proc, TimedOut};
 pub use redis_server::{free_port, Redis};
-pub use stack::{
-    base_env, start_worker, test_defaults, wait_ready, with, Api, Launcher, Stack, StackBuilder, Ui,
-};
+pub use stack::{test_defaults, wait_ready, with, Api, Launcher, Stack, StackBuilder, Ui};

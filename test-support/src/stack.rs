@@ -47,11 +47,6 @@ pub fn test_defaults() -> Vec<(String, String)> {
     .collect()
 }
 
-/// [`test_defaults`] plus `REDIS_URL`: the environment api and worker share in a test.
-pub fn base_env(redis_url: &str) -> Vec<(String, String)> {
-    with(&test_defaults(), &[("REDIS_URL", redis_url)])
-}
-
 /// `env` with each of `extra` set (replacing an earlier value of the same name).
 pub fn with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = env.to_vec();
@@ -90,34 +85,10 @@ pub struct Ui {
 }
 
 impl Api {
-    /// Starts the api binary (from `BIN_DIR` or `target/debug`) with `env`, logging to `dir`;
-    /// returns once `/health` answers. A SQLite database in `dir` unless `env` names one.
-    pub async fn start(dir: &Path, env: &[(String, String)]) -> Api {
-        let mut env = env.to_vec();
-        if get(&env, "DATABASE_URL").is_none() {
-            env.push((
-                "DATABASE_URL".into(),
-                format!("sqlite://{}/app.db", dir.display()),
-            ));
-        }
-        Launcher::new(dir)
-            .api("api", &env)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"))
-    }
-
     /// Waits until `/ready` answers 200 (Redis, database and a worker heartbeat).
     pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
         wait_http(&self.proc, &format!("{}/ready", self.url), within).await
     }
-}
-
-/// Starts a worker process (from `BIN_DIR` or `target/debug`) logging to `dir/<name>.log`.
-#[track_caller]
-pub fn start_worker(dir: &Path, name: &str, env: &[(String, String)]) -> Proc {
-    Launcher::new(dir)
-        .worker(name, env)
-        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Waits until the api's `/ready` answers 200; panics with its log otherwise.
