@@ -50,6 +50,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as sent on the wire (`queue_full`), for logs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::EmptyFile => "empty_file",
+            ErrorCode::MissingFile => "missing_file",
+            ErrorCode::InvalidImage => "invalid_image",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::ImageTooLarge => "image_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::ImageTooSmall => "image_too_small",
+            ErrorCode::UnknownModel => "unknown_model",
+            ErrorCode::QueueFull => "queue_full",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+
     /// The HTTP status the API answers with for this code.
     pub fn status(self) -> u16 {
         match self {
@@ -70,6 +95,12 @@ impl ErrorCode {
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout => 504,
         }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -122,5 +153,35 @@ mod tests {
         assert_eq!(back.error.code, ErrorCode::ValidationFailed);
         assert_eq!(back.error.field.as_deref(), Some("email"));
         assert_eq!(back.error.code.status(), 422);
+    }
+
+    #[test]
+    fn display_names_match_the_wire_names() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::EmptyFile,
+            ErrorCode::MissingFile,
+            ErrorCode::InvalidImage,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Conflict,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::ImageTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::ValidationFailed,
+            ErrorCode::ImageTooSmall,
+            ErrorCode::UnknownModel,
+            ErrorCode::QueueFull,
+            ErrorCode::Internal,
+            ErrorCode::Unavailable,
+            ErrorCode::Timeout,
+        ] {
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire.as_str(), Some(code.as_str()));
+            assert_eq!(code.to_string(), code.as_str());
+            assert!((400..600).contains(&code.status()), "{code}");
+        }
     }
 }

@@ -22,7 +22,7 @@ pub enum ApiError {
     Unauthorized,
     /// Any other error answer, with the API's own code and message (`code` is `None` when the
     /// body was not the API's error shape, e.g. from a proxy).
-    #[error("API error {status}: {code:?}: {message}")]
+    #[error("API error {status}: {}: {message}", code.map_or("no code", ErrorCode::as_str))]
     Status {
         status: StatusCode,
         code: Option<ErrorCode>,
