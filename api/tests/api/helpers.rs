@@ -177,8 +177,9 @@ impl Ctx {
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
+        let user: api_types::User = test_support::typed(&v);
         let token = self.login(email, PASSWORD).await;
-        (v["id"].as_i64().unwrap(), token)
+        (user.id, token)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
@@ -190,7 +191,7 @@ impl Ctx {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        v["access_token"].as_str().unwrap().to_owned()
+        test_support::typed::<api_types::Token>(&v).access_token
     }
 
     /// A history row of `user_id` straight into the database (no worker needed).
