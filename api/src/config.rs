@@ -41,6 +41,10 @@ pub struct ApiConfig {
     /// Address to listen on.
     #[arg(long, env = "API_BIND", default_value = "127.0.0.1:8000")]
     pub api_bind: String,
+    /// File the bound port is written to once listening: with `API_BIND=...:0`, how a
+    /// supervisor (tests, `xtask stack`) learns the port from the process itself.
+    #[arg(long, env = "PORT_FILE")]
+    pub port_file: Option<std::path::PathBuf>,
     /// `sqlite://path` (created on first start) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/app.db")]
     pub database_url: String,

@@ -153,6 +153,9 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", state.cfg.api_bind))?;
         let port = listener.local_addr()?.port();
+        if let Some(path) = &state.cfg.port_file {
+            write_port_file(path, port)?;
+        }
         Ok(Application {
             listener,
             state,
@@ -191,4 +194,12 @@ impl Application {
         info!("api stopped");
         Ok(())
     }
+}
+
+/// Writes `port` to `path` through a rename, so a reader never sees a half-written file.
+fn write_port_file(path: &std::path::Path, port: u16) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{port}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the port file {}", path.display()))
 }

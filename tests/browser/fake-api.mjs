@@ -70,7 +70,7 @@ const server = http.createServer(async (req, res) => {
   if (path === "/info") {
     return send(res, 200, {
       version: "fake", default_model: "efficientnet-lite0", queue_depth: 0, workers_live: 1,
-      models: [{ name: "efficientnet-lite0", description: "EfficientNet-Lite0, ImageNet-1k weights (75% top-1)", input_size: 224, default: true, workers: 1 }],
+      models: [{ name: "efficientnet-lite0", description: "EfficientNet-Lite0, ImageNet-1k weights (75% top-1)", input_size: 224, default: true, workers: 1, queue_depth: 0 }],
     });
   }
   if (path.startsWith("/models/") && path.endsWith("/labels")) return send(res, 200, { model: "efficientnet-lite0", labels });
@@ -93,7 +93,7 @@ const server = http.createServer(async (req, res) => {
   if (!email) return fail(res, 401, "unauthorized", "missing token");
   if (path === "/users/me") {
     const u = users.get(email);
-    return send(res, 200, { id: u.id, name: u.name, email: u.email });
+    return send(res, 200, { id: u.id, name: u.name, email: u.email, is_admin: false, created_at: new Date().toISOString() });
   }
   if (path === "/predictions" && req.method === "POST") {
     const file = fileFromMultipart(body, req.headers["content-type"]);

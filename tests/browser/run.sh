@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests of the web UI (tests/browser/ui.test.mjs): installs playwright-core with
 # `npm ci` (no browser download: Debian's /usr/bin/chromium is used), builds the binaries
-# (unless BIN_DIR names prebuilt ones), then runs node's test runner and prints its summary.
+# (unless BIN_DIR names prebuilt ones) and xtask, which starts the stack, then runs node's test
+# runner and prints its summary.
 #
 # Env: BIN_DIR (default target/debug), LENS_FAKE_API=1 (fake API, for work on the looks),
 #      KEEP_LOGS=1 (keep the processes' logs in a temp folder).
@@ -20,10 +21,11 @@ PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 need=(-p ui)
 [ "${LENS_FAKE_API:-0}" = 1 ] || need+=(-p api -p worker)
-if [ -z "${BIN_DIR:-}" ]; then
-    # The default target/debug: make sure the binaries are current (a no-op when they are).
-    (cd "$repo" && cargo build --quiet "${need[@]}")
+if [ -n "${BIN_DIR:-}" ]; then
+    need=() # prebuilt binaries; only xtask (which starts the stack) is built here
 fi
+# Make sure the binaries are current (a no-op when they are).
+(cd "$repo" && cargo build --quiet -p xtask "${need[@]}")
 if [ "${LENS_FAKE_API:-0}" != 1 ] && [ ! -e "$repo/.ort/libonnxruntime.so" ]; then
     "$repo/scripts/install-ort.sh"
 fi

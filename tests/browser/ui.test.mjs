@@ -1,5 +1,6 @@
 // Browser tests of the web UI: the real api, worker and ui binaries and a private Redis on free
-// ports, driven in headless Chromium through playwright-core. Run with ./run.sh.
+// ports (started by `xtask stack`), driven in headless Chromium through playwright-core. Run
+// with ./run.sh.
 //
 // Env: BIN_DIR (default target/debug, relative to the repo), LENS_FAKE_API=1 (use fake-api.mjs
 // instead of api + worker + Redis: only for working on the looks, not a test of the product).
@@ -11,6 +12,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -25,140 +27,103 @@ const ortLib = path.join(repo, ".ort/libonnxruntime.so");
 const fake = process.env.LENS_FAKE_API === "1";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lens-browser-"));
-const procs = new Map(); // name -> {child, log, exited}
 let browser;
 let apiUrl;
 let uiUrl;
 
 // ---- processes ----------------------------------------------------------------------------
+// The stack (private Redis, api, one worker, ui on free ports) is `xtask stack --control`:
+// it prints one JSON line when ready and answers `stop NAME` / `start-worker` on stdin.
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let stack; // {child, exited, waiters}
 
-function start(name, cmd, args, env) {
-  const log = path.join(tmp, `${name}.log`);
-  const out = fs.openSync(log, "a");
-  const child = spawn(cmd, args, {
-    cwd: repo,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME || tmp, RUST_LOG: "info", ...env },
-    stdio: ["ignore", out, out],
-  });
-  const entry = { child, log, exited: null };
-  child.on("exit", (code, signal) => { entry.exited = { code, signal }; });
-  procs.set(name, entry);
-  return entry;
-}
-
-function logTail(name, lines = 40) {
-  const p = procs.get(name);
-  if (!p) return "";
+function logTail(file, lines = 40) {
   try {
-    return fs.readFileSync(p.log, "utf8").split("\n").slice(-lines).join("\n");
+    return fs.readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
   } catch {
     return "";
   }
 }
 
-async function stop(name, timeoutMs = 10000) {
-  const p = procs.get(name);
-  if (!p || p.exited) return;
-  p.child.kill("SIGTERM");
-  const deadline = Date.now() + timeoutMs;
-  while (!p.exited && Date.now() < deadline) await sleep(100);
-  if (!p.exited) p.child.kill("SIGKILL");
-  while (!p.exited) await sleep(50);
+/** Starts `xtask stack` and resolves with its ready line. */
+function startStack(args, timeoutMs) {
+  const xtask = path.join(repo, "target/debug/xtask");
+  if (!fs.existsSync(xtask)) throw new Error(`${xtask} is missing: cargo build -p xtask`);
+  const log = path.join(tmp, "xtask.log");
+  const child = spawn(xtask, ["stack", "--control", "--dir", tmp, "--bin-dir", binDir, ...args], {
+    cwd: repo,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME || tmp, RUST_LOG: "info" },
+    stdio: ["pipe", "pipe", fs.openSync(log, "a")],
+  });
+  stack = { child, exited: null, waiters: [], log };
+  child.on("exit", (code, signal) => {
+    stack.exited = { code, signal };
+    for (const w of stack.waiters.splice(0)) w.reject(new Error(`xtask exited (${code ?? signal}):\n${logTail(log)}`));
+  });
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    const w = stack.waiters.shift();
+    if (w) w.resolve(JSON.parse(line));
+  });
+  const ready = nextLine();
+  const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+  return ready.finally(() => clearTimeout(timer));
 }
 
-function killAllNow() {
-  for (const p of procs.values()) {
-    if (!p.exited) {
-      try { p.child.kill("SIGKILL"); } catch { /* already gone */ }
-    }
-  }
+function nextLine() {
+  return new Promise((resolve, reject) => stack.waiters.push({ resolve, reject }));
 }
-process.on("exit", killAllNow);
+
+/** Sends one command to `xtask stack --control` and returns its JSON answer. */
+async function control(command) {
+  const answer = nextLine();
+  stack.child.stdin.write(`${command}\n`);
+  const a = await answer;
+  if (a.event === "error") throw new Error(`${command}: ${a.message}`);
+  return a;
+}
+
+/** The UI against fake-api.mjs (LENS_FAKE_API=1): the looks only, not a test of the product. */
+async function startFake() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const apiPort = srv.address().port;
+  await new Promise((r) => srv.close(r));
+  const fakeApi = spawn(process.execPath, [path.join(here, "fake-api.mjs"), String(apiPort)], { stdio: "ignore" });
+  const portFile = path.join(tmp, "ui.port");
+  const ui = spawn(path.join(binDir, "ui"), ["--port-file", portFile], {
+    env: { PATH: process.env.PATH, UI_BIND: "127.0.0.1:0", API_URL: `http://127.0.0.1:${apiPort}` },
+    stdio: "ignore",
+  });
+  process.on("exit", () => { fakeApi.kill(); ui.kill(); });
+  while (!fs.existsSync(portFile)) await sleep(50);
+  return { api_url: `http://127.0.0.1:${apiPort}`, ui_url: `http://127.0.0.1:${fs.readFileSync(portFile, "utf8").trim()}` };
+}
+
+async function stopStack() {
+  if (!stack || stack.exited) return;
+  stack.child.stdin.end(); // EOF: xtask stops everything (SIGTERM, then SIGKILL after 30 s)
+  const deadline = Date.now() + 60000;
+  while (!stack.exited && Date.now() < deadline) await sleep(100);
+  if (!stack.exited) stack.child.kill("SIGKILL");
+}
+
+process.on("exit", () => { if (stack && !stack.exited) stack.child.kill("SIGTERM"); });
 for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.on(sig, () => { killAllNow(); process.exit(130); });
+  process.on(sig, () => process.exit(130));
 }
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll `url` until it answers 200, failing early when `name`'s process has died. */
-async function waitFor(name, url, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "no answer";
-  while (Date.now() < deadline) {
-    const p = procs.get(name);
-    if (p && p.exited) {
-      throw new Error(`${name} exited (${JSON.stringify(p.exited)}) before ${url} answered:\n${logTail(name)}`);
-    }
-    try {
-      const resp = await fetch(url, { signal: AbortSignal.timeout(3000) });
-      if (resp.status === 200) return;
-      last = `${resp.status} ${await resp.text()}`;
-    } catch (e) {
-      last = String(e.cause?.code || e.message);
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${url} (last: ${last})\n--- ${name} log ---\n${logTail(name)}`);
-}
-
-function binary(name) {
-  const p = path.join(binDir, name);
-  if (!fs.existsSync(p)) throw new Error(`${p} is missing: build it first (cargo build -p ${name}) or set BIN_DIR`);
-  return p;
-}
-
-function workerEnv(redisUrl) {
-  return {
-    REDIS_URL: redisUrl,
-    MODELS_DIR: modelsDir,
-    MODELS: "efficientnet-lite0",
-    ORT_DYLIB_PATH: ortLib,
-  };
-}
-
-let redisUrl;
 
 before(async () => {
   fs.mkdirSync(shotsDir, { recursive: true });
-  const apiPort = await freePort();
-  const uiPort = await freePort();
-  apiUrl = `http://127.0.0.1:${apiPort}`;
-  uiUrl = `http://127.0.0.1:${uiPort}`;
-
-  if (fake) {
-    start("api", process.execPath, [path.join(here, "fake-api.mjs"), String(apiPort)], {});
-  } else {
-    const redisPort = await freePort();
-    redisUrl = `redis://127.0.0.1:${redisPort}`;
-    start("redis", "redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp], {});
-    start("api", binary("api"), [], {
-      API_BIND: `127.0.0.1:${apiPort}`,
-      REDIS_URL: redisUrl,
-      DATABASE_URL: `sqlite://${tmp}/app.db`,
-      APP_ENV: "dev",
-      JWT_SECRET: crypto.randomBytes(32).toString("hex"),
-      MODELS_DIR: modelsDir,
-      DEFAULT_MODEL: "efficientnet-lite0",
-    });
-    start("worker", binary("worker"), [], workerEnv(redisUrl));
-  }
-  start("ui", binary("ui"), [], { UI_BIND: `127.0.0.1:${uiPort}`, API_URL: apiUrl });
-
-  await waitFor("api", `${apiUrl}/health`, 60000);
-  await waitFor("ui", `${uiUrl}/health`, 30000);
-  await waitFor("api", `${apiUrl}/ready`, 120000);
+  const ready = fake
+    ? await startFake()
+    : await startStack([
+      "--ui", "--workers", "1", "--models", "efficientnet-lite0", "--default-model", "efficientnet-lite0",
+      "--models-dir", modelsDir, "--env", `ORT_DYLIB_PATH=${ortLib}`,
+      "--env", `JWT_SECRET=${crypto.randomBytes(32).toString("hex")}`,
+    ], 180000);
+  apiUrl = ready.api_url;
+  uiUrl = ready.ui_url;
 
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
@@ -172,8 +137,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
-  for (const name of ["ui", "worker", "api", "redis"]) await stop(name).catch(() => {});
-  killAllNow();
+  await stopStack().catch(() => {});
   if (process.env.KEEP_LOGS !== "1") fs.rmSync(tmp, { recursive: true, force: true });
   else console.log(`logs kept in ${tmp}`);
 });
@@ -381,7 +345,7 @@ test("the result page updates by itself while the job waits for a worker", { tim
   const page = await newPage();
   await logIn(page);
   // No worker: the job has to wait in the queue.
-  await stop("worker");
+  await control("stop worker-1");
   // Different bytes from the first upload, so the API cannot answer from its cache.
   const variant = path.join(tmp, "grace-variant.jpg");
   fs.writeFileSync(variant, Buffer.concat([fs.readFileSync(grace), Buffer.from("variant")]));
@@ -402,7 +366,7 @@ test("the result page updates by itself while the job waits for a worker", { tim
   await plain.goto(page.url());
   await plain.getByText("Waiting in the queue").waitFor();
 
-  start("worker", binary("worker"), [], workerEnv(redisUrl));
+  await control("start-worker");
   await page.locator("ol.bars li").first().waitFor({ timeout: 120000 });
   assert.equal(await page.evaluate(() => window.__notReloaded), true, "updated without reloading the page");
   assert.match((await page.locator("ol.bars").innerText()).toLowerCase(), /academic gown/);
@@ -412,10 +376,10 @@ test("the result page updates by itself while the job waits for a worker", { tim
   await page.context().close();
 });
 
-test("with the API down the page says the service is unavailable", { timeout: 60000 }, async () => {
+test("with the API down the page says the service is unavailable", { timeout: 60000, skip: fake && "fake API" }, async () => {
   const page = await newPage();
   await logIn(page);
-  await stop("api");
+  await control("stop api");
   const resp = await page.goto(`${uiUrl}/`);
   assert.equal(resp.status(), 503);
   await page.getByRole("heading", { name: "The service is unavailable" }).waitFor();

@@ -4,111 +4,75 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use e2e::*;
+use api_types::{Job, JobAccepted, JobPage, JobStatus, PredictResponse};
 use redis::AsyncCommands;
-
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(image::RgbImage::new(w, h))
-        .write_to(&mut out, image::ImageFormat::Png)
-        .unwrap();
-    out.into_inner()
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A valid PNG whose header declares `w` x `h` pixels (CRC fixed up).
-fn png_declaring(w: u32, h: u32) -> Vec<u8> {
-    let mut b = png(16, 16);
-    b[16..20].copy_from_slice(&w.to_be_bytes());
-    b[20..24].copy_from_slice(&h.to_be_bytes());
-    let crc = crc32(&b[12..29]);
-    b[29..33].copy_from_slice(&crc.to_be_bytes());
-    b
-}
+use test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upload_wait_predict_and_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = base_env(&redis.url());
-    let api = Api::start(dir.path(), &env);
-    let _worker = start_worker(dir.path(), "worker", &env);
-    wait_ready(&api, Duration::from_secs(60));
-    let c = Client::register(&api.url).await;
+    let stack = Stack::builder().workers(1).start().await;
+    let c = Client::register(stack.api_url()).await;
 
     // 202 + job id + Location, then one ?wait call returns the finished result.
     let (status, body, location) = c.upload("/predictions", grace_hopper(), None).await;
     assert_eq!(status, 202, "{body}");
-    let job_id = body["job_id"].as_str().unwrap().to_owned();
-    assert_eq!(body["status"], "queued");
+    let accepted: JobAccepted = typed(&body);
+    let job_id = accepted.job_id;
+    assert_eq!(accepted.status, JobStatus::Queued);
     assert_eq!(
         location.as_deref(),
         Some(format!("/predictions/{job_id}").as_str())
     );
     let started = Instant::now();
-    let (status, job) = c.get(&format!("/predictions/{job_id}?wait=10")).await;
-    assert_eq!(status, 200);
+    let job: Job = c.get_ok(&format!("/predictions/{job_id}?wait=10")).await;
     assert_eq!(
-        job["status"], "done",
-        "a single ?wait call returns the result: {job}"
+        job.status,
+        JobStatus::Done,
+        "a single ?wait call returns the result: {job:?}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "woken by the worker, not by the timeout"
     );
     assert_eq!(top1(&job), "academic gown");
-    let preds = job["result"]["predictions"].as_array().unwrap();
+    let preds = job.predictions();
     assert_eq!(preds.len(), 5);
-    assert_eq!(preds[1]["label"], "mortarboard");
-    assert!((preds[0]["score"].as_f64().unwrap() - 0.255).abs() < 0.05);
-    assert_eq!(job["cached"], false);
-    assert!(job["image_file_name"].as_str().unwrap().ends_with(".jpg"));
+    assert_eq!(preds[1].label, "mortarboard");
+    assert!((preds[0].score - 0.255).abs() < 0.05);
+    assert!(!job.cached);
+    assert!(job.image_file_name.ends_with(".jpg"));
 
     // Same bytes again: answered from the cache at once, with its own job id.
     let (status, cached, _) = c.upload("/predictions", grace_hopper(), None).await;
     assert_eq!(status, 200, "{cached}");
-    assert_eq!(cached["cached"], true);
-    assert_eq!(cached["status"], "done");
-    assert_ne!(cached["job_id"], job["job_id"]);
-    assert_eq!(cached["result"], job["result"]);
+    let cached: Job = typed(&cached);
+    assert!(cached.cached);
+    assert_eq!(cached.status, JobStatus::Done);
+    assert_ne!(cached.job_id, job.job_id);
+    assert_eq!(cached.result, job.result);
 
     // The synchronous form agrees on the top class.
     let (status, sync, _) = c
         .upload("/predict", with_trailer(&grace_hopper(), "sync"), None)
         .await;
     assert_eq!(status, 200, "{sync}");
-    assert_eq!(sync["success"], true);
-    assert_eq!(sync["prediction"], "academic gown");
-    assert_eq!(sync["predictions"].as_array().unwrap().len(), 5);
-    assert!(sync["image_file_name"].as_str().unwrap().ends_with(".jpg"));
+    let sync: PredictResponse = typed(&sync);
+    assert!(sync.success);
+    assert_eq!(sync.prediction.as_deref(), Some("academic gown"));
+    assert_eq!(sync.predictions.len(), 5);
+    assert!(sync.image_file_name.ends_with(".jpg"));
 
     // History has all three, newest first; the thumbnail and image are served to the owner only.
-    let (status, hist) = c.get("/predictions").await;
-    assert_eq!(status, 200);
-    assert_eq!(hist["total"], 3, "{hist}");
-    let other = Client::register(&api.url).await;
+    let hist: JobPage = c.get_ok("/predictions").await;
+    assert_eq!(hist.total, 3, "{hist:?}");
+    let other = Client::register(stack.api_url()).await;
     let (status, _) = other.get(&format!("/predictions/{job_id}")).await;
     assert_eq!(status, 404, "foreign job ids are not found");
     let r = c
         .http
-        .get(format!("{}/predictions/{job_id}/image", api.url))
+        .get(format!("{}/predictions/{job_id}/image", stack.api_url()))
         .bearer_auth(&c.token)
         .send()
         .await
@@ -116,7 +80,7 @@ async fn upload_wait_predict_and_cache() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().to_vec(), grace_hopper());
     let thumb_ok = wait_until(Duration::from_secs(10), || {
-        let url = format!("{}/predictions/{job_id}/thumbnail", api.url);
+        let url = format!("{}/predictions/{job_id}/thumbnail", stack.api_url());
         let token = c.token.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -141,14 +105,12 @@ async fn upload_wait_predict_and_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let mut env = base_env(&redis.url());
-    env.push(("MAX_UPLOAD_BYTES".into(), "1000000".into()));
-    let api = Api::start(dir.path(), &env);
-    let worker = start_worker(dir.path(), "worker", &env);
-    wait_ready(&api, Duration::from_secs(60));
-    let c = Client::register(&api.url).await;
+    let mut stack = Stack::builder()
+        .env("MAX_UPLOAD_BYTES", "1000000")
+        .workers(1)
+        .start()
+        .await;
+    let c = Client::register(stack.api_url()).await;
     let photo = grace_hopper();
 
     // (what, bytes, model, status, error code)
@@ -211,7 +173,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
     // A form without a file, an unknown job id, an unknown route, no token.
     let r = c
         .http
-        .post(format!("{}/predictions", api.url))
+        .post(format!("{}/predictions", stack.api_url()))
         .bearer_auth(&c.token)
         .multipart(reqwest::multipart::Form::new().text("model", "x"))
         .send()
@@ -231,7 +193,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         (404, Some("not_found"))
     );
     let r = reqwest::Client::new()
-        .get(format!("{}/predictions", api.url))
+        .get(format!("{}/predictions", stack.api_url()))
         .send()
         .await
         .unwrap();
@@ -240,7 +202,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
 
     // A hostile file that slips past the API's header checks (pushed straight into Redis):
     // it fails its own job with a reason, and the worker serves the next good job.
-    let mut conn = redis::Client::open(redis.url())
+    let mut conn = redis::Client::open(stack.redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -281,13 +243,13 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         .await
         .unwrap();
     let failed = c.wait_done(job_id, Duration::from_secs(20)).await;
-    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed.status, JobStatus::Failed, "{failed:?}");
     assert!(
-        failed["error"]
-            .as_str()
-            .unwrap()
-            .contains("could not be decoded"),
-        "{failed}"
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not be decoded")),
+        "{failed:?}"
     );
 
     let (status, body, _) = c
@@ -298,32 +260,18 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
         .await;
     assert_eq!(top1(&job), "academic gown");
-    drop(worker);
+    assert!(
+        stack.workers[0].exited().is_none(),
+        "the worker kept serving"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = base_env(&redis.url());
-    let api = Api::start(dir.path(), &env);
-    let _w1 = start_worker(dir.path(), "worker-1", &env);
-    let _w2 = start_worker(dir.path(), "worker-2", &env);
-    wait_ready(&api, Duration::from_secs(60));
+    let stack = Stack::builder().workers(2).start().await;
     // Both heartbeats present before the load starts.
-    let c = Client::register(&api.url).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, info) = c.get("/info").await;
-        if info["workers_live"] == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "second worker never showed up: {info}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let c = Client::register(stack.api_url()).await;
+    c.wait_workers(2, Duration::from_secs(20)).await;
 
     let photo = grace_hopper();
     let mut ids = Vec::new();
@@ -347,13 +295,13 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
     }
     for h in handles {
         let job = h.await.unwrap();
-        assert_eq!(job["status"], "done", "{job}");
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
         assert_eq!(top1(&job), "academic gown");
     }
 
     // Exactly once: the workers' own counters add up to 50, both took part, and the
     // history holds 50 distinct finished rows.
-    let mut conn = redis::Client::open(redis.url())
+    let mut conn = redis::Client::open(stack.redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -376,15 +324,15 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, hist) = c.get("/predictions?per_page=100").await;
-        let items = hist["items"].as_array().unwrap();
-        let finished: HashSet<&str> = items
+        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
+        let finished: HashSet<&str> = hist
+            .items
             .iter()
-            .filter(|j| j["status"] == "done")
-            .map(|j| j["job_id"].as_str().unwrap())
+            .filter(|j| j.status == JobStatus::Done)
+            .map(|j| j.job_id.as_str())
             .collect();
         if finished.len() == 50 {
-            assert_eq!(hist["total"], 50);
+            assert_eq!(hist.total, 50);
             break;
         }
         assert!(
@@ -398,12 +346,8 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_and_wait_end_at_their_limits_without_a_worker() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let mut env = base_env(&redis.url());
-    env.push(("PREDICT_TIMEOUT".into(), "2".into()));
-    let api = Api::start(dir.path(), &env);
-    let c = Client::register(&api.url).await;
+    let stack = Stack::builder().env("PREDICT_TIMEOUT", "2").start().await;
+    let c = Client::register(stack.api_url()).await;
 
     let started = Instant::now();
     let (status, body, _) = c.upload("/predict", grace_hopper(), None).await;
@@ -422,8 +366,8 @@ async fn predict_and_wait_end_at_their_limits_without_a_worker() {
     assert_eq!(status, 202);
     let id = body["job_id"].as_str().unwrap();
     let started = Instant::now();
-    let (status, job) = c.get(&format!("/predictions/{id}?wait=1.5")).await;
-    assert_eq!((status, job["status"].as_str()), (200, Some("queued")));
+    let job: Job = c.get_ok(&format!("/predictions/{id}?wait=1.5")).await;
+    assert_eq!(job.status, JobStatus::Queued);
     assert!(started.elapsed() >= Duration::from_millis(1400));
     let (status, body) = c.get(&format!("/predictions/{id}?wait=31")).await;
     assert_eq!(

@@ -9,22 +9,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::*;
+use api_types::{JobPage, JobStatus};
 use redis::AsyncCommands;
 use serde_json::Value;
+use test_support::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const MODEL: &str = "efficientnet-lite0";
-
-fn with(env: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = env.to_vec();
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push(((*k).into(), (*v).into()));
-    }
-    env
-}
 
 async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
@@ -32,22 +24,6 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
-}
-
-/// Polls `/info` until `n` workers are live.
-async fn wait_workers(c: &Client, n: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let (_, info) = c.get("/info").await;
-        if info["workers_live"].as_u64() == Some(n) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} live workers: {info}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Uploads `n` distinct copies of the photo; returns the job ids.
@@ -109,8 +85,8 @@ async fn assert_all_done(c: &Client, ids: &[String], within: Duration) {
     }
     for h in handles {
         let job = h.await.unwrap();
-        assert_eq!(job["status"], "done", "{job}");
-        assert_eq!(top1(&job), "academic gown", "{job}");
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(top1(&job), "academic gown", "{job:?}");
     }
 }
 
@@ -119,23 +95,18 @@ async fn assert_history_exactly(c: &Client, ids: &[String]) {
     let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, hist) = c.get("/predictions?per_page=100").await;
-        assert_eq!(status, 200, "{hist}");
-        let items = hist["items"].as_array().unwrap();
-        let got: Vec<&str> = items
-            .iter()
-            .map(|j| j["job_id"].as_str().unwrap())
-            .collect();
+        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
+        let got: Vec<&str> = hist.items.iter().map(|j| j.job_id.as_str()).collect();
         let unique: HashSet<&str> = got.iter().copied().collect();
         assert_eq!(unique.len(), got.len(), "duplicate rows in the history");
-        assert_eq!(hist["total"], ids.len(), "history total: {hist}");
+        assert_eq!(hist.total, ids.len() as i64, "history total: {hist:?}");
         assert_eq!(unique, want, "history rows are the jobs uploaded");
-        if items.iter().all(|j| j["status"] == "done") {
+        if hist.items.iter().all(|j| j.status == JobStatus::Done) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "history rows not all done: {hist}"
+            "history rows not all done: {hist:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -143,23 +114,22 @@ async fn assert_history_exactly(c: &Client, ids: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_mid_batch_loses_nothing_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = with(&base_env(&redis.url()), &[("VISIBILITY_TIMEOUT", "3")]);
-    let api = Api::start(dir.path(), &env);
-    let _steady = start_worker(dir.path(), "worker-steady", &env);
-    let mut victim = start_worker(dir.path(), "worker-victim-0", &env);
-    wait_ready(&api, Duration::from_secs(60));
-    let c = Client::register(&api.url).await;
-    wait_workers(&c, 2, Duration::from_secs(30)).await;
-    let mut conn = redis_conn(&redis.url()).await;
+    // worker-1 keeps running; the newest worker is the one killed.
+    let mut stack = Stack::builder()
+        .env("VISIBILITY_TIMEOUT", "3")
+        .workers(2)
+        .start()
+        .await;
+    let c = Client::register(stack.api_url()).await;
+    c.wait_workers(2, Duration::from_secs(30)).await;
+    let mut conn = redis_conn(stack.redis_url()).await;
 
     let ids = upload_batch(&c, "kill9", 100).await;
     // Three crashes at different points of the batch, each followed by a fresh worker.
-    for (round, at) in [10usize, 30, 55].into_iter().enumerate() {
+    for at in [10usize, 30, 55] {
         wait_finished(&mut conn, &ids, at, Duration::from_secs(180)).await;
-        victim.kill9();
-        victim = start_worker(dir.path(), &format!("worker-victim-{}", round + 1), &env);
+        stack.workers.last_mut().unwrap().kill9();
+        stack.add_worker().unwrap();
     }
     assert_all_done(&c, &ids, Duration::from_secs(240)).await;
 
@@ -186,20 +156,14 @@ async fn kill9_mid_batch_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = with(
-        &base_env(&redis.url()),
-        &[
-            ("FAULT_INJECTION", "1"),
-            ("MAX_ATTEMPTS", "2"),
-            ("JOB_TIMEOUT", "3"),
-        ],
-    );
-    let api = Api::start(dir.path(), &env);
-    let worker = start_worker(dir.path(), "worker", &env);
-    wait_ready(&api, Duration::from_secs(60));
-    let c = Client::register(&api.url).await;
+    let stack = Stack::builder()
+        .env("FAULT_INJECTION", "1")
+        .env("MAX_ATTEMPTS", "2")
+        .env("JOB_TIMEOUT", "3")
+        .workers(1)
+        .start()
+        .await;
+    let c = Client::register(stack.api_url()).await;
 
     let mut bad = Vec::new();
     for tag in ["#panic", "#hang"] {
@@ -211,8 +175,8 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
     }
     for (tag, id) in &bad {
         let job = c.wait_done(id, Duration::from_secs(60)).await;
-        assert_eq!(job["status"], "failed", "{tag}: {job}");
-        let err = job["error"].as_str().unwrap_or_default();
+        assert_eq!(job.status, JobStatus::Failed, "{tag}: {job:?}");
+        let err = job.error.as_deref().unwrap_or_default();
         assert!(err.contains("2 attempts"), "{tag}: {err}");
         let cause = if *tag == "#panic" {
             "panic"
@@ -221,7 +185,7 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
         };
         assert!(err.contains(cause), "{tag}: {err}");
     }
-    let mut conn = redis_conn(&redis.url()).await;
+    let mut conn = redis_conn(stack.redis_url()).await;
     for (tag, id) in &bad {
         let rec: Option<String> = conn.hget(shared::keys::DEAD, id).await.unwrap();
         let rec: Value =
@@ -238,16 +202,16 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
     let job = c
         .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
         .await;
-    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     assert_eq!(top1(&job), "academic gown");
-    assert!(worker.log_text().contains("dead-lettered"));
+    assert!(stack.workers[0].log_text().contains("dead-lettered"));
 
     // The operator's view.
     let out = std::process::Command::new(binary("worker"))
         .arg("dead-list")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("REDIS_URL", redis.url())
+        .env("REDIS_URL", stack.redis_url())
         .current_dir(repo())
         .output()
         .unwrap();
@@ -281,15 +245,9 @@ async fn upload_answers_503(c: &Client, tag: &str, what: &str) {
 }
 
 async fn get_status(url: &str) -> (u16, Value) {
-    let r = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
+    probe(url)
         .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        .unwrap_or_else(|| panic!("{url} did not answer"))
 }
 
 /// Health stays 200 and readiness is 503 naming `what`.
@@ -329,20 +287,16 @@ async fn upload_recovers(c: &Client, tag: &str) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let job = c.wait_done(&id, Duration::from_secs(60)).await;
-    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     assert_eq!(top1(&job), "academic gown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_gives_quick_503s_and_recovers_without_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut redis = Redis::start(dir.path());
+    let mut stack = Stack::builder().workers(1).start().await;
+    let mut redis = stack.redis.take().unwrap();
     let port = redis.port;
-    let env = base_env(&redis.url());
-    let api = Api::start(dir.path(), &env);
-    let mut worker = start_worker(dir.path(), "worker", &env);
-    wait_ready(&api, Duration::from_secs(60));
-    let c = Client::register(&api.url).await;
+    let c = Client::register(stack.api_url()).await;
     upload_recovers(&c, "before").await;
 
     // Redis goes away for 10 s while uploads keep coming.
@@ -353,7 +307,7 @@ async fn redis_outage_gives_quick_503s_and_recovers_without_restarts() {
         upload_answers_503(&c, &format!("outage-{refused}"), "redis").await;
         refused += 1;
         if refused % 3 == 0 {
-            assert_health_and_not_ready(&api, "redis").await;
+            assert_health_and_not_ready(&stack.api, "redis").await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -361,19 +315,19 @@ async fn redis_outage_gives_quick_503s_and_recovers_without_restarts() {
 
     // A fresh, empty Redis on the same port: no stream, no consumer group, no heartbeat.
     drop(redis);
-    let _redis = Redis::start_on(dir.path(), port);
+    stack.redis = Some(Redis::start_on(stack.dir(), port));
     upload_recovers(&c, "after").await;
-    wait_ready(&api, Duration::from_secs(20));
+    wait_ready(&stack.api, Duration::from_secs(20)).await;
     assert!(
-        worker.child.try_wait().unwrap().is_none(),
+        stack.workers[0].child.try_wait().unwrap().is_none(),
         "worker still running"
     );
     assert!(
-        api.proc.log_text().contains("redis"),
+        stack.api.proc.log_text().contains("redis"),
         "api logged the outage"
     );
     eprintln!("redis outage: {refused} uploads refused with 503");
-    let status = worker.terminate(Duration::from_secs(25));
+    let status = stack.workers[0].terminate(Duration::from_secs(25));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
@@ -421,34 +375,18 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_outage_gives_quick_503s_and_recovers_without_restarts() {
-    // Only against a PostgreSQL the test may use (scripts/test.sh exports it); the shared
-    // server itself is never stopped: the test cuts a proxy in front of it.
-    let Ok(db_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("TEST_DATABASE_URL not set: database outage test skipped");
-        return;
-    };
-    let Some((head, tail)) = db_url.rsplit_once('@') else {
-        panic!("TEST_DATABASE_URL has no host part: {db_url}");
-    };
-    let (hostport, db) = tail.split_once('/').unwrap_or((tail, ""));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let proxy = Proxy::start(hostport).await;
-    let proxied = format!("{head}@127.0.0.1:{}/{db}", proxy.port);
-
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = with(
-        &base_env(&redis.url()),
-        &[("DATABASE_URL", &proxied), ("DB_TIMEOUT_MS", "2000")],
-    );
-    let api = Api::start(dir.path(), &env);
-    let _worker = start_worker(dir.path(), "worker", &env);
-    wait_ready(&api, Duration::from_secs(60));
-    let c = Client::register(&api.url).await;
+    // A database of its own on the test PostgreSQL; the server itself is never stopped: the
+    // test cuts a proxy in front of it.
+    let db = TestDb::postgres();
+    let proxy = Proxy::start(test_support::db::host_port(&db.url)).await;
+    let proxied = test_support::db::with_host_port(&db.url, &format!("127.0.0.1:{}", proxy.port));
+    let stack = Stack::builder()
+        .database_url(proxied)
+        .env("DB_TIMEOUT_MS", "2000")
+        .workers(1)
+        .start()
+        .await;
+    let c = Client::register(stack.api_url()).await;
     upload_recovers(&c, "pg-before").await;
 
     proxy.set_open(false);
@@ -462,14 +400,14 @@ async fn database_outage_gives_quick_503s_and_recovers_without_restarts() {
         assert_eq!(status, 503, "history while the database is down: {body}");
         assert!(started.elapsed() < Duration::from_secs(5));
         if refused % 2 == 0 {
-            assert_health_and_not_ready(&api, "database").await;
+            assert_health_and_not_ready(&stack.api, "database").await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     proxy.set_open(true);
     upload_recovers(&c, "pg-after").await;
-    wait_ready(&api, Duration::from_secs(20));
+    wait_ready(&stack.api, Duration::from_secs(20)).await;
     let (status, hist) = c.get("/predictions?per_page=100").await;
     assert_eq!(status, 200, "{hist}");
     eprintln!("database outage: {refused} uploads refused with 503");
@@ -477,11 +415,9 @@ async fn database_outage_gives_quick_503s_and_recovers_without_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_queue_answers_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = with(&base_env(&redis.url()), &[("MAX_QUEUE_DEPTH", "20")]);
-    let api = Api::start(dir.path(), &env); // no worker: nothing drains the queue
-    let c = Client::register(&api.url).await;
+    // No worker: nothing drains the queue.
+    let stack = Stack::builder().env("MAX_QUEUE_DEPTH", "20").start().await;
+    let c = Client::register(stack.api_url()).await;
     upload_batch(&c, "queue", 20).await;
 
     for path in ["/predictions", "/predict"] {
@@ -496,7 +432,7 @@ async fn full_queue_answers_429_with_retry_after() {
         let started = Instant::now();
         let r = c
             .http
-            .post(format!("{}{path}", api.url))
+            .post(format!("{}{path}", stack.api_url()))
             .bearer_auth(&c.token)
             .multipart(form)
             .send()
@@ -518,28 +454,27 @@ async fn full_queue_answers_429_with_retry_after() {
             .unwrap();
         assert!(secs >= 1, "{path}");
     }
-    let mut conn = redis_conn(&redis.url()).await;
+    let mut conn = redis_conn(stack.redis_url()).await;
     let depth: u64 = conn.xlen(shared::keys::queue(MODEL)).await.unwrap();
     assert_eq!(depth, 20, "nothing beyond the limit was queued");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_worker_mid_batch_exits_0_and_every_job_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
     // A long visibility timeout: the second worker can only finish what the first one
     // handed back (or never took), not reclaim it.
-    let env = with(
-        &base_env(&redis.url()),
-        &[("VISIBILITY_TIMEOUT", "600"), ("SHUTDOWN_GRACE", "10")],
-    );
-    let api = Api::start(dir.path(), &env);
-    let c = Client::register(&api.url).await;
+    let mut stack = Stack::builder()
+        .env("VISIBILITY_TIMEOUT", "600")
+        .env("SHUTDOWN_GRACE", "10")
+        .start()
+        .await;
+    let c = Client::register(stack.api_url()).await;
     let ids = upload_batch(&c, "sigterm", 30).await;
-    let mut first = start_worker(dir.path(), "worker-1", &env);
-    let mut conn = redis_conn(&redis.url()).await;
+    stack.add_worker().unwrap();
+    let mut conn = redis_conn(stack.redis_url()).await;
     wait_finished(&mut conn, &ids, 3, Duration::from_secs(90)).await;
 
+    let first = &mut stack.workers[0];
     let started = Instant::now();
     let status = first.terminate(Duration::from_secs(15));
     let took = started.elapsed();
@@ -564,7 +499,7 @@ async fn sigterm_worker_mid_batch_exits_0_and_every_job_completes() {
     };
     assert_eq!(processing, 0, "no job left half-done by the stopped worker");
 
-    let _second = start_worker(dir.path(), "worker-2", &env);
+    stack.add_worker().unwrap();
     assert_all_done(&c, &ids, Duration::from_secs(120)).await;
     assert_history_exactly(&c, &ids).await;
     eprintln!("sigterm: first worker finished {done_by_first} jobs, exited in {took:?}");
@@ -572,11 +507,8 @@ async fn sigterm_worker_mid_batch_exits_0_and_every_job_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_api_exits_0_after_in_flight_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path());
-    let env = base_env(&redis.url());
-    let mut api = Api::start(dir.path(), &env); // no worker: the job stays queued
-    let c = Client::register(&api.url).await;
+    let stack = Stack::builder().start().await; // no worker: the job stays queued
+    let c = Client::register(stack.api_url()).await;
     let (status, body, _) = c
         .upload(
             "/predictions",
@@ -592,17 +524,17 @@ async fn sigterm_api_exits_0_after_in_flight_requests() {
         tokio::spawn(async move { c.get(&format!("/predictions/{id}?wait=3")).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = tokio::task::spawn_blocking(move || {
-        let s = api.proc.terminate(Duration::from_secs(15));
-        (s, api)
+    let (status, stack) = tokio::task::spawn_blocking(move || {
+        let mut stack = stack;
+        let s = stack.api.proc.terminate(Duration::from_secs(15));
+        (s, stack)
     })
     .await
     .unwrap();
-    let (status, api) = status;
     assert!(
         status.is_some_and(|s| s.success()),
         "api exit after SIGTERM: {status:?}\n{}",
-        api.proc.log_text()
+        stack.api.proc.log_text()
     );
     let (code, job) = poll.await.unwrap();
     assert_eq!(code, 200, "the in-flight long poll was answered: {job}");

@@ -17,6 +17,11 @@ pub struct Config {
     #[arg(long, env = "UI_BIND", default_value = "127.0.0.1:8080")]
     pub ui_bind: SocketAddr,
 
+    /// File the bound port is written to once listening: with `UI_BIND=...:0`, how a
+    /// supervisor (tests, `xtask stack`) learns the port from the process itself.
+    #[arg(long, env = "PORT_FILE")]
+    pub port_file: Option<std::path::PathBuf>,
+
     /// Base URL of the API (the UI talks to it over HTTP only).
     #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:8000")]
     pub api_url: String,

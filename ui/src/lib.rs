@@ -145,6 +145,12 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::from_config(&config)?;
     let listener = tokio::net::TcpListener::bind(config.ui_bind).await?;
+    if let Some(path) = &config.port_file {
+        // Through a rename, so a reader never sees a half-written file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", listener.local_addr()?.port()))?;
+        std::fs::rename(&tmp, path)?;
+    }
     tracing::info!(addr = %listener.local_addr()?, api = %config.api_url, "ui listening");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -1,0 +1,286 @@
+//! What every API test uses: a [`Ctx`] holding a fresh database (SQLite or PostgreSQL, from
+//! `test_support`), a private Redis, the app state and its router driven with `oneshot`;
+//! request helpers; and `both_backends!`, which runs each scenario on both databases.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sqlx::Row;
+use tower::ServiceExt;
+
+use api::db::{Finished, NewPrediction};
+use api::state::AppState;
+pub use test_support::Backend;
+use test_support::{repo, shared_dir, Redis, TestDb};
+
+pub const SECRET: &str = "oneshot-test-secret-0123456789abcdefghij"; // 40 chars
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+pub const PASSWORD: &str = "password123";
+
+/// The api's configuration for a test: dev mode, the test secret, the shared models, an admin.
+fn config(db_url: &str, redis_url: &str) -> api::config::ApiConfig {
+    let models = shared_dir().join("models");
+    let registry = repo().join("models/registry.toml");
+    let args = [
+        "api".to_owned(),
+        "--app-env".into(),
+        "dev".into(),
+        "--jwt-secret".into(),
+        SECRET.into(),
+        "--database-url".into(),
+        db_url.into(),
+        "--redis-url".into(),
+        redis_url.into(),
+        "--models-dir".into(),
+        models.display().to_string(),
+        "--model-registry".into(),
+        registry.display().to_string(),
+        "--default-model".into(),
+        "efficientnet-lite0".into(),
+        "--admin-email".into(),
+        ADMIN_EMAIL.into(),
+        "--admin-password".into(),
+        ADMIN_PASSWORD.into(),
+    ];
+    <api::config::Cli as clap::Parser>::parse_from(args).config
+}
+
+/// A test's database, Redis, state and router (dropped in this order: the app first).
+pub struct Ctx {
+    pub state: AppState,
+    pub app: Router,
+    pub redis: Redis,
+    pub db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+impl Ctx {
+    /// A fresh database of `backend`, a private Redis, and the app on them.
+    pub async fn new(backend: Backend) -> Ctx {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = Redis::start(dir.path());
+        let db = TestDb::new(backend);
+        let state = api::build_state(config(&db.url, &redis.url()))
+            .await
+            .unwrap();
+        let app = api::app(state.clone());
+        Ctx {
+            state,
+            app,
+            redis,
+            db,
+            _dir: dir,
+        }
+    }
+
+    /// Simulates an API restart: a new state and router on the same database and Redis.
+    pub async fn restart(self) -> Ctx {
+        let Ctx {
+            state,
+            app,
+            redis,
+            db,
+            _dir,
+        } = self;
+        drop(app);
+        state.db.pool.close().await;
+        drop(state);
+        let state = api::build_state(config(&db.url, &redis.url()))
+            .await
+            .unwrap();
+        let app = api::app(state.clone());
+        Ctx {
+            state,
+            app,
+            redis,
+            db,
+            _dir,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(c) = ctype {
+            b = b.header(header::CONTENT_TYPE, c);
+        }
+        self.send(b.body(body.into()).unwrap()).await
+    }
+
+    pub async fn json(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let (status, headers, bytes) = match body {
+            Some(v) => {
+                self.raw(method, uri, token, Some("application/json"), v.to_string())
+                    .await
+            }
+            None => self.raw(method, uri, token, None, Body::empty()).await,
+        };
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, headers, v)
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.json(Method::GET, uri, Some(token), None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, uri: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self.json(Method::POST, uri, token, Some(body)).await;
+        (s, v)
+    }
+
+    /// Registers a user, returning (id, token).
+    pub async fn user(&self, name: &str, email: &str) -> (i64, String) {
+        let (s, v) = self
+            .post(
+                "/users",
+                None,
+                json!({"name": name, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let user: api_types::User = test_support::typed(&v);
+        let token = self.login(email, PASSWORD).await;
+        (user.id, token)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (s, v) = self
+            .post(
+                "/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        test_support::typed::<api_types::Token>(&v).access_token
+    }
+
+    /// A history row of `user_id` straight into the database (no worker needed).
+    pub async fn prediction(&self, user_id: i64, created_ms: i64, done: bool) -> String {
+        let job_id = uuid::Uuid::now_v7().to_string();
+        let sha = format!("{:064x}", created_ms);
+        let image = format!("{sha}.jpg");
+        self.state
+            .db
+            .insert_prediction(&NewPrediction {
+                job_id: &job_id,
+                user_id,
+                image_file_name: &image,
+                sha256: &sha,
+                model: "efficientnet-lite0",
+                top_k: 5,
+                created_ms,
+            })
+            .await
+            .unwrap();
+        if done {
+            let result: shared::JobResult = serde_json::from_value(json!({
+                "predictions": [{"label": "academic gown", "class_id": 400, "score": 0.25}],
+                "model": "efficientnet-lite0",
+                "elapsed_ms": 12.5
+            }))
+            .unwrap();
+            let ok = self
+                .state
+                .db
+                .finish_prediction(&Finished {
+                    job_id: &job_id,
+                    status: shared::JobStatus::Done,
+                    result: Some(&result),
+                    error: None,
+                    thumbnail: Some(&[0xff, 0xd8, 0xff]),
+                    finished_ms: created_ms + 10,
+                    cached: false,
+                })
+                .await
+                .unwrap();
+            assert!(ok);
+        }
+        job_id
+    }
+
+    pub async fn count(&self, table: &str, user_id: i64) -> i64 {
+        sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_one(&self.state.db.pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap()
+    }
+
+    pub async fn tables_exist(&self) {
+        for t in ["users", "predictions", "feedback"] {
+            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {t}"))
+                .fetch_one(&self.state.db.pool)
+                .await
+                .unwrap_or_else(|e| panic!("table {t} is gone: {e}"))
+                .try_get("n")
+                .unwrap();
+            assert!(n >= 0);
+        }
+    }
+}
+
+/// Runs an `async fn(Backend)` as a `sqlite` and a `postgres` test in a module of its name.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+pub(crate) use both_backends;
+
+/// `error.field` of an error body (empty when absent).
+pub fn error_field(v: &Value) -> &str {
+    v["error"]["field"].as_str().unwrap_or_default()
+}

@@ -1,0 +1,266 @@
+//! Users: registration, validation, duplicates, who may read and delete whom, and deleting a user with their data.
+
+use axum::http::{header, Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::helpers::*;
+
+both_backends!(
+    register_returns_201_without_secrets,
+    duplicate_email_is_409_case_insensitive,
+    invalid_fields_are_422_naming_the_field,
+    users_cannot_touch_each_other_admin_can,
+    deleting_a_user_removes_their_data,
+);
+
+async fn register_returns_201_without_secrets(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (s, h, bytes) = c
+        .raw(
+            Method::POST,
+            "/users",
+            None,
+            Some("application/json"),
+            json!({"name": "  Ada Lovelace ", "email": "Ada@Example.com", "password": PASSWORD})
+                .to_string(),
+        )
+        .await;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert_eq!(s, StatusCode::CREATED, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let id = v["id"].as_i64().unwrap();
+    assert!(id > 0);
+    assert_eq!(v["name"], "Ada Lovelace");
+    assert_eq!(v["email"], "ada@example.com");
+    assert_eq!(v["is_admin"], false);
+    assert!(v["created_at"].as_str().unwrap().contains('T'));
+    assert!(v.get("password").is_none() && v.get("password_hash").is_none());
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("argon2"),
+        "{text}"
+    );
+    assert_eq!(
+        h.get(header::LOCATION).unwrap().to_str().unwrap(),
+        format!("/users/{id}")
+    );
+    // The stored hash is argon2id, never the password.
+    let hash: String = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&c.state.db.pool)
+        .await
+        .unwrap()
+        .try_get("password_hash")
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    // /users/me answers with the same user.
+    let token = c.login("ada@example.com", PASSWORD).await;
+    let (s, me) = c.get("/users/me", &token).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["id"], id);
+    assert!(me.get("password_hash").is_none());
+}
+
+async fn duplicate_email_is_409_case_insensitive(b: Backend) {
+    let c = Ctx::new(b).await;
+    c.user("Alice", "Alice@Example.com").await;
+    for email in [
+        "alice@example.com",
+        "ALICE@EXAMPLE.COM",
+        " alice@Example.com ",
+    ] {
+        let (s, v) = c
+            .post(
+                "/users",
+                None,
+                json!({"name": "Alice Two", "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{email}: {v}");
+        assert_eq!(v["error"]["code"], "conflict");
+    }
+    // Also the admin created from the config.
+    let (s, _) = c
+        .post(
+            "/users",
+            None,
+            json!({"name": "Mallory", "email": "ADMIN@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
+
+async fn invalid_fields_are_422_naming_the_field(b: Backend) {
+    let c = Ctx::new(b).await;
+    let cases = [
+        ("A", "a@example.com", PASSWORD, "name"),
+        ("   B   ", "a@example.com", PASSWORD, "name"),
+        (&"n".repeat(51), "a@example.com", PASSWORD, "name"),
+        ("Bob", "not-an-email", PASSWORD, "email"),
+        ("Bob", "a@b", PASSWORD, "email"),
+        ("Bob", "a b@example.com", PASSWORD, "email"),
+        ("Bob", "", PASSWORD, "email"),
+        ("Bob", "a@example.com", "short", "password"),
+        ("Bob", "a@example.com", "1234567", "password"),
+    ];
+    for (name, email, pw, field) in cases {
+        let (s, v) = c
+            .post(
+                "/users",
+                None,
+                json!({"name": name, "email": email, "password": pw}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}/{email}: {v}");
+        assert_eq!(v["error"]["code"], "validation_failed");
+        assert_eq!(error_field(&v), field, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(field));
+    }
+    // Boundaries are accepted: 2 and 50 characters, 8-character password.
+    c.user("Bo", "bo@example.com").await;
+    let (s, v) = c
+        .post(
+            "/users",
+            None,
+            json!({"name": "n".repeat(50), "email": "fifty@example.com", "password": "12345678"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // A missing field is a JSON 4xx too.
+    let (s, v) = c
+        .post("/users", None, json!({"name": "Bob", "email": "x@y.zz"}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["error"]["code"].is_string());
+}
+
+async fn users_cannot_touch_each_other_admin_can(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (a, ta) = c.user("Alice", "alice@example.com").await;
+    let (bid, tb) = c.user("Bob", "bob@example.com").await;
+    // A cannot read, delete or list.
+    let (s, v) = c.get(&format!("/users/{bid}"), &ta).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, _, v) = c
+        .json(Method::DELETE, &format!("/users/{bid}"), Some(&ta), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v) = c.get("/users", &ta).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden");
+    // Unknown id looks the same as a foreign one.
+    let (s, v2) = c.get("/users/999999", &ta).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v2["error"]["code"], "not_found");
+    // B is untouched.
+    let (s, me) = c.get("/users/me", &tb).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["id"], bid);
+    // Self may read.
+    let (s, _) = c.get(&format!("/users/{a}"), &ta).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The admin from the config lists, reads and deletes.
+    let admin = c.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (s, me) = c.get("/users/me", &admin).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me["is_admin"], true);
+    let (s, list) = c.get("/users", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 3);
+    let emails: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert!(emails.contains(&"alice@example.com") && emails.contains(&"bob@example.com"));
+    assert!(list["items"][0].get("password_hash").is_none());
+    let (s, v) = c.get(&format!("/users/{bid}"), &admin).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["email"], "bob@example.com");
+    let (s, _, _) = c
+        .json(Method::DELETE, &format!("/users/{bid}"), Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = c.get(&format!("/users/{bid}"), &admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // B's token no longer works; B cannot log in.
+    let (s, _, v) = c.json(Method::GET, "/users/me", Some(&tb), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (s, _) = c
+        .post(
+            "/login",
+            None,
+            json!({"email": "bob@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A deletes themself.
+    let (s, _, _) = c
+        .json(Method::DELETE, &format!("/users/{a}"), Some(&ta), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, list) = c.get("/users", &admin).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+}
+
+async fn deleting_a_user_removes_their_data(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (a, ta) = c.user("Alice", "alice@example.com").await;
+    let (bid, tb) = c.user("Bob", "bob@example.com").await;
+    let now = shared::time_util::now_ms();
+    for (user, token) in [(a, &ta), (bid, &tb)] {
+        for i in 0..3 {
+            let job = c.prediction(user, now - i * 1000, i % 2 == 0).await;
+            let (s, v) = c
+                .post(
+                    "/feedback",
+                    Some(token),
+                    json!({"job_id": job, "predicted_class": "x", "score": 0.5, "feedback": "f"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+    }
+    assert_eq!(c.count("predictions", a).await, 3);
+    assert_eq!(c.count("feedback", a).await, 3);
+    let (s, _, v) = c
+        .json(Method::DELETE, &format!("/users/{a}"), Some(&ta), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(c.count("predictions", a).await, 0);
+    assert_eq!(c.count("feedback", a).await, 0);
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE id = $1")
+        .bind(a)
+        .fetch_one(&c.state.db.pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(n, 0);
+    // Bob's data is untouched.
+    assert_eq!(c.count("predictions", bid).await, 3);
+    assert_eq!(c.count("feedback", bid).await, 3);
+    let (s, hist) = c.get("/predictions", &tb).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hist["total"], 3);
+    // Deleting again: the token is dead (401); the admin gets 404.
+    let (s, _, _) = c
+        .json(Method::DELETE, &format!("/users/{a}"), Some(&ta), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let admin = c.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (s, _, _) = c
+        .json(Method::DELETE, &format!("/users/{a}"), Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The admin deleting Bob removes Bob's data too.
+    let (s, _, _) = c
+        .json(Method::DELETE, &format!("/users/{bid}"), Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(c.count("predictions", bid).await, 0);
+    assert_eq!(c.count("feedback", bid).await, 0);
+}

@@ -1,0 +1,220 @@
+//! An HTTP client of the api for tests and tools: registers a fresh user, logs in, uploads,
+//! reads, and waits for jobs through the API's own long poll (`?wait=`).
+
+use std::time::{Duration, Instant};
+
+use api_types::{Info, Job, RegisterRequest, Token, User};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// The password of every user [`Client::register`] creates.
+pub const PASSWORD: &str = "password123";
+
+/// An HTTP client logged in as a fresh user.
+#[derive(Clone)]
+pub struct Client {
+    /// The underlying client (60 s timeout).
+    pub http: reqwest::Client,
+    /// The API's base URL.
+    pub base: String,
+    /// The bearer token (empty: anonymous).
+    pub token: String,
+    /// The user's id.
+    pub user_id: i64,
+    /// The user's email.
+    pub email: String,
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"))
+}
+
+impl Client {
+    /// Registers a new user (`POST /users`) and logs in; panics unless both succeed.
+    pub async fn register(base: &str) -> Client {
+        let http = http_client();
+        let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+        let r = http
+            .post(format!("{base}/users"))
+            .json(&RegisterRequest {
+                name: "Test User".into(),
+                email: email.clone(),
+                password: PASSWORD.into(),
+            })
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {base}/users: {e}"));
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "register: {body}");
+        let user: User = typed(&body);
+        let token = login(&http, base, &email, PASSWORD).await;
+        assert!(!token.is_empty(), "login after register failed");
+        Client {
+            http,
+            base: base.into(),
+            token,
+            user_id: user.id,
+            email,
+        }
+    }
+
+    /// The same user against another API process (same secret, so the token still holds).
+    pub fn with_base(&self, base: &str) -> Client {
+        Client {
+            base: base.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The same client without a token, on a connection pool of its own (the API answers
+    /// 401 before reading an upload and closes that connection).
+    pub fn anonymous(&self) -> Client {
+        Client {
+            token: String::new(),
+            http: http_client(),
+            ..self.clone()
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.token.is_empty() {
+            req
+        } else {
+            req.bearer_auth(&self.token)
+        }
+    }
+
+    /// A multipart upload (`file`, optional `model`) to `path` (`/predictions` or
+    /// `/predict`): status, JSON body (Null when not JSON) and the `Location` header.
+    pub async fn upload(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+        model: Option<&str>,
+    ) -> (u16, Value, Option<String>) {
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name("photo.jpg"),
+        );
+        if let Some(m) = model {
+            form = form.text("model", m.to_owned());
+        }
+        let r = self
+            .auth(self.http.post(self.url(path)))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = r.json().await.unwrap_or(Value::Null);
+        (status, body, location)
+    }
+
+    /// `GET path`: status and JSON body (Null when not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .auth(self.http.get(self.url(path)))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with a JSON body: status and JSON body (Null when not JSON).
+    pub async fn post_json(&self, path: &str, body: &impl Serialize) -> (u16, Value) {
+        let r = self
+            .auth(self.http.post(self.url(path)))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET path` answering 200 with a `T`; panics (showing the body) otherwise.
+    pub async fn get_ok<T: DeserializeOwned>(&self, path: &str) -> T {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        typed(&body)
+    }
+
+    /// Waits for a job to finish through `?wait`, repeating the long poll until it is done or
+    /// failed or `limit` passes; returns the last view.
+    pub async fn wait_done(&self, job_id: &str, limit: Duration) -> Job {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job: Job = self.get_ok(&format!("/predictions/{job_id}?wait=10")).await;
+            if job.status.is_terminal() || Instant::now() > deadline {
+                return job;
+            }
+        }
+    }
+
+    /// Polls `/info` until `n` workers are live.
+    pub async fn wait_workers(&self, n: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let info: Info = self.get_ok("/info").await;
+            if info.workers_live == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} live workers: {info:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// `POST /login` with JSON, returning the token (empty when refused).
+pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{base}/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {base}/login: {e}"));
+    if r.status() != 200 {
+        return String::new();
+    }
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    typed::<Token>(&body).access_token
+}
+
+/// `body` as a `T` (an `api_types` wire type); panics showing the body when it is not one.
+#[track_caller]
+pub fn typed<T: DeserializeOwned>(body: &Value) -> T {
+    serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("not a {}: {e}\n{body}", std::any::type_name::<T>()))
+}
+
+/// One `GET url` without credentials: status and JSON body; None when nothing answers.
+pub async fn probe(url: &str) -> Option<(u16, Value)> {
+    let r = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok()?
+        .get(url)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.json().await.unwrap_or(Value::Null)))
+}

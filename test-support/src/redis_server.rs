@@ -1,0 +1,81 @@
+//! A private `redis-server` on a free port of 127.0.0.1, without persistence, killed when
+//! dropped: tests never touch the machine's Redis.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::process::{Proc, Spawn};
+
+/// A private Redis.
+pub struct Redis {
+    /// The `redis-server` process.
+    pub proc: Proc,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Redis {
+    /// Starts one on a free port, logging to `dir/redis-<port>.log`.
+    #[track_caller]
+    pub fn start(dir: &Path) -> Redis {
+        let port = free_port().unwrap_or_else(|e| panic!("no free port: {e}"));
+        Self::start_on(dir, port)
+    }
+
+    /// Starts (or restarts, after a kill) one on a given port.
+    #[track_caller]
+    pub fn start_on(dir: &Path, port: u16) -> Redis {
+        Self::try_start_on(dir, port).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// [`Redis::start_on`] returning the failure instead of panicking (for `xtask`).
+    pub fn try_start_on(dir: &Path, port: u16) -> anyhow::Result<Redis> {
+        let p = port.to_string();
+        let args = [
+            "--port",
+            &p,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ];
+        let dir_s = dir.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&dir_s);
+        let mut proc = Spawn {
+            name: &format!("redis-{port}"),
+            program: Path::new("redis-server"),
+            args: &all,
+            env: &[],
+            dir,
+            inherit_env: true,
+        }
+        .start()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot start redis-server (apt-get install redis-server): {e}")
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(s) = proc.exited() {
+                anyhow::bail!("redis-server exited ({s}):\n{}", proc.log_tail(20));
+            }
+            anyhow::ensure!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Redis { proc, port })
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
