@@ -8,12 +8,7 @@ ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-run: ## build api, worker and ui (the dev profile make test builds), then start them with redis; Ctrl-C stops them
-	@t0=$$SECONDS; \
-	if [ ! -x target/debug/api ] || [ ! -x target/debug/worker ] || [ ! -x target/debug/ui ]; then \
-	    echo "==> first build of api, worker and ui: about 10 minutes on 2 cores (later runs and make test reuse it)"; \
-	fi; \
-	cargo build -p api -p worker -p ui && echo "==> build: $$((SECONDS - t0)) s"
+run: ## build api, worker, ui (the dev profile make test builds), fetch models, start them with redis; Ctrl-C stops them
 	scripts/run-stack.sh
 
 test: ## install what the tests need (scripts/provision.sh), then every check and test (what .ci/run runs)

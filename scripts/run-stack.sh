@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the whole stack locally (`make run`): ONNX Runtime, models, a release build, then
+# Start the whole stack locally (`make run`): ONNX Runtime, a dev build, models, then
 # `xtask stack` in the foreground: the Redis at REDIS_URL when one answers (else a private one
 # under data/logs/), SQLite under data/, the api, worker(s) and ui. Ctrl-C (or SIGTERM) stops
 # everything it started.
@@ -19,13 +19,26 @@ command -v cargo >/dev/null 2>&1 ||
     die "cargo not found: install the Rust toolchain (rustup, see https://rustup.rs) and run again"
 
 scripts/install-ort.sh
-say "models: fetching what is missing into ${MODELS_DIR:-models}"
-scripts/fetch-models.sh || true
 
-say "building api, worker, ui and xtask (release)"
-cargo build --release -p api -p worker -p ui -p xtask
+# One profile for tests and `make run`: the dev profile `make test` builds (dependencies are
+# optimised, see [profile.dev.package."*"]), so neither waits for a second compilation.
+t0=$SECONDS
+if [ ! -x target/debug/api ] || [ ! -x target/debug/worker ] || [ ! -x target/debug/ui ]; then
+    say "first build of api, worker, ui and xtask: about 10 minutes on 2 cores (make test and later runs reuse it)"
+fi
+cargo build -p api -p worker -p ui -p xtask
+say "build: $((SECONDS - t0)) s"
 
+# Fetch what has a pinned URL; without internet the stack serves what ../shared/models holds.
+# One line says what is served and why; the per-model lines go to data/logs/models.log.
 mkdir -p data/logs
-exec target/release/xtask stack --profile release --ui --workers "${WORKERS:-1}" \
+target/debug/worker models fetch >data/logs/models.log 2>&1 || true
+if grep -q '^models:' data/logs/models.log; then
+    say "$(grep -m1 '^models:' data/logs/models.log) (per model: data/logs/models.log)"
+else
+    cat data/logs/models.log
+fi
+
+exec target/debug/xtask stack --profile debug --ui --workers "${WORKERS:-1}" \
     --redis auto --database "${DATABASE_URL:-sqlite://$repo/data/app.db}" --dir "$repo/data/logs" \
     --api-bind "${API_BIND:-127.0.0.1:8000}" --ui-bind "${UI_BIND:-127.0.0.1:8080}"
