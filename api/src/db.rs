@@ -269,8 +269,6 @@ fn job_from(row: &AnyRow) -> Result<Job, sqlx::Error> {
         cached: row.try_get::<i64, _>("cached")? != 0,
         result: result.and_then(|r| serde_json::from_str(&r).ok()),
         error: row.try_get("error")?,
-        owner: Some(row.try_get("user_id")?),
-        attempts: 0,
     })
 }
 
@@ -317,14 +315,16 @@ impl Db {
         Ok(n.rows_affected() > 0)
     }
 
-    pub async fn prediction(&self, job_id: &str) -> Result<Option<Job>, sqlx::Error> {
+    /// One history row as its owner's user id and the client view.
+    pub async fn prediction(&self, job_id: &str) -> Result<Option<(i64, Job)>, sqlx::Error> {
         let row = sqlx::query(&format!(
             "SELECT {PRED_COLS} FROM predictions WHERE job_id = $1"
         ))
         .bind(job_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(job_from).transpose()
+        row.map(|r| Ok((r.try_get("user_id")?, job_from(&r)?)))
+            .transpose()
     }
 
     pub async fn thumbnail(

@@ -58,8 +58,6 @@ fn done_job() -> Job {
             ],
         }),
         error: None,
-        owner: None,
-        attempts: 0,
     }
 }
 
