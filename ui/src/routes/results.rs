@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::pages::{
     score_as_sent, BatchPage, JobCard, JobView, Layout, Notice, Page, ResultPage, ResultPanel,
 };
+use crate::routes::SignedIn;
 use crate::session::{self, Session};
 use crate::AppState;
 
@@ -67,9 +68,11 @@ pub struct ShowQuery {
 /// Waits up to two seconds first, so a fast job shows its result straight away instead of a
 /// "queued" flash; a slow one shows its status and the page's script takes over.
 pub async fn show(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn {
+        state,
+        csrf,
+        session,
+    }: SignedIn,
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response> {
@@ -265,22 +268,21 @@ async fn proxy_image(state: &AppState, jar: &CookieJar, id: &str, thumbnail: boo
 
 /// The feedback form on the result page.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct FeedbackForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     verdict: String,
-    #[serde(default)]
     correct_label: String,
-    #[serde(default)]
     comment: String,
 }
 
 /// `POST /results/{id}/feedback`: correct or not, the right label, free text.
 pub async fn feedback(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn {
+        state,
+        csrf,
+        session,
+    }: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<FeedbackForm>,
 ) -> Result<Response> {
@@ -354,16 +356,18 @@ pub async fn feedback_redirect(Path(id): Path<String>) -> Result<Redirect> {
 
 /// Query of the batch page: comma-separated job ids.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct BatchQuery {
-    #[serde(default)]
     ids: String,
 }
 
 /// `GET /batch?ids=a,b,c`: several jobs sent together.
 pub async fn batch(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn {
+        state,
+        csrf,
+        session,
+    }: SignedIn,
     Query(q): Query<BatchQuery>,
 ) -> Result<Response> {
     let mut jobs = Vec::new();
