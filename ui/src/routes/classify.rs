@@ -19,13 +19,7 @@ use crate::AppState;
 const MAX_FILES: usize = 10;
 
 /// `GET /`: the upload form, with the models the API offers.
-pub async fn show(
-    SignedIn {
-        state,
-        csrf,
-        session,
-    }: SignedIn,
-) -> Result<Page<ClassifyPage>> {
+pub async fn show(SignedIn(state, csrf, session): SignedIn) -> Result<Page<ClassifyPage>> {
     let info = state.api.info().await?;
     Ok(Page::ok(classify_page(
         &state,
@@ -148,11 +142,7 @@ fn multipart_error(err: MultipartError) -> Error {
 /// One image that was accepted goes straight to its result page; several go to a batch page;
 /// images the API refused are explained on the page (wrong type, too large, ...).
 pub async fn submit(
-    SignedIn {
-        state,
-        csrf,
-        session,
-    }: SignedIn,
+    SignedIn(state, csrf, session): SignedIn,
     multipart: Multipart,
 ) -> Result<Response> {
     let sub = read_form(multipart).await?;

@@ -19,11 +19,7 @@ pub struct HistoryQuery {
 
 /// `GET /history?page=N`.
 pub async fn show(
-    SignedIn {
-        state,
-        csrf,
-        session,
-    }: SignedIn,
+    SignedIn(state, csrf, session): SignedIn,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Page<HistoryPage>> {
     let page = q

@@ -15,13 +15,10 @@ use crate::error::Error;
 use crate::session::Session;
 use crate::AppState;
 
-/// What every page of a signed-in person needs: the state, their session and the form token.
-/// Extracting it redirects to the login page when nobody is signed in, like [`Session`].
-pub struct SignedIn {
-    pub state: AppState,
-    pub csrf: CsrfToken,
-    pub session: Session,
-}
+/// What every page of a signed-in person needs: the state, the form token and their session
+/// (destructured like axum's own extractors: `SignedIn(state, csrf, session)`). Extracting it
+/// redirects to the login page when nobody is signed in, like [`Session`].
+pub struct SignedIn(pub AppState, pub CsrfToken, pub Session);
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
@@ -33,11 +30,7 @@ impl FromRequestParts<AppState> for SignedIn {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        Ok(SignedIn {
-            state: state.clone(),
-            csrf,
-            session,
-        })
+        Ok(SignedIn(state.clone(), csrf, session))
     }
 }
 

@@ -68,11 +68,7 @@ pub struct ShowQuery {
 /// Waits up to two seconds first, so a fast job shows its result straight away instead of a
 /// "queued" flash; a slow one shows its status and the page's script takes over.
 pub async fn show(
-    SignedIn {
-        state,
-        csrf,
-        session,
-    }: SignedIn,
+    SignedIn(state, csrf, session): SignedIn,
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response> {
@@ -278,11 +274,7 @@ pub struct FeedbackForm {
 
 /// `POST /results/{id}/feedback`: correct or not, the right label, free text.
 pub async fn feedback(
-    SignedIn {
-        state,
-        csrf,
-        session,
-    }: SignedIn,
+    SignedIn(state, csrf, session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<FeedbackForm>,
 ) -> Result<Response> {
@@ -290,32 +282,21 @@ pub async fn feedback(
     csrf.verify(&form.csrf)?;
     let job = state.api.job(&session.token, &id, None).await?;
     let view = JobView::from_job(&job);
+    // The result page again, with a notice saying why the feedback was not taken.
+    let refuse = |status: StatusCode, text: String| {
+        let notice = Notice::new("error", text);
+        result_page(&state, &session, &csrf, view.clone(), Some(notice), status)
+    };
     let Some(top) = job.predictions().first().cloned() else {
-        let notice = Notice::new("error", "Feedback can be sent once the result is ready.");
-        return result_page(
-            &state,
-            &session,
-            &csrf,
-            view,
-            Some(notice),
-            StatusCode::CONFLICT,
-        )
-        .await;
+        let text = "Feedback can be sent once the result is ready.";
+        return refuse(StatusCode::CONFLICT, text.into()).await;
     };
     let is_correct = match form.verdict.as_str() {
         "correct" => true,
         "incorrect" => false,
         _ => {
-            let notice = Notice::new("error", "Choose whether the top answer is correct or not.");
-            return result_page(
-                &state,
-                &session,
-                &csrf,
-                view,
-                Some(notice),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+            let text = "Choose whether the top answer is correct or not.";
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, text.into()).await;
         }
     };
     let comment = form.comment.trim();
@@ -341,8 +322,7 @@ pub async fn feedback(
         Err(ApiError::Status {
             status, message, ..
         }) if status.is_client_error() && status != StatusCode::NOT_FOUND => {
-            let notice = Notice::new("error", format!("Your feedback was not saved: {message}"));
-            result_page(&state, &session, &csrf, view, Some(notice), status).await
+            refuse(status, format!("Your feedback was not saved: {message}")).await
         }
         Err(err) => Err(err.into()),
     }
@@ -363,11 +343,7 @@ pub struct BatchQuery {
 
 /// `GET /batch?ids=a,b,c`: several jobs sent together.
 pub async fn batch(
-    SignedIn {
-        state,
-        csrf,
-        session,
-    }: SignedIn,
+    SignedIn(state, csrf, session): SignedIn,
     Query(q): Query<BatchQuery>,
 ) -> Result<Response> {
     let mut jobs = Vec::new();
