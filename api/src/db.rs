@@ -338,27 +338,63 @@ impl Db {
         row.map(|r| Ok((r.try_get("user_id")?, r.try_get("thumbnail")?)))
             .transpose()
     }
+}
 
-    pub async fn history(
+/// A per-user list: which table, which columns, newest first by what, and how a row reads.
+pub struct UserListing<T> {
+    table: &'static str,
+    cols: &'static str,
+    order: &'static str,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+}
+
+/// The caller's history (`GET /predictions`).
+pub const HISTORY: UserListing<Job> = UserListing {
+    table: "predictions",
+    cols: PRED_COLS,
+    order: "created_ms DESC, job_id DESC",
+    from_row: job_from,
+};
+
+/// The caller's feedback (`GET /feedback`).
+pub const FEEDBACK: UserListing<Feedback> = UserListing {
+    table: "feedback",
+    cols: FB_COLS,
+    order: "created_ms DESC, id DESC",
+    from_row: feedback_from,
+};
+
+impl Db {
+    /// One page of a user's rows of `list` and how many the user has in all.
+    pub async fn user_page<T>(
         &self,
+        list: &UserListing<T>,
         user_id: i64,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<Job>, i64), sqlx::Error> {
+    ) -> Result<(Vec<T>, i64), sqlx::Error> {
+        let UserListing {
+            table,
+            cols,
+            order,
+            from_row,
+        } = list;
         let rows = sqlx::query(&format!(
-            "SELECT {PRED_COLS} FROM predictions WHERE user_id = $1 ORDER BY created_ms DESC, job_id DESC LIMIT $2 OFFSET $3"
+            "SELECT {cols} FROM {table} WHERE user_id = $1 ORDER BY {order} LIMIT $2 OFFSET $3"
         ))
         .bind(user_id)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM predictions WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        Ok((rows.iter().map(job_from).collect::<Result<_, _>>()?, total))
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
     }
 }
 
@@ -408,31 +444,6 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         feedback_from(&row)
-    }
-
-    pub async fn list_feedback(
-        &self,
-        user_id: i64,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<Feedback>, i64), sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "SELECT {FB_COLS} FROM feedback WHERE user_id = $1 ORDER BY created_ms DESC, id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM feedback WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        Ok((
-            rows.iter().map(feedback_from).collect::<Result<_, _>>()?,
-            total,
-        ))
     }
 
     /// The job id and image of a prediction by its image name, for feedback sent by name.

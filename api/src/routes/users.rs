@@ -255,12 +255,8 @@ pub async fn list_users(
     }
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state.db_call(state.db.list_users(limit, offset)).await?;
-    Ok(Json(UserPage {
-        items: items.into_iter().map(User::from).collect(),
-        page,
-        per_page,
-        total,
-    }))
+    let items = items.into_iter().map(User::from).collect();
+    Ok(Json(UserPage::new(items, page, per_page, total)))
 }
 
 #[cfg(test)]
