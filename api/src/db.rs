@@ -315,8 +315,14 @@ impl Db {
         Ok(n.rows_affected() > 0)
     }
 
-    /// One history row as its owner's user id and the client view.
-    pub async fn prediction(&self, job_id: &str) -> Result<Option<(i64, Job)>, sqlx::Error> {
+    /// One history row as clients see it.
+    pub async fn prediction(&self, job_id: &str) -> Result<Option<Job>, sqlx::Error> {
+        Ok(self.owned_prediction(job_id).await?.map(|(_, job)| job))
+    }
+
+    /// One history row as its owner's user id and the client view (the owner never goes on
+    /// the wire, so it travels beside the [`Job`]).
+    pub async fn owned_prediction(&self, job_id: &str) -> Result<Option<(i64, Job)>, sqlx::Error> {
         let row = sqlx::query(&format!(
             "SELECT {PRED_COLS} FROM predictions WHERE job_id = $1"
         ))

@@ -182,7 +182,7 @@ pub async fn read(state: &AppState, user: &AuthUser, job_id: &str) -> Result<Job
     // A live record without an owner is malformed: 404, not a fall-through to history.
     let owned = match record.to_job(job_id) {
         Some(job) => record.owner.map(|owner| (owner, job)),
-        None => state.db_call(state.db.prediction(job_id)).await?,
+        None => state.db_call(state.db.owned_prediction(job_id)).await?,
     };
     match owned {
         Some((owner, job)) if user.may_access(owner) => Ok(job),

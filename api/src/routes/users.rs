@@ -2,7 +2,8 @@
 
 use api_types::{ErrorBody, LoginRequest, RegisterRequest, Token, TokenType, User, UserPage};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -203,7 +204,25 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 /// The caller.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
-    get_user(State(state), user.clone(), Path(user.id)).await
+    get_user(State(state), UserInReach(user.id)).await
+}
+
+/// The `{id}` of a user route, once the caller is known to be that user or an admin. Anyone
+/// else's id is 404, the same as an unknown one (401 comes first, without a token).
+pub struct UserInReach(i64);
+
+impl FromRequestParts<AppState> for UserInReach {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let Path(id) = Path::<i64>::from_request_parts(parts, state).await?;
+        if user.may_access(id) {
+            Ok(UserInReach(id))
+        } else {
+            Err(ApiError::not_found("user"))
+        }
+    }
 }
 
 /// One user (self or admin).
@@ -211,12 +230,8 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Jso
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<i64>,
+    UserInReach(id): UserInReach,
 ) -> Result<Json<User>> {
-    if !user.may_access(id) {
-        return Err(ApiError::not_found("user"));
-    }
     state
         .db_call(state.db.user_by_id(id))
         .await?
@@ -229,12 +244,8 @@ pub async fn get_user(
     responses((status = 204, description = "deleted, with their history and feedback"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<i64>,
+    UserInReach(id): UserInReach,
 ) -> Result<StatusCode> {
-    if !user.may_access(id) {
-        return Err(ApiError::not_found("user"));
-    }
     if state.db_call(state.db.delete_user(id)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
