@@ -104,7 +104,7 @@ impl WorkerConfig {
     /// (`MODELS`, or the registry models present in the folder, and why that folder).
     pub fn serving_summary(&self, names: &[String]) -> String {
         let dir = self.common.models_dir_choice();
-        let what = if self.models.iter().any(|m| !m.trim().is_empty()) {
+        let what = if !self.listed_models().is_empty() {
             "as MODELS lists".to_owned()
         } else {
             "every registry model whose file is there (MODELS is not set)".to_owned()
@@ -119,6 +119,15 @@ impl WorkerConfig {
             line.push_str(why);
         }
         line
+    }
+
+    /// The models `MODELS` names, trimmed, blanks dropped (empty: serve what is present).
+    pub fn listed_models(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect()
     }
 
     /// Threads for each session.
