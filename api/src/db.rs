@@ -108,33 +108,26 @@ pub fn redact(url: &str) -> String {
 /// A user row, password hash included; clients see [`api_types::User`].
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub is_admin: bool,
-    pub created_at: String,
+    /// Everything about the user a client may see.
+    pub view: api_types::User,
     pub password_hash: String,
 }
 
 impl From<User> for api_types::User {
     fn from(u: User) -> Self {
-        api_types::User {
-            id: u.id,
-            name: u.name,
-            email: u.email,
-            is_admin: u.is_admin,
-            created_at: u.created_at,
-        }
+        u.view
     }
 }
 
 fn user_from(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: rfc3339(row.try_get("created_ms")?),
+        view: api_types::User {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+            created_at: rfc3339(row.try_get("created_ms")?),
+        },
         password_hash: row.try_get("password_hash")?,
     })
 }

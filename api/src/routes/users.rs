@@ -93,7 +93,7 @@ pub async fn create_user(
             }
             other => other,
         })?;
-    let location = format!("/users/{}", user.id);
+    let location = format!("/users/{}", user.view.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -136,7 +136,7 @@ pub async fn create_login(
         (true, Some(u)) => u,
         _ => return Err(ApiError::Unauthorized("wrong email or password".into())),
     };
-    let token = state.jwt.issue(user.id)?;
+    let token = state.jwt.issue(user.view.id)?;
     Ok(Json(Token {
         access_token: token,
         token_type: TokenType::Bearer,
