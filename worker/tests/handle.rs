@@ -146,6 +146,12 @@ impl Fixture {
         r.last_error.unwrap()
     }
 
+    /// Handles the next delivery and checks that job `id` went back to its queue for `reason`.
+    async fn next_retried(&mut self, id: &str, reason: &str) {
+        assert_eq!(self.handle_next().await, Handled::Retried);
+        assert_eq!(self.requeued_because(id).await, reason);
+    }
+
     /// Handles the next delivery and checks how it ended and the error job `id` records.
     async fn next_ends(&mut self, id: &str, handled: Handled, error: &str) {
         assert_eq!(self.handle_next().await, handled);
@@ -193,11 +199,8 @@ async fn a_bad_image_fails_only_its_own_job() {
 async fn a_retriable_error_requeues_then_dead_letters_at_max_attempts() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"flaky").await;
-    assert_eq!(f.handle_next().await, Handled::Retried);
-    assert_eq!(
-        f.requeued_because("j1").await,
-        "inference failed: the session failed"
-    );
+    f.next_retried("j1", "inference failed: the session failed")
+        .await;
     assert_eq!(f.record("j1").await.attempts, Some(1));
 
     f.next_ends(
@@ -217,11 +220,8 @@ async fn a_retriable_error_requeues_then_dead_letters_at_max_attempts() {
 async fn a_panic_is_caught_and_retried() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"panic").await;
-    assert_eq!(f.handle_next().await, Handled::Retried);
-    assert_eq!(
-        f.requeued_because("j1").await,
-        "the decoder crashed: fake decoder panic"
-    );
+    f.next_retried("j1", "the decoder crashed: fake decoder panic")
+        .await;
 }
 
 #[tokio::test]
