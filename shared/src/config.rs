@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Arg, Args};
 
 use crate::registry::{default_registry_path, Registry, RegistryError};
 
@@ -39,12 +39,7 @@ pub struct CommonConfig {
     pub min_image_side: u32,
     /// Deadline for each Redis command (bare number: seconds; old name `REDIS_TIMEOUT_MS`, in
     /// milliseconds).
-    #[arg(
-        long,
-        env = "REDIS_TIMEOUT",
-        value_parser = duration_secs,
-        default_value = legacy_default("REDIS_TIMEOUT_MS", "ms", "2s")
-    )]
+    #[arg(long, env = "REDIS_TIMEOUT", value_parser = duration_secs, default_value = "2s")]
     pub redis_timeout: Duration,
     /// The models folder once resolved (see [`CommonConfig::models_dir`]).
     #[arg(skip)]
@@ -185,6 +180,33 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
+/// Duration settings renamed when they took units: the variable, its old name, and the unit a
+/// bare number under the old name counts in. [`renamed_default`] applies the table.
+pub const RENAMED: &[(&str, &str, &str)] = &[
+    ("REDIS_TIMEOUT", "REDIS_TIMEOUT_MS", "ms"),
+    ("DB_TIMEOUT", "DB_TIMEOUT_MS", "ms"),
+    ("JWT_TTL", "JWT_TTL_MINUTES", "m"),
+    ("WORKER_STALE", "WORKER_STALE_SECS", "s"),
+    ("API_TIMEOUT", "API_TIMEOUT_SECS", "s"),
+];
+
+/// For `#[command(mut_args = renamed_default)]` on each binary's parser: a setting listed in
+/// [`RENAMED`] takes its old variable's value as its default (see [`legacy_default`]), so the
+/// fields themselves declare only the new name and the real default.
+pub fn renamed_default(arg: Arg) -> Arg {
+    let renamed = arg
+        .get_env()
+        .and_then(|env| RENAMED.iter().find(|(new, ..)| env == *new));
+    let default = arg.get_default_values().first().and_then(|d| d.to_str());
+    match (renamed, default) {
+        (Some((_, old, unit)), Some(default)) => {
+            let value = legacy_default(old, unit, default);
+            arg.default_value(value)
+        }
+        _ => arg,
+    }
+}
+
 /// The default of a duration setting that was renamed when it took units: the old variable's
 /// value when it is set (a bare number there counts in `old_unit`, e.g. `ms` for
 /// `DB_TIMEOUT_MS`), else `default`. The new variable, when set, still wins over both.
@@ -249,6 +271,7 @@ mod tests {
     }
 
     #[derive(Debug, clap::Parser)]
+    #[command(mut_args = renamed_default)]
     struct Cli {
         #[command(flatten)]
         common: CommonConfig,

@@ -3,14 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shared::config::{duration_secs, legacy_default, parse_bool};
+use shared::config::{duration_secs, parse_bool, renamed_default};
 
 /// Everything the UI needs to start; each flag can also come from the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "ui",
     version,
-    about = "Web pages for the image-classification service"
+    about = "Web pages for the image-classification service",
+    mut_args = renamed_default
 )]
 pub struct Config {
     /// Address to listen on.
@@ -35,12 +36,7 @@ pub struct Config {
 
     /// How long the UI waits for an ordinary API answer before calling the service unavailable
     /// (bare number: seconds; old name `API_TIMEOUT_SECS`).
-    #[arg(
-        long,
-        env = "API_TIMEOUT",
-        value_parser = duration_secs,
-        default_value = legacy_default("API_TIMEOUT_SECS", "s", "30s")
-    )]
+    #[arg(long, env = "API_TIMEOUT", value_parser = duration_secs, default_value = "30s")]
     pub api_timeout: Duration,
 
     /// Largest upload the UI accepts in one form post, in MiB (all files together).

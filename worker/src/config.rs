@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use shared::config::{duration_secs, parse_bool, CommonConfig};
+use shared::config::{duration_secs, parse_bool, renamed_default, CommonConfig};
 
 /// `worker`: pops classification jobs from Redis and runs them through ONNX Runtime.
 #[derive(Debug, Parser)]
-#[command(name = "worker", version)]
+#[command(name = "worker", version, mut_args = renamed_default)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
