@@ -164,7 +164,7 @@ pub fn parse_duration(text: &str, bare_unit: Duration) -> Result<Duration, Strin
 }
 
 /// [`parse_duration`] where a bare number means seconds: the value parser of every duration
-/// setting (old names in other units go through [`legacy_default`]).
+/// setting (old names in other units go through [`renamed_default`]).
 pub fn duration_secs(text: &str) -> Result<Duration, String> {
     parse_duration(text, Duration::from_secs(1))
 }
@@ -191,16 +191,21 @@ pub const RENAMED: &[(&str, &str, &str)] = &[
 ];
 
 /// For `#[command(mut_args = renamed_default)]` on each binary's parser: a setting listed in
-/// [`RENAMED`] takes its old variable's value as its default (see [`legacy_default`]), so the
+/// [`RENAMED`] takes its old variable's value as its default (a bare number there in the old unit), so the
 /// fields themselves declare only the new name and the real default.
 pub fn renamed_default(arg: Arg) -> Arg {
+    renamed_default_with(arg, |var| std::env::var(var).ok())
+}
+
+/// [`renamed_default`] reading the old variable through `old_value`.
+fn renamed_default_with(arg: Arg, old_value: impl Fn(&str) -> Option<String>) -> Arg {
     let renamed = arg
         .get_env()
         .and_then(|env| RENAMED.iter().find(|(new, ..)| env == *new));
     let default = arg.get_default_values().first().and_then(|d| d.to_str());
     match (renamed, default) {
         (Some((_, old, unit)), Some(default)) => {
-            let value = legacy_default(old, unit, default);
+            let value = legacy_value(old_value(old).as_deref(), unit, default);
             arg.default_value(value)
         }
         _ => arg,
@@ -208,12 +213,8 @@ pub fn renamed_default(arg: Arg) -> Arg {
 }
 
 /// The default of a duration setting that was renamed when it took units: the old variable's
-/// value when it is set (a bare number there counts in `old_unit`, e.g. `ms` for
+/// value `old` when it is set (a bare number there counts in `old_unit`, e.g. `ms` for
 /// `DB_TIMEOUT_MS`), else `default`. The new variable, when set, still wins over both.
-pub fn legacy_default(old_var: &str, old_unit: &str, default: &str) -> String {
-    legacy_value(std::env::var(old_var).ok().as_deref(), old_unit, default)
-}
-
 fn legacy_value(old: Option<&str>, old_unit: &str, default: &str) -> String {
     match old.map(str::trim) {
         Some(v) if !v.is_empty() && v.parse::<f64>().is_ok() => format!("{v}{old_unit}"),
@@ -268,6 +269,19 @@ mod tests {
         assert_eq!(legacy_value(None, "ms", "3s"), "3s");
         let parsed = duration_secs(&legacy_value(Some("1500"), "ms", "3s"));
         assert_eq!(parsed, Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn renamed_settings_default_to_their_old_variable() {
+        let old = |var: &str| (var == "DB_TIMEOUT_MS").then(|| "1500".to_owned());
+        let arg = |env: &'static str| Arg::new(env).long(env).env(env).default_value("3s");
+        let default = |a: Arg| a.get_default_values()[0].to_str().map(str::to_owned);
+        let renamed = renamed_default_with(arg("DB_TIMEOUT"), old);
+        assert_eq!(default(renamed).as_deref(), Some("1500ms"));
+        let unset = renamed_default_with(arg("JWT_TTL"), old);
+        assert_eq!(default(unset).as_deref(), Some("3s"));
+        let unlisted = renamed_default_with(arg("DB_TIMEOUT_MS"), |_| Some("9".into()));
+        assert_eq!(default(unlisted).as_deref(), Some("3s"));
     }
 
     #[derive(Debug, clap::Parser)]
