@@ -191,8 +191,8 @@ pub const RENAMED: &[(&str, &str, &str)] = &[
 ];
 
 /// For `#[command(mut_args = renamed_default)]` on each binary's parser: a setting listed in
-/// [`RENAMED`] takes its old variable's value as its default (a bare number there in the old unit), so the
-/// fields themselves declare only the new name and the real default.
+/// [`RENAMED`] takes its old variable's value as its default (a bare number there counts in the
+/// old unit), so the fields themselves declare only the new name and the real default.
 pub fn renamed_default(arg: Arg) -> Arg {
     renamed_default_with(arg, |var| std::env::var(var).ok())
 }
