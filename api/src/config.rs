@@ -5,11 +5,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use shared::config::{duration_secs, renamed_default, CommonConfig};
+use shared::config::{conventions, duration_secs, CommonConfig};
 
 /// `api`: the HTTP front of the service.
 #[derive(Debug, Parser)]
-#[command(name = "api", version, mut_args = renamed_default)]
+#[command(name = "api", version, mut_args = conventions)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -181,7 +181,7 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
 }
 
 /// Duration settings renamed when they took units: the variable, its old name, and the unit a
-/// bare number under the old name counts in. [`renamed_default`] applies the table.
+/// bare number under the old name counts in. [`conventions`] applies the table.
 pub const RENAMED: &[(&str, &str, &str)] = &[
     ("REDIS_TIMEOUT", "REDIS_TIMEOUT_MS", "ms"),
     ("DB_TIMEOUT", "DB_TIMEOUT_MS", "ms"),
@@ -190,9 +190,27 @@ pub const RENAMED: &[(&str, &str, &str)] = &[
     ("API_TIMEOUT", "API_TIMEOUT_SECS", "s"),
 ];
 
-/// For `#[command(mut_args = renamed_default)]` on each binary's parser: a setting listed in
-/// [`RENAMED`] takes its old variable's value as its default (a bare number there counts in the
-/// old unit), so the fields themselves declare only the new name and the real default.
+/// The conventions every binary's settings share, applied by `#[command(mut_args =
+/// conventions)]` on its parser so each field declares only its name, parser and default: a
+/// boolean is also a bare flag meaning true (`--fault-injection`) and takes a value only after
+/// `=` (`--ort-spin=off`); a setting listed in [`RENAMED`] still reads its old variable.
+pub fn conventions(arg: Arg) -> Arg {
+    boolean_flag(renamed_default(arg))
+}
+
+/// A boolean setting given as a bare flag means true; a value needs `=` (`--flag=no`).
+fn boolean_flag(arg: Arg) -> Arg {
+    if arg.get_value_parser().type_id() == std::any::TypeId::of::<bool>() {
+        arg.num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+    } else {
+        arg
+    }
+}
+
+/// A setting listed in [`RENAMED`] takes its old variable's value as its default (a bare
+/// number there counts in the old unit).
 pub fn renamed_default(arg: Arg) -> Arg {
     renamed_default_with(arg, |var| std::env::var(var).ok())
 }
@@ -285,7 +303,24 @@ mod tests {
     }
 
     #[derive(Debug, clap::Parser)]
-    #[command(mut_args = renamed_default)]
+    #[command(mut_args = conventions)]
+    struct Flags {
+        #[arg(long, value_parser = parse_bool, default_value = "false")]
+        on: bool,
+    }
+
+    #[test]
+    fn a_boolean_is_a_bare_flag_or_takes_a_value_after_equals() {
+        let on = |args: &[&str]| <Flags as clap::Parser>::try_parse_from(args).map(|f| f.on);
+        assert_eq!(on(&["x"]).ok(), Some(false));
+        assert_eq!(on(&["x", "--on"]).ok(), Some(true));
+        assert_eq!(on(&["x", "--on=off"]).ok(), Some(false));
+        assert!(on(&["x", "--on", "off"]).is_err(), "a value needs `=`");
+        assert!(on(&["x", "--on=maybe"]).is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    #[command(mut_args = conventions)]
     struct Cli {
         #[command(flatten)]
         common: CommonConfig,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shared::config::{duration_secs, parse_bool, renamed_default};
+use shared::config::{conventions, duration_secs, parse_bool};
 
 /// Everything the UI needs to start; each flag can also come from the environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -11,7 +11,7 @@ use shared::config::{duration_secs, parse_bool, renamed_default};
     name = "ui",
     version,
     about = "Web pages for the image-classification service",
-    mut_args = renamed_default
+    mut_args = conventions
 )]
 pub struct Config {
     /// Address to listen on.
@@ -23,15 +23,7 @@ pub struct Config {
     pub api_url: String,
 
     /// Mark cookies `Secure` (set to true behind HTTPS).
-    #[arg(
-        long,
-        env = "COOKIE_SECURE",
-        value_parser = parse_bool,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "COOKIE_SECURE", value_parser = parse_bool, default_value = "false")]
     pub cookie_secure: bool,
 
     /// How long the UI waits for an ordinary API answer before calling the service unavailable

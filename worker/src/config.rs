@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use shared::config::{duration_secs, parse_bool, renamed_default, CommonConfig};
+use shared::config::{conventions, duration_secs, parse_bool, CommonConfig};
 
 /// `worker`: pops classification jobs from Redis and runs them through ONNX Runtime.
 #[derive(Debug, Parser)]
-#[command(name = "worker", version, mut_args = renamed_default)]
+#[command(name = "worker", version, mut_args = conventions)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -76,26 +76,10 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Let ONNX Runtime's intra-op threads spin between operators (faster alone on a box,
     /// but the spinning takes CPU from decoding and the other processes on a small machine).
-    #[arg(
-        long,
-        env = "ORT_SPIN",
-        value_parser = parse_bool,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "true",
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "ORT_SPIN", value_parser = parse_bool, default_value = "true")]
     pub ort_spin: bool,
     /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it.
-    #[arg(
-        long,
-        env = "FAULT_INJECTION",
-        value_parser = parse_bool,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "FAULT_INJECTION", value_parser = parse_bool, default_value = "false")]
     pub fault_injection: bool,
 }
 
