@@ -85,18 +85,21 @@ class ApiUser(HttpUser):
                 return
         self.client.headers["Authorization"] = f"Bearer {token}"
 
-    def _upload_fields(self):
+    def _post_image(self, path):
+        """POSTs a test image (and MODEL when set) to `path`; use it in a `with` block."""
         name, data, ctype = image()
-        files = {"file": (name, data, ctype)}
         form = {"model": MODEL} if MODEL else {}
-        return files, form
+        return self.client.post(
+            path,
+            files={"file": (name, data, ctype)},
+            data=form,
+            name=f"POST {path}",
+            catch_response=True,
+        )
 
     @task(6)
     def classify_async(self):
-        files, form = self._upload_fields()
-        with self.client.post(
-            "/predictions", files=files, data=form, name="POST /predictions", catch_response=True
-        ) as r:
+        with self._post_image("/predictions") as r:
             if r.status_code not in (200, 202):
                 r.failure(f"{r.status_code} {r.text[:200]}")
                 return
@@ -125,10 +128,7 @@ class ApiUser(HttpUser):
 
     @task(2)
     def classify_sync(self):
-        files, form = self._upload_fields()
-        with self.client.post(
-            "/predict", files=files, data=form, name="POST /predict", catch_response=True
-        ) as r:
+        with self._post_image("/predict") as r:
             if r.status_code != 200 or not body(r).get("success"):
                 r.failure(f"{r.status_code} {r.text[:200]}")
 

@@ -89,12 +89,6 @@ pub struct Job {
     /// Why the job failed; present only when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Owner's user id; never sent to clients.
-    #[serde(skip)]
-    pub owner: Option<i64>,
-    /// Delivery attempts so far; never sent to clients.
-    #[serde(skip)]
-    pub attempts: u32,
 }
 
 impl Job {
@@ -176,7 +170,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_view_hides_internal_fields_and_absent_options() {
+    fn job_view_omits_absent_options() {
         let job = Job {
             job_id: "j".into(),
             status: JobStatus::Queued,
@@ -186,8 +180,6 @@ mod tests {
             cached: false,
             result: None,
             error: None,
-            owner: Some(7),
-            attempts: 2,
         };
         let wire = serde_json::to_value(&job).unwrap();
         let keys: Vec<&str> = wire
@@ -209,7 +201,7 @@ mod tests {
         );
         assert_eq!(wire["status"], "queued");
         let back: Job = serde_json::from_value(wire).unwrap();
-        assert_eq!(back.owner, None, "owner never comes from the wire");
+        assert_eq!(back, job, "the view round-trips");
     }
 
     #[test]

@@ -42,6 +42,18 @@ macro_rules! page_type {
             /// Items across all pages.
             pub total: i64,
         }
+
+        impl $name {
+            /// Page `page` of `total` items, `per_page` a page.
+            pub fn new(items: Vec<$item>, page: u32, per_page: u32, total: i64) -> Self {
+                Self {
+                    items,
+                    page,
+                    per_page,
+                    total,
+                }
+            }
+        }
     };
 }
 pub(crate) use page_type;

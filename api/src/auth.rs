@@ -258,10 +258,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .await?
             .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
         Ok(AuthUser {
-            id: user.id,
-            name: user.name,
-            email: user.email,
-            is_admin: user.is_admin,
+            id: user.view.id,
+            name: user.view.name,
+            email: user.view.email,
+            is_admin: user.view.is_admin,
         })
     }
 }

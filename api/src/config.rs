@@ -5,11 +5,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use shared::config::{duration_secs, legacy_default, CommonConfig};
+use shared::config::{conventions, duration_secs, CommonConfig};
 
 /// `api`: the HTTP front of the service.
 #[derive(Debug, Parser)]
-#[command(name = "api", version)]
+#[command(name = "api", version, mut_args = conventions)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -55,12 +55,7 @@ pub struct ApiConfig {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
     /// Token lifetime (bare number: seconds; old name `JWT_TTL_MINUTES`, in minutes).
-    #[arg(
-        long,
-        env = "JWT_TTL",
-        value_parser = duration_secs,
-        default_value = legacy_default("JWT_TTL_MINUTES", "m", "30m")
-    )]
+    #[arg(long, env = "JWT_TTL", value_parser = duration_secs, default_value = "30m")]
     pub jwt_ttl: Duration,
     /// Admin account created at start (with ADMIN_PASSWORD).
     #[arg(long, env = "ADMIN_EMAIL")]
@@ -85,21 +80,11 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// A worker whose last heartbeat is older than this counts as gone (bare number: seconds;
     /// old name `WORKER_STALE_SECS`).
-    #[arg(
-        long,
-        env = "WORKER_STALE",
-        value_parser = duration_secs,
-        default_value = legacy_default("WORKER_STALE_SECS", "s", "10s")
-    )]
+    #[arg(long, env = "WORKER_STALE", value_parser = duration_secs, default_value = "10s")]
     pub worker_stale: Duration,
     /// Deadline for each database call (bare number: seconds; old name `DB_TIMEOUT_MS`, in
     /// milliseconds).
-    #[arg(
-        long,
-        env = "DB_TIMEOUT",
-        value_parser = duration_secs,
-        default_value = legacy_default("DB_TIMEOUT_MS", "ms", "3s")
-    )]
+    #[arg(long, env = "DB_TIMEOUT", value_parser = duration_secs, default_value = "3s")]
     pub db_timeout: Duration,
     /// Time in-flight requests get to finish after SIGTERM (bare number: seconds).
     #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration_secs, default_value = "20s")]

@@ -108,33 +108,26 @@ pub fn redact(url: &str) -> String {
 /// A user row, password hash included; clients see [`api_types::User`].
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub is_admin: bool,
-    pub created_at: String,
+    /// Everything about the user a client may see.
+    pub view: api_types::User,
     pub password_hash: String,
 }
 
 impl From<User> for api_types::User {
     fn from(u: User) -> Self {
-        api_types::User {
-            id: u.id,
-            name: u.name,
-            email: u.email,
-            is_admin: u.is_admin,
-            created_at: u.created_at,
-        }
+        u.view
     }
 }
 
 fn user_from(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: rfc3339(row.try_get("created_ms")?),
+        view: api_types::User {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+            created_at: rfc3339(row.try_get("created_ms")?),
+        },
         password_hash: row.try_get("password_hash")?,
     })
 }
@@ -269,8 +262,6 @@ fn job_from(row: &AnyRow) -> Result<Job, sqlx::Error> {
         cached: row.try_get::<i64, _>("cached")? != 0,
         result: result.and_then(|r| serde_json::from_str(&r).ok()),
         error: row.try_get("error")?,
-        owner: Some(row.try_get("user_id")?),
-        attempts: 0,
     })
 }
 
@@ -317,14 +308,22 @@ impl Db {
         Ok(n.rows_affected() > 0)
     }
 
+    /// One history row as clients see it.
     pub async fn prediction(&self, job_id: &str) -> Result<Option<Job>, sqlx::Error> {
+        Ok(self.owned_prediction(job_id).await?.map(|(_, job)| job))
+    }
+
+    /// One history row as its owner's user id and the client view (the owner never goes on
+    /// the wire, so it travels beside the [`Job`]).
+    pub async fn owned_prediction(&self, job_id: &str) -> Result<Option<(i64, Job)>, sqlx::Error> {
         let row = sqlx::query(&format!(
             "SELECT {PRED_COLS} FROM predictions WHERE job_id = $1"
         ))
         .bind(job_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(job_from).transpose()
+        row.map(|r| Ok((r.try_get("user_id")?, job_from(&r)?)))
+            .transpose()
     }
 
     pub async fn thumbnail(
@@ -338,27 +337,63 @@ impl Db {
         row.map(|r| Ok((r.try_get("user_id")?, r.try_get("thumbnail")?)))
             .transpose()
     }
+}
 
-    pub async fn history(
+/// A per-user list: which table, which columns, newest first by what, and how a row reads.
+pub struct UserListing<T> {
+    table: &'static str,
+    cols: &'static str,
+    order: &'static str,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+}
+
+/// The caller's history (`GET /predictions`).
+pub const HISTORY: UserListing<Job> = UserListing {
+    table: "predictions",
+    cols: PRED_COLS,
+    order: "created_ms DESC, job_id DESC",
+    from_row: job_from,
+};
+
+/// The caller's feedback (`GET /feedback`).
+pub const FEEDBACK: UserListing<Feedback> = UserListing {
+    table: "feedback",
+    cols: FB_COLS,
+    order: "created_ms DESC, id DESC",
+    from_row: feedback_from,
+};
+
+impl Db {
+    /// One page of a user's rows of `list` and how many the user has in all.
+    pub async fn user_page<T>(
         &self,
+        list: &UserListing<T>,
         user_id: i64,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<Job>, i64), sqlx::Error> {
+    ) -> Result<(Vec<T>, i64), sqlx::Error> {
+        let UserListing {
+            table,
+            cols,
+            order,
+            from_row,
+        } = list;
         let rows = sqlx::query(&format!(
-            "SELECT {PRED_COLS} FROM predictions WHERE user_id = $1 ORDER BY created_ms DESC, job_id DESC LIMIT $2 OFFSET $3"
+            "SELECT {cols} FROM {table} WHERE user_id = $1 ORDER BY {order} LIMIT $2 OFFSET $3"
         ))
         .bind(user_id)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM predictions WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        Ok((rows.iter().map(job_from).collect::<Result<_, _>>()?, total))
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
     }
 }
 
@@ -408,31 +443,6 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         feedback_from(&row)
-    }
-
-    pub async fn list_feedback(
-        &self,
-        user_id: i64,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<Feedback>, i64), sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "SELECT {FB_COLS} FROM feedback WHERE user_id = $1 ORDER BY created_ms DESC, id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM feedback WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        Ok((
-            rows.iter().map(feedback_from).collect::<Result<_, _>>()?,
-            total,
-        ))
     }
 
     /// The job id and image of a prediction by its image name, for feedback sent by name.

@@ -178,15 +178,14 @@ fn ttls(state: &AppState) -> Ttls {
 /// row. Foreign and unknown ids are both 404.
 pub async fn read(state: &AppState, user: &AuthUser, job_id: &str) -> Result<Job> {
     let mut conn = state.redis.get().await?;
-    let job = match producer::read_record(&mut conn, job_id)
-        .await?
-        .to_job(job_id)
-    {
-        Some(j) => Some(j),
-        None => state.db_call(state.db.prediction(job_id)).await?,
+    let record = producer::read_record(&mut conn, job_id).await?;
+    // A live record without an owner is malformed: 404, not a fall-through to history.
+    let owned = match record.to_job(job_id) {
+        Some(job) => record.owner.map(|owner| (owner, job)),
+        None => state.db_call(state.db.owned_prediction(job_id)).await?,
     };
-    match job {
-        Some(j) if j.owner.is_some_and(|o| user.may_access(o)) => Ok(j),
+    match owned {
+        Some((owner, job)) if user.may_access(owner) => Ok(job),
         _ => Err(ApiError::not_found("job")),
     }
 }

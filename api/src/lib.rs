@@ -130,7 +130,7 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
     let email = email.trim().to_lowercase();
     let hash = auth::hash_password(pw.expose_secret().to_owned()).await?;
     match state.db.user_by_email(&email).await? {
-        Some(u) => state.db.set_admin(u.id, Some(&hash)).await?,
+        Some(u) => state.db.set_admin(u.view.id, Some(&hash)).await?,
         None => {
             state.db.create_user("Admin", &email, &hash, true).await?;
         }

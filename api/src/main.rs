@@ -15,14 +15,7 @@ async fn main() -> std::process::ExitCode {
         },
         Some(Command::CreateAdmin) => create_admin(cli.config).await,
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("api: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    shared::telemetry::exit_code("api", result)
 }
 
 async fn create_admin(cfg: api::config::ApiConfig) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Arg, Args};
 
 use crate::registry::{default_registry_path, Registry, RegistryError};
 
@@ -39,12 +39,7 @@ pub struct CommonConfig {
     pub min_image_side: u32,
     /// Deadline for each Redis command (bare number: seconds; old name `REDIS_TIMEOUT_MS`, in
     /// milliseconds).
-    #[arg(
-        long,
-        env = "REDIS_TIMEOUT",
-        value_parser = duration_secs,
-        default_value = legacy_default("REDIS_TIMEOUT_MS", "ms", "2s")
-    )]
+    #[arg(long, env = "REDIS_TIMEOUT", value_parser = duration_secs, default_value = "2s")]
     pub redis_timeout: Duration,
     /// The models folder once resolved (see [`CommonConfig::models_dir`]).
     #[arg(skip)]
@@ -169,7 +164,7 @@ pub fn parse_duration(text: &str, bare_unit: Duration) -> Result<Duration, Strin
 }
 
 /// [`parse_duration`] where a bare number means seconds: the value parser of every duration
-/// setting (old names in other units go through [`legacy_default`]).
+/// setting (old names in other units go through [`renamed_default`]).
 pub fn duration_secs(text: &str) -> Result<Duration, String> {
     parse_duration(text, Duration::from_secs(1))
 }
@@ -185,13 +180,59 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// The default of a duration setting that was renamed when it took units: the old variable's
-/// value when it is set (a bare number there counts in `old_unit`, e.g. `ms` for
-/// `DB_TIMEOUT_MS`), else `default`. The new variable, when set, still wins over both.
-pub fn legacy_default(old_var: &str, old_unit: &str, default: &str) -> String {
-    legacy_value(std::env::var(old_var).ok().as_deref(), old_unit, default)
+/// Duration settings renamed when they took units: the variable, its old name, and the unit a
+/// bare number under the old name counts in. [`conventions`] applies the table.
+pub const RENAMED: &[(&str, &str, &str)] = &[
+    ("REDIS_TIMEOUT", "REDIS_TIMEOUT_MS", "ms"),
+    ("DB_TIMEOUT", "DB_TIMEOUT_MS", "ms"),
+    ("JWT_TTL", "JWT_TTL_MINUTES", "m"),
+    ("WORKER_STALE", "WORKER_STALE_SECS", "s"),
+    ("API_TIMEOUT", "API_TIMEOUT_SECS", "s"),
+];
+
+/// The conventions every binary's settings share, applied by `#[command(mut_args =
+/// conventions)]` on its parser so each field declares only its name, parser and default: a
+/// boolean is also a bare flag meaning true (`--fault-injection`) and takes a value only after
+/// `=` (`--ort-spin=off`); a setting listed in [`RENAMED`] still reads its old variable.
+pub fn conventions(arg: Arg) -> Arg {
+    boolean_flag(renamed_default(arg))
 }
 
+/// A boolean setting given as a bare flag means true; a value needs `=` (`--flag=no`).
+fn boolean_flag(arg: Arg) -> Arg {
+    if arg.get_value_parser().type_id() == std::any::TypeId::of::<bool>() {
+        arg.num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+    } else {
+        arg
+    }
+}
+
+/// A setting listed in [`RENAMED`] takes its old variable's value as its default (a bare
+/// number there counts in the old unit).
+pub fn renamed_default(arg: Arg) -> Arg {
+    renamed_default_with(arg, |var| std::env::var(var).ok())
+}
+
+/// [`renamed_default`] reading the old variable through `old_value`.
+fn renamed_default_with(arg: Arg, old_value: impl Fn(&str) -> Option<String>) -> Arg {
+    let renamed = arg
+        .get_env()
+        .and_then(|env| RENAMED.iter().find(|(new, ..)| env == *new));
+    let default = arg.get_default_values().first().and_then(|d| d.to_str());
+    match (renamed, default) {
+        (Some((_, old, unit)), Some(default)) => {
+            let value = legacy_value(old_value(old).as_deref(), unit, default);
+            arg.default_value(value)
+        }
+        _ => arg,
+    }
+}
+
+/// The default of a duration setting that was renamed when it took units: the old variable's
+/// value `old` when it is set (a bare number there counts in `old_unit`, e.g. `ms` for
+/// `DB_TIMEOUT_MS`), else `default`. The new variable, when set, still wins over both.
 fn legacy_value(old: Option<&str>, old_unit: &str, default: &str) -> String {
     match old.map(str::trim) {
         Some(v) if !v.is_empty() && v.parse::<f64>().is_ok() => format!("{v}{old_unit}"),
@@ -248,7 +289,38 @@ mod tests {
         assert_eq!(parsed, Ok(Duration::from_millis(1500)));
     }
 
+    #[test]
+    fn renamed_settings_default_to_their_old_variable() {
+        let old = |var: &str| (var == "DB_TIMEOUT_MS").then(|| "1500".to_owned());
+        let arg = |env: &'static str| Arg::new(env).long(env).env(env).default_value("3s");
+        let default = |a: Arg| a.get_default_values()[0].to_str().map(str::to_owned);
+        let renamed = renamed_default_with(arg("DB_TIMEOUT"), old);
+        assert_eq!(default(renamed).as_deref(), Some("1500ms"));
+        let unset = renamed_default_with(arg("JWT_TTL"), old);
+        assert_eq!(default(unset).as_deref(), Some("3s"));
+        let unlisted = renamed_default_with(arg("DB_TIMEOUT_MS"), |_| Some("9".into()));
+        assert_eq!(default(unlisted).as_deref(), Some("3s"));
+    }
+
     #[derive(Debug, clap::Parser)]
+    #[command(mut_args = conventions)]
+    struct Flags {
+        #[arg(long, value_parser = parse_bool, default_value = "false")]
+        on: bool,
+    }
+
+    #[test]
+    fn a_boolean_is_a_bare_flag_or_takes_a_value_after_equals() {
+        let on = |args: &[&str]| <Flags as clap::Parser>::try_parse_from(args).map(|f| f.on);
+        assert_eq!(on(&["x"]).ok(), Some(false));
+        assert_eq!(on(&["x", "--on"]).ok(), Some(true));
+        assert_eq!(on(&["x", "--on=off"]).ok(), Some(false));
+        assert!(on(&["x", "--on", "off"]).is_err(), "a value needs `=`");
+        assert!(on(&["x", "--on=maybe"]).is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    #[command(mut_args = conventions)]
     struct Cli {
         #[command(flatten)]
         common: CommonConfig,

@@ -15,3 +15,16 @@ pub fn init() {
         builder.try_init()
     };
 }
+
+/// A binary's exit code from its outcome: a fatal error is logged (for collectors) and printed
+/// to stderr prefixed with `binary` (for the person at the terminal), then the process fails.
+pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{binary}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -3,14 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shared::config::{duration_secs, legacy_default, parse_bool};
+use shared::config::{conventions, duration_secs, parse_bool};
 
 /// Everything the UI needs to start; each flag can also come from the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "ui",
     version,
-    about = "Web pages for the image-classification service"
+    about = "Web pages for the image-classification service",
+    mut_args = conventions
 )]
 pub struct Config {
     /// Address to listen on.
@@ -27,25 +28,12 @@ pub struct Config {
     pub api_url: String,
 
     /// Mark cookies `Secure` (set to true behind HTTPS).
-    #[arg(
-        long,
-        env = "COOKIE_SECURE",
-        value_parser = parse_bool,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "COOKIE_SECURE", value_parser = parse_bool, default_value = "false")]
     pub cookie_secure: bool,
 
     /// How long the UI waits for an ordinary API answer before calling the service unavailable
     /// (bare number: seconds; old name `API_TIMEOUT_SECS`).
-    #[arg(
-        long,
-        env = "API_TIMEOUT",
-        value_parser = duration_secs,
-        default_value = legacy_default("API_TIMEOUT_SECS", "s", "30s")
-    )]
+    #[arg(long, env = "API_TIMEOUT", value_parser = duration_secs, default_value = "30s")]
     pub api_timeout: Duration,
 
     /// Largest upload the UI accepts in one form post, in MiB (all files together).

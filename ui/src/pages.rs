@@ -369,18 +369,17 @@ mod tests {
 
     #[test]
     fn bars_show_percentages_and_never_vanish() {
-        let bar = Bar::from_prediction(&Prediction {
-            label: "academic gown".into(),
-            class_id: 400,
-            score: 0.255,
-        });
-        assert_eq!(bar.percent, "25.5%");
-        assert_eq!(bar.width, 26);
-        let tiny = Bar::from_prediction(&Prediction {
-            label: "x".into(),
-            class_id: 1,
-            score: 0.0004,
-        });
+        let bar = |score| {
+            Bar::from_prediction(&Prediction {
+                label: "academic gown".into(),
+                class_id: 400,
+                score,
+            })
+        };
+        let big = bar(0.255);
+        assert_eq!(big.percent, "25.5%");
+        assert_eq!(big.width, 26);
+        let tiny = bar(0.0004);
         assert_eq!(tiny.percent, "< 0.1%");
         assert_eq!(tiny.width, 1);
     }

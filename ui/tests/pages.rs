@@ -58,8 +58,6 @@ fn done_job() -> Job {
             ],
         }),
         error: None,
-        owner: None,
-        attempts: 0,
     }
 }
 
@@ -222,6 +220,11 @@ async fn body_text(resp: Response) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Sends one request through the UI's router.
+async fn send(ui: &Router, req: Request<Body>) -> Response {
+    ui.clone().oneshot(req).await.unwrap()
+}
+
 fn get_req(uri: &str, cookie: Option<&str>) -> Request<Body> {
     let mut b = Request::get(uri);
     if let Some(c) = cookie {
@@ -278,10 +281,7 @@ fn logged_in() -> String {
 
 #[tokio::test]
 async fn health_answers_without_the_api() {
-    let resp = ui_for(&closed_port_url().await)
-        .oneshot(get_req("/health", None))
-        .await
-        .unwrap();
+    let resp = send(&ui_for(&closed_port_url().await), get_req("/health", None)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(body_text(resp).await.contains("ok"));
 }
@@ -289,17 +289,10 @@ async fn health_answers_without_the_api() {
 #[tokio::test]
 async fn pages_need_a_login_and_come_back_after_it() {
     let ui = ui_for(&closed_port_url().await);
-    let resp = ui
-        .clone()
-        .oneshot(get_req("/history?page=2", None))
-        .await
-        .unwrap();
+    let resp = send(&ui, get_req("/history?page=2", None)).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/login?next=/history%3Fpage%3D2");
-    let resp = ui
-        .oneshot(get_req("/login?next=/history%3Fpage%3D2", None))
-        .await
-        .unwrap();
+    let resp = send(&ui, get_req("/login?next=/history%3Fpage%3D2", None)).await;
     assert!(resp
         .headers()
         .get(header::SET_COOKIE)
@@ -315,26 +308,23 @@ async fn pages_need_a_login_and_come_back_after_it() {
 #[tokio::test]
 async fn forms_without_the_csrf_token_are_refused() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = ui
-        .clone()
-        .oneshot(form_req(
+    let resp = send(
+        &ui,
+        form_req(
             "/login",
             &format!("csrf={CSRF}"),
             "csrf=wrong&email=g%40example.com&password=right",
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(body_text(resp).await.contains("This form has expired"));
     // No cookie at all: the token in the form cannot match anything.
-    let resp = ui
-        .oneshot(form_req(
-            "/logout",
-            "session=good-token",
-            &format!("csrf={CSRF}"),
-        ))
-        .await
-        .unwrap();
+    let resp = send(
+        &ui,
+        form_req("/logout", "session=good-token", &format!("csrf={CSRF}")),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 
@@ -342,11 +332,7 @@ async fn forms_without_the_csrf_token_are_refused() {
 async fn login_sets_an_httponly_session_cookie_and_follows_next() {
     let ui = ui_for(&spawn_fake_api().await);
     let body = format!("csrf={CSRF}&email=g%40example.com&password=right&next=%2Fhistory");
-    let resp = ui
-        .clone()
-        .oneshot(form_req("/login", &format!("csrf={CSRF}"), &body))
-        .await
-        .unwrap();
+    let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/history");
     let cookies: Vec<_> = resp
@@ -362,10 +348,7 @@ async fn login_sets_an_httponly_session_cookie_and_follows_next() {
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
 
     let body = format!("csrf={CSRF}&email=g%40example.com&password=wrong");
-    let resp = ui
-        .oneshot(form_req("/login", &format!("csrf={CSRF}"), &body))
-        .await
-        .unwrap();
+    let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(body_text(resp).await.contains("do not match an account"));
 }
@@ -373,7 +356,7 @@ async fn login_sets_an_httponly_session_cookie_and_follows_next() {
 #[tokio::test]
 async fn api_down_shows_a_service_unavailable_page() {
     let ui = ui_for(&closed_port_url().await);
-    let resp = ui.oneshot(get_req("/", Some(&logged_in()))).await.unwrap();
+    let resp = send(&ui, get_req("/", Some(&logged_in()))).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let html = body_text(resp).await;
     assert!(html.contains("The service is unavailable"));
@@ -387,13 +370,11 @@ async fn api_down_shows_a_service_unavailable_page() {
 #[tokio::test]
 async fn an_expired_token_sends_the_user_to_log_in_again() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = ui
-        .oneshot(get_req(
-            "/history",
-            Some(&format!("csrf={CSRF}; session=old-token")),
-        ))
-        .await
-        .unwrap();
+    let resp = send(
+        &ui,
+        get_req("/history", Some(&format!("csrf={CSRF}; session=old-token"))),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/login?expired=1");
     let cleared = resp.headers().get_all(header::SET_COOKIE).iter().any(|v| {
@@ -406,15 +387,11 @@ async fn an_expired_token_sends_the_user_to_log_in_again() {
 #[tokio::test]
 async fn a_text_file_named_jpg_is_explained_on_the_classify_page() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = ui
-        .oneshot(multipart_req(
-            &logged_in(),
-            CSRF,
-            "notes.jpg",
-            b"just some text",
-        ))
-        .await
-        .unwrap();
+    let resp = send(
+        &ui,
+        multipart_req(&logged_in(), CSRF, "notes.jpg", b"just some text"),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let html = body_text(resp).await;
     assert!(html.contains("“notes.jpg” is not an image we can read"));
@@ -424,24 +401,15 @@ async fn a_text_file_named_jpg_is_explained_on_the_classify_page() {
 #[tokio::test]
 async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = ui
-        .clone()
-        .oneshot(multipart_req(
-            &logged_in(),
-            CSRF,
-            "grace.jpg",
-            &[0xFF, 0xD8, 0xFF, 0xE0],
-        ))
-        .await
-        .unwrap();
+    let resp = send(
+        &ui,
+        multipart_req(&logged_in(), CSRF, "grace.jpg", &[0xFF, 0xD8, 0xFF, 0xE0]),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), format!("/results/{JOB}"));
 
-    let resp = ui
-        .clone()
-        .oneshot(get_req(&format!("/results/{JOB}"), Some(&logged_in())))
-        .await
-        .unwrap();
+    let resp = send(&ui, get_req(&format!("/results/{JOB}"), Some(&logged_in()))).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let html = body_text(resp).await;
     assert!(html.contains("academic gown") && html.contains("25.5%"));
@@ -456,14 +424,11 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
     );
 
     let body = format!("csrf={CSRF}&verdict=correct&correct_label=&comment=nice");
-    let resp = ui
-        .oneshot(form_req(
-            &format!("/results/{JOB}/feedback"),
-            &logged_in(),
-            &body,
-        ))
-        .await
-        .unwrap();
+    let resp = send(
+        &ui,
+        form_req(&format!("/results/{JOB}/feedback"), &logged_in(), &body),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert!(location(&resp).ends_with("?feedback=sent#feedback"));
 }
@@ -471,23 +436,17 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
 #[tokio::test]
 async fn the_status_endpoint_returns_the_finished_panel_as_json() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = ui
-        .clone()
-        .oneshot(get_req(
-            &format!("/results/{JOB}/status?wait=1"),
-            Some(&logged_in()),
-        ))
-        .await
-        .unwrap();
+    let resp = send(
+        &ui,
+        get_req(&format!("/results/{JOB}/status?wait=1"), Some(&logged_in())),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
     assert_eq!(body["finished"], true);
     assert!(body["html"].as_str().unwrap().contains("academic gown"));
 
-    let resp = ui
-        .oneshot(get_req(&format!("/results/{JOB}/status"), None))
-        .await
-        .unwrap();
+    let resp = send(&ui, get_req(&format!("/results/{JOB}/status"), None)).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let body: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
     assert_eq!(body["redirect"], "/login?expired=1");
@@ -496,17 +455,13 @@ async fn the_status_endpoint_returns_the_finished_panel_as_json() {
 #[tokio::test]
 async fn history_lists_thumbnails_and_unknown_pages_are_friendly() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = ui
-        .clone()
-        .oneshot(get_req("/history", Some(&logged_in())))
-        .await
-        .unwrap();
+    let resp = send(&ui, get_req("/history", Some(&logged_in()))).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let html = body_text(resp).await;
     assert!(html.contains(&format!("/results/{JOB}/thumbnail")));
     assert!(html.contains("1 image classified"));
 
-    let resp = ui.oneshot(get_req("/nope", None)).await.unwrap();
+    let resp = send(&ui, get_req("/nope", None)).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(body_text(resp).await.contains("Not found"));
 }
@@ -514,11 +469,7 @@ async fn history_lists_thumbnails_and_unknown_pages_are_friendly() {
 #[tokio::test]
 async fn static_assets_are_cached_and_pages_are_not() {
     let ui = ui_for(&closed_port_url().await);
-    let resp = ui
-        .clone()
-        .oneshot(get_req("/static/style.css", None))
-        .await
-        .unwrap();
+    let resp = send(&ui, get_req("/static/style.css", None)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let cc = resp
         .headers()
@@ -527,7 +478,7 @@ async fn static_assets_are_cached_and_pages_are_not() {
         .to_str()
         .unwrap();
     assert!(cc.contains("max-age=31536000"));
-    let resp = ui.oneshot(get_req("/login", None)).await.unwrap();
+    let resp = send(&ui, get_req("/login", None)).await;
     assert_eq!(
         resp.headers().get(header::CACHE_CONTROL).unwrap(),
         "no-store"

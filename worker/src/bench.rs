@@ -198,15 +198,13 @@ async fn bench_token(http: &reqwest::Client, api: &str) -> anyhow::Result<String
         username: email,
         password,
     };
-    let token: Token = http
-        .post(format!("{api}/login"))
-        .json(&login)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let token: Token = answer(http.post(format!("{api}/login")).json(&login)).await?;
     Ok(token.access_token)
+}
+
+/// Sends the request and reads its JSON answer; an error status is an error.
+async fn answer<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder) -> anyhow::Result<T> {
+    Ok(req.send().await?.error_for_status()?.json().await?)
 }
 
 async fn upload_and_wait(
@@ -222,25 +220,12 @@ async fn upload_and_wait(
             reqwest::multipart::Part::bytes(bytes).file_name("bench.jpg"),
         )
         .text("model", model.to_owned());
-    let submitted: Submitted = http
-        .post(format!("{api}/predictions"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let submit = http.post(format!("{api}/predictions")).multipart(form);
+    let submitted: Submitted = answer(submit.bearer_auth(token)).await?;
     let id = submitted.job_id().to_owned();
     loop {
-        let job: Job = http
-            .get(format!("{api}/predictions/{id}?wait=30"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let poll = http.get(format!("{api}/predictions/{id}?wait=30"));
+        let job: Job = answer(poll.bearer_auth(token)).await?;
         match job.status {
             JobStatus::Done => return Ok(()),
             JobStatus::Failed => anyhow::bail!(

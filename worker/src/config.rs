@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use shared::config::{duration_secs, parse_bool, CommonConfig};
+use shared::config::{conventions, duration_secs, parse_bool, CommonConfig};
 
 /// `worker`: pops classification jobs from Redis and runs them through ONNX Runtime.
 #[derive(Debug, Parser)]
-#[command(name = "worker", version)]
+#[command(name = "worker", version, mut_args = conventions)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -76,26 +76,10 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Let ONNX Runtime's intra-op threads spin between operators (faster alone on a box,
     /// but the spinning takes CPU from decoding and the other processes on a small machine).
-    #[arg(
-        long,
-        env = "ORT_SPIN",
-        value_parser = parse_bool,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "true",
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "ORT_SPIN", value_parser = parse_bool, default_value = "true")]
     pub ort_spin: bool,
     /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it.
-    #[arg(
-        long,
-        env = "FAULT_INJECTION",
-        value_parser = parse_bool,
-        num_args = 0..=1,
-        require_equals = true,
-        default_value = "false",
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "FAULT_INJECTION", value_parser = parse_bool, default_value = "false")]
     pub fault_injection: bool,
 }
 
@@ -104,7 +88,7 @@ impl WorkerConfig {
     /// (`MODELS`, or the registry models present in the folder, and why that folder).
     pub fn serving_summary(&self, names: &[String]) -> String {
         let dir = self.common.models_dir_choice();
-        let what = if self.models.iter().any(|m| !m.trim().is_empty()) {
+        let what = if !self.listed_models().is_empty() {
             "as MODELS lists".to_owned()
         } else {
             "every registry model whose file is there (MODELS is not set)".to_owned()
@@ -119,6 +103,15 @@ impl WorkerConfig {
             line.push_str(why);
         }
         line
+    }
+
+    /// The models `MODELS` names, trimmed, blanks dropped (empty: serve what is present).
+    pub fn listed_models(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect()
     }
 
     /// Threads for each session.

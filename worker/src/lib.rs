@@ -69,12 +69,7 @@ pub struct Worker {
 /// Loads the runtime and every configured model (blocking work, done once).
 pub fn load_models(cfg: &WorkerConfig) -> anyhow::Result<(Vec<String>, Models)> {
     let registry = cfg.common.registry()?;
-    let listed: Vec<String> = cfg
-        .models
-        .iter()
-        .map(|m| m.trim().to_owned())
-        .filter(|m| !m.is_empty())
-        .collect();
+    let listed = cfg.listed_models();
     let names = if listed.is_empty() {
         let present = registry.present(cfg.common.models_dir());
         anyhow::ensure!(
@@ -415,11 +410,26 @@ impl Worker {
         let outcome = Outcome::Failed {
             error: msg.to_owned(),
         };
-        if queue.finish(d, job, outcome).await? == Recorded::First {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        if self.record_failure(queue, d, job, outcome).await? {
             info!(reason = %msg, "job failed");
         }
         Ok(Handled::Failed)
+    }
+
+    /// Writes a failed job's outcome and counts it, once: a redelivery that finds the job
+    /// already finished is neither counted nor logged again (the answer is false then).
+    async fn record_failure(
+        &self,
+        queue: &mut Consumer,
+        d: &Delivery,
+        job: &QueuedJob,
+        outcome: Outcome,
+    ) -> redis::RedisResult<bool> {
+        let first = queue.finish(d, job, outcome).await? == Recorded::First;
+        if first {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(first)
     }
 
     async fn dead_letter(
@@ -441,8 +451,7 @@ impl Worker {
                 job: job.clone(),
             },
         };
-        if queue.finish(d, job, outcome).await? == Recorded::First {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        if self.record_failure(queue, d, job, outcome).await? {
             error!(reason = %msg, "job dead-lettered");
         }
         Ok(Handled::DeadLettered)

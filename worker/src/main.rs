@@ -15,12 +15,5 @@ async fn main() -> std::process::ExitCode {
         Some(Command::DeadRequeue { job_id }) => worker::dead::requeue(&cli.config, &job_id).await,
         Some(Command::Models(cmd)) => worker::models_cmd::run(&cli.config, cmd).await,
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("worker: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    shared::telemetry::exit_code("worker", result)
 }

@@ -42,12 +42,7 @@ enum Status {
 pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
     let registry = cfg.common.registry()?;
     let registry_dir = cfg.common.registry_dir();
-    let requested: Vec<String> = cfg
-        .models
-        .iter()
-        .map(|m| m.trim().to_owned())
-        .filter(|m| !m.is_empty())
-        .collect();
+    let requested = cfg.listed_models();
     let mut failed = Vec::new();
     for unknown in requested
         .iter()
@@ -326,6 +321,18 @@ fn verify_file(
     ))
 }
 
+/// The graph's input or output named `name`, or an error listing the names it has.
+fn outlet<'a>(
+    outlets: &'a [ort::value::Outlet],
+    name: &str,
+    what: &str,
+) -> Result<&'a ort::value::Outlet, String> {
+    outlets.iter().find(|o| o.name() == name).ok_or_else(|| {
+        let names: Vec<&str> = outlets.iter().map(|o| o.name()).collect();
+        format!("its graph has no {what} `{name}` ({what}s: {names:?})")
+    })
+}
+
 /// Loads the file in ONNX Runtime and compares its input and output with the registry:
 /// input `[N, 3, S, S]` float32, output `[N, classes]` (`-1` stands for a dynamic dimension).
 fn check_graph(
@@ -343,34 +350,8 @@ fn check_graph(
         .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
         .and_then(|mut b| b.commit_from_file(path))
         .map_err(|e| format!("ONNX Runtime cannot load it ({e})"))?;
-    let names = |outlets: &[ort::value::Outlet]| {
-        outlets
-            .iter()
-            .map(|o| o.name().to_owned())
-            .collect::<Vec<_>>()
-    };
-    let input = session
-        .inputs()
-        .iter()
-        .find(|o| o.name() == spec.input_name)
-        .ok_or_else(|| {
-            format!(
-                "its graph has no input `{}` (inputs: {:?})",
-                spec.input_name,
-                names(session.inputs())
-            )
-        })?;
-    let output = session
-        .outputs()
-        .iter()
-        .find(|o| o.name() == spec.output_name)
-        .ok_or_else(|| {
-            format!(
-                "its graph has no output `{}` (outputs: {:?})",
-                spec.output_name,
-                names(session.outputs())
-            )
-        })?;
+    let input = outlet(session.inputs(), &spec.input_name, "input")?;
+    let output = outlet(session.outputs(), &spec.output_name, "output")?;
     let side = i64::from(spec.input_size);
     let want_in = [-1, 3, side, side];
     check_shape("input", &spec.input_name, input.dtype(), &want_in)?;

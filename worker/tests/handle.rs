@@ -146,6 +146,18 @@ impl Fixture {
         r.last_error.unwrap()
     }
 
+    /// Handles the next delivery and checks that job `id` went back to its queue for `reason`.
+    async fn next_retried(&mut self, id: &str, reason: &str) {
+        assert_eq!(self.handle_next().await, Handled::Retried);
+        assert_eq!(self.requeued_because(id).await, reason);
+    }
+
+    /// Handles the next delivery and checks how it ended and the error job `id` records.
+    async fn next_ends(&mut self, id: &str, handled: Handled, error: &str) {
+        assert_eq!(self.handle_next().await, handled);
+        assert_eq!(self.error_of(id).await, error);
+    }
+
     /// The error a failed job shows its owner.
     async fn error_of(&mut self, id: &str) -> String {
         let job = self.record(id).await.to_job(id).unwrap();
@@ -173,11 +185,12 @@ async fn a_bad_image_fails_only_its_own_job() {
     f.enqueue("bad", MODEL, b"bad").await;
     f.enqueue("good", MODEL, b"photo").await;
     assert_eq!(f.handle_next().await, Handled::Failed);
-    assert_eq!(f.handle_next().await, Handled::Done);
-    assert_eq!(
-        f.error_of("bad").await,
-        "the image could not be decoded: garbage"
-    );
+    f.next_ends(
+        "bad",
+        Handled::Done,
+        "the image could not be decoded: garbage",
+    )
+    .await;
     assert_eq!(f.record("good").await.status, Some(JobStatus::Done));
     assert_eq!(f.worker.stats.failed.load(Ordering::Relaxed), 1);
 }
@@ -186,18 +199,16 @@ async fn a_bad_image_fails_only_its_own_job() {
 async fn a_retriable_error_requeues_then_dead_letters_at_max_attempts() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"flaky").await;
-    assert_eq!(f.handle_next().await, Handled::Retried);
-    assert_eq!(
-        f.requeued_because("j1").await,
-        "inference failed: the session failed"
-    );
+    f.next_retried("j1", "inference failed: the session failed")
+        .await;
     assert_eq!(f.record("j1").await.attempts, Some(1));
 
-    assert_eq!(f.handle_next().await, Handled::DeadLettered);
-    assert_eq!(
-        f.error_of("j1").await,
-        "gave up after 2 attempts: inference failed: the session failed"
-    );
+    f.next_ends(
+        "j1",
+        Handled::DeadLettered,
+        "gave up after 2 attempts: inference failed: the session failed",
+    )
+    .await;
     let letters = dead::list(&mut f.conn).await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].0, "j1");
@@ -209,11 +220,8 @@ async fn a_retriable_error_requeues_then_dead_letters_at_max_attempts() {
 async fn a_panic_is_caught_and_retried() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"panic").await;
-    assert_eq!(f.handle_next().await, Handled::Retried);
-    assert_eq!(
-        f.requeued_because("j1").await,
-        "the decoder crashed: fake decoder panic"
-    );
+    f.next_retried("j1", "the decoder crashed: fake decoder panic")
+        .await;
 }
 
 #[tokio::test]
@@ -226,11 +234,12 @@ async fn a_delivery_past_max_attempts_is_dead_lettered_without_running() {
         .hset(keys::job("j1"), keys::field::ATTEMPTS, 2)
         .await
         .unwrap();
-    assert_eq!(f.handle_next().await, Handled::DeadLettered);
-    assert_eq!(
-        f.error_of("j1").await,
-        "gave up after 2 attempts: the worker holding it stopped responding"
-    );
+    f.next_ends(
+        "j1",
+        Handled::DeadLettered,
+        "gave up after 2 attempts: the worker holding it stopped responding",
+    )
+    .await;
     assert_eq!(f.worker.stats.done.load(Ordering::Relaxed), 0);
 }
 
@@ -239,19 +248,20 @@ async fn an_expired_image_fails_with_its_message() {
     let mut f = fixture(&[MODEL]).await;
     let q = f.enqueue("j1", MODEL, b"photo").await;
     let _: () = f.conn.del(keys::image(&q.sha256)).await.unwrap();
-    assert_eq!(f.handle_next().await, Handled::Failed);
-    assert_eq!(
-        f.error_of("j1").await,
-        "the image expired before a worker got to it; upload it again"
-    );
+    f.next_ends(
+        "j1",
+        Handled::Failed,
+        "the image expired before a worker got to it; upload it again",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_unknown_model_fails() {
     let mut f = fixture(&[MODEL, "other"]).await;
     f.enqueue("j1", "other", b"photo").await;
-    assert_eq!(f.handle_next().await, Handled::Failed);
-    assert_eq!(f.error_of("j1").await, "no worker here serves model other");
+    f.next_ends("j1", Handled::Failed, "no worker here serves model other")
+        .await;
 }
 
 #[tokio::test]

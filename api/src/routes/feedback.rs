@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use api_types::{ErrorBody, Feedback, FeedbackPage, FeedbackRequest};
 
 use crate::auth::AuthUser;
-use crate::db::NewFeedback;
+use crate::db::{self, NewFeedback};
 use crate::error::{ApiError, AppJson, AppQuery as Query, Result};
 use crate::jobs;
 use crate::routes::Page;
@@ -95,12 +95,7 @@ pub async fn list_feedback(
 ) -> Result<Json<FeedbackPage>> {
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state
-        .db_call(state.db.list_feedback(user.id, limit, offset))
+        .db_call(state.db.user_page(&db::FEEDBACK, user.id, limit, offset))
         .await?;
-    Ok(Json(FeedbackPage {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    Ok(Json(FeedbackPage::new(items, page, per_page, total)))
 }

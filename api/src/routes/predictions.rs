@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::auth::AuthUser;
+use crate::db;
 use crate::error::{ApiError, AppPath as Path, AppQuery as Query, Result};
 use crate::jobs;
 use crate::routes::upload::{read_body_first, read_upload};
@@ -109,14 +110,9 @@ pub async fn list_predictions(
 ) -> Result<Json<JobPage>> {
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state
-        .db_call(state.db.history(user.id, limit, offset))
+        .db_call(state.db.user_page(&db::HISTORY, user.id, limit, offset))
         .await?;
-    Ok(Json(JobPage {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    Ok(Json(JobPage::new(items, page, per_page, total)))
 }
 
 /// The uploaded bytes, while they live in Redis.

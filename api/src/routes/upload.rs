@@ -1,6 +1,6 @@
 //! Reading the multipart form of `POST /predictions` and `POST /predict`.
 
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -23,37 +23,26 @@ pub async fn read_upload(
             e.body_text()
         ),
     })?;
-    let too_large =
-        |e: &axum::extract::multipart::MultipartError| e.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    // A part that cannot be read: 413 when it passed the size limit, else 400.
+    let unreadable = |e: MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(max_bytes)
+        } else {
+            ApiError::BadRequest {
+                code: ErrorCode::BadRequest,
+                message: e.body_text(),
+            }
+        }
+    };
     let mut up = Upload {
         bytes: Vec::new(),
         model: None,
         top_k: None,
     };
     let mut have_file = false;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) if too_large(&e) => return Err(ApiError::PayloadTooLarge(max_bytes)),
-            Err(e) => {
-                return Err(ApiError::BadRequest {
-                    code: ErrorCode::BadRequest,
-                    message: e.body_text(),
-                })
-            }
-        };
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let data = match field.bytes().await {
-            Ok(d) => d,
-            Err(e) if too_large(&e) => return Err(ApiError::PayloadTooLarge(max_bytes)),
-            Err(e) => {
-                return Err(ApiError::BadRequest {
-                    code: ErrorCode::BadRequest,
-                    message: e.body_text(),
-                })
-            }
-        };
+        let data = field.bytes().await.map_err(unreadable)?;
         match name.as_str() {
             "file" | "image" => {
                 if data.len() > max_bytes {

@@ -2,7 +2,8 @@
 
 use api_types::{ErrorBody, LoginRequest, RegisterRequest, Token, TokenType, User, UserPage};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -92,7 +93,7 @@ pub async fn create_user(
             }
             other => other,
         })?;
-    let location = format!("/users/{}", user.id);
+    let location = format!("/users/{}", user.view.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -135,7 +136,7 @@ pub async fn create_login(
         (true, Some(u)) => u,
         _ => return Err(ApiError::Unauthorized("wrong email or password".into())),
     };
-    let token = state.jwt.issue(user.id)?;
+    let token = state.jwt.issue(user.view.id)?;
     Ok(Json(Token {
         access_token: token,
         token_type: TokenType::Bearer,
@@ -203,7 +204,25 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 /// The caller.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
-    get_user(State(state), user.clone(), Path(user.id)).await
+    get_user(State(state), UserInReach(user.id)).await
+}
+
+/// The `{id}` of a user route, once the caller is known to be that user or an admin. Anyone
+/// else's id is 404, the same as an unknown one (401 comes first, without a token).
+pub struct UserInReach(i64);
+
+impl FromRequestParts<AppState> for UserInReach {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let Path(id) = Path::<i64>::from_request_parts(parts, state).await?;
+        if user.may_access(id) {
+            Ok(UserInReach(id))
+        } else {
+            Err(ApiError::not_found("user"))
+        }
+    }
 }
 
 /// One user (self or admin).
@@ -211,12 +230,8 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Jso
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<i64>,
+    UserInReach(id): UserInReach,
 ) -> Result<Json<User>> {
-    if !user.may_access(id) {
-        return Err(ApiError::not_found("user"));
-    }
     state
         .db_call(state.db.user_by_id(id))
         .await?
@@ -229,12 +244,8 @@ pub async fn get_user(
     responses((status = 204, description = "deleted, with their history and feedback"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<i64>,
+    UserInReach(id): UserInReach,
 ) -> Result<StatusCode> {
-    if !user.may_access(id) {
-        return Err(ApiError::not_found("user"));
-    }
     if state.db_call(state.db.delete_user(id)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -255,12 +266,8 @@ pub async fn list_users(
     }
     let (page, per_page, limit, offset) = p.bounds();
     let (items, total) = state.db_call(state.db.list_users(limit, offset)).await?;
-    Ok(Json(UserPage {
-        items: items.into_iter().map(User::from).collect(),
-        page,
-        per_page,
-        total,
-    }))
+    let items = items.into_iter().map(User::from).collect();
+    Ok(Json(UserPage::new(items, page, per_page, total)))
 }
 
 #[cfg(test)]

@@ -205,7 +205,7 @@ impl JobRecord {
         }
     }
 
-    /// The client view; `None` when the record has no status or model (expired or malformed).
+    /// The client view (without the owner and attempts, which stay internal); `None` when the record has no status or model (expired or malformed).
     pub fn to_job(&self, job_id: &str) -> Option<Job> {
         Some(Job {
             job_id: job_id.to_owned(),
@@ -216,8 +216,6 @@ impl JobRecord {
             cached: self.cached.unwrap_or(false),
             result: self.result.clone(),
             error: self.error.clone().filter(|e| !e.is_empty()),
-            owner: self.owner,
-            attempts: self.attempts.unwrap_or(0),
         })
     }
 }
@@ -355,7 +353,6 @@ mod tests {
         let job = rec.to_job("j1").unwrap();
         assert_eq!(job.status, JobStatus::Done);
         assert_eq!(job.result, Some(result()));
-        assert_eq!(job.owner, Some(7));
         assert!(job.cached);
         assert_eq!(job.created_at, "1970-01-01T00:00:00Z");
         let wire = serde_json::to_value(&job).unwrap();

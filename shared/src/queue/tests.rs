@@ -132,9 +132,10 @@ async fn a_job_goes_from_queued_to_done_and_is_recorded_once() {
 
     let q = job("j1");
     enqueue(&mut conn, &q, TTLS).await;
-    let queued = record(&mut conn, "j1").await.to_job("j1").unwrap();
+    let queued_record = record(&mut conn, "j1").await;
+    assert_eq!(queued_record.owner, Some(7));
+    let queued = queued_record.to_job("j1").unwrap();
     assert_eq!(queued.status, JobStatus::Queued);
-    assert_eq!(queued.owner, Some(7));
     assert_eq!(queued.image_file_name, "sha-j1.jpg");
 
     let d = read_one(&mut w).await;

@@ -56,14 +56,11 @@ pub async fn login_form(
 
 /// The login form.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct LoginForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     next: Option<String>,
 }
 
@@ -151,14 +148,11 @@ pub async fn signup_form(
 
 /// The sign-up form.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SignupForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -230,8 +224,8 @@ pub async fn signup(
 
 /// The log-out form: only the CSRF token.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct LogoutForm {
-    #[serde(default)]
     csrf: String,
 }
 

@@ -1,10 +1,8 @@
 //! The classify page: choose images (with previews), choose a model, send them to the API.
 
 use axum::extract::multipart::{Multipart, MultipartError};
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 
 use api_types::{ErrorCode, Info};
 
@@ -13,6 +11,7 @@ use crate::csrf::{self, CsrfToken};
 use crate::error::{Error, Result};
 use crate::pages::{ClassifyPage, JobView, Layout, ModelChoice, Notice, Page};
 use crate::routes::results::render_batch;
+use crate::routes::SignedIn;
 use crate::session::Session;
 use crate::AppState;
 
@@ -20,11 +19,7 @@ use crate::AppState;
 const MAX_FILES: usize = 10;
 
 /// `GET /`: the upload form, with the models the API offers.
-pub async fn show(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
-) -> Result<Page<ClassifyPage>> {
+pub async fn show(SignedIn(state, csrf, session): SignedIn) -> Result<Page<ClassifyPage>> {
     let info = state.api.info().await?;
     Ok(Page::ok(classify_page(
         &state,
@@ -147,9 +142,7 @@ fn multipart_error(err: MultipartError) -> Error {
 /// One image that was accepted goes straight to its result page; several go to a batch page;
 /// images the API refused are explained on the page (wrong type, too large, ...).
 pub async fn submit(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn(state, csrf, session): SignedIn,
     multipart: Multipart,
 ) -> Result<Response> {
     let sub = read_form(multipart).await?;

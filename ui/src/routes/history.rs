@@ -1,14 +1,11 @@
 //! The history page: the user's past classifications, newest first, with thumbnails.
 
-use axum::extract::{Query, State};
-use axum::Extension;
+use axum::extract::Query;
 use serde::Deserialize;
 
-use crate::csrf::CsrfToken;
 use crate::error::Result;
 use crate::pages::{HistoryPage, JobView, Layout, Page};
-use crate::session::Session;
-use crate::AppState;
+use crate::routes::SignedIn;
 
 /// Cards per page: a 4x3 grid on a desktop.
 const PER_PAGE: u64 = 12;
@@ -22,9 +19,7 @@ pub struct HistoryQuery {
 
 /// `GET /history?page=N`.
 pub async fn show(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn(state, csrf, session): SignedIn,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Page<HistoryPage>> {
     let page = q

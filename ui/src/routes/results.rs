@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::pages::{
     score_as_sent, BatchPage, JobCard, JobView, Layout, Notice, Page, ResultPage, ResultPanel,
 };
+use crate::routes::SignedIn;
 use crate::session::{self, Session};
 use crate::AppState;
 
@@ -67,9 +68,7 @@ pub struct ShowQuery {
 /// Waits up to two seconds first, so a fast job shows its result straight away instead of a
 /// "queued" flash; a slow one shows its status and the page's script takes over.
 pub async fn show(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn(state, csrf, session): SignedIn,
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response> {
@@ -265,22 +264,17 @@ async fn proxy_image(state: &AppState, jar: &CookieJar, id: &str, thumbnail: boo
 
 /// The feedback form on the result page.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct FeedbackForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     verdict: String,
-    #[serde(default)]
     correct_label: String,
-    #[serde(default)]
     comment: String,
 }
 
 /// `POST /results/{id}/feedback`: correct or not, the right label, free text.
 pub async fn feedback(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn(state, csrf, session): SignedIn,
     Path(id): Path<String>,
     Form(form): Form<FeedbackForm>,
 ) -> Result<Response> {
@@ -288,32 +282,21 @@ pub async fn feedback(
     csrf.verify(&form.csrf)?;
     let job = state.api.job(&session.token, &id, None).await?;
     let view = JobView::from_job(&job);
+    // The result page again, with a notice saying why the feedback was not taken.
+    let refuse = |status: StatusCode, text: String| {
+        let notice = Notice::new("error", text);
+        result_page(&state, &session, &csrf, view.clone(), Some(notice), status)
+    };
     let Some(top) = job.predictions().first().cloned() else {
-        let notice = Notice::new("error", "Feedback can be sent once the result is ready.");
-        return result_page(
-            &state,
-            &session,
-            &csrf,
-            view,
-            Some(notice),
-            StatusCode::CONFLICT,
-        )
-        .await;
+        let text = "Feedback can be sent once the result is ready.";
+        return refuse(StatusCode::CONFLICT, text.into()).await;
     };
     let is_correct = match form.verdict.as_str() {
         "correct" => true,
         "incorrect" => false,
         _ => {
-            let notice = Notice::new("error", "Choose whether the top answer is correct or not.");
-            return result_page(
-                &state,
-                &session,
-                &csrf,
-                view,
-                Some(notice),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+            let text = "Choose whether the top answer is correct or not.";
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, text.into()).await;
         }
     };
     let comment = form.comment.trim();
@@ -339,8 +322,7 @@ pub async fn feedback(
         Err(ApiError::Status {
             status, message, ..
         }) if status.is_client_error() && status != StatusCode::NOT_FOUND => {
-            let notice = Notice::new("error", format!("Your feedback was not saved: {message}"));
-            result_page(&state, &session, &csrf, view, Some(notice), status).await
+            refuse(status, format!("Your feedback was not saved: {message}")).await
         }
         Err(err) => Err(err.into()),
     }
@@ -354,16 +336,14 @@ pub async fn feedback_redirect(Path(id): Path<String>) -> Result<Redirect> {
 
 /// Query of the batch page: comma-separated job ids.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct BatchQuery {
-    #[serde(default)]
     ids: String,
 }
 
 /// `GET /batch?ids=a,b,c`: several jobs sent together.
 pub async fn batch(
-    State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
-    session: Session,
+    SignedIn(state, csrf, session): SignedIn,
     Query(q): Query<BatchQuery>,
 ) -> Result<Response> {
     let mut jobs = Vec::new();
