@@ -156,18 +156,8 @@ mod tests {
 
     #[test]
     fn durations_take_units_and_bare_numbers_keep_their_old_unit() {
-        let c = cfg(&[
-            "--predict-timeout",
-            "2",
-            "--request-timeout",
-            "1m",
-            "--db-timeout",
-            "750ms",
-            "--jwt-ttl",
-            "45m",
-            "--worker-stale",
-            "5s",
-        ]);
+        let line = "--predict-timeout 2 --request-timeout 1m --db-timeout 750ms --jwt-ttl 45m --worker-stale 5s";
+        let c = cfg(&line.split(' ').collect::<Vec<_>>());
         assert_eq!(c.predict_timeout, Duration::from_secs(2));
         assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert_eq!(c.db_timeout(), Duration::from_millis(750));

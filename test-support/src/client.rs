@@ -126,23 +126,24 @@ impl Client {
 
     /// `GET path`: status and JSON body (Null when not JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .auth(self.http.get(self.url(path)))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let what = format!("GET {path}");
+        self.send(&what, self.http.get(self.url(path))).await
     }
 
     /// `POST path` with a JSON body: status and JSON body (Null when not JSON).
     pub async fn post_json(&self, path: &str, body: &impl Serialize) -> (u16, Value) {
+        let what = format!("POST {path}");
+        self.send(&what, self.http.post(self.url(path)).json(body))
+            .await
+    }
+
+    /// Sends `req` with the token: status and JSON body (Null when not JSON).
+    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> (u16, Value) {
         let r = self
-            .auth(self.http.post(self.url(path)))
-            .json(body)
+            .auth(req)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }

@@ -19,6 +19,6 @@ pub use client::{login, probe, typed, Client, PASSWORD};
 pub use db::{Backend, TestDb};
 pub use fixtures::{grace_hopper, png, png_declaring, top1, unique_photo, with_trailer};
 pub use paths::{binary, repo, shared_dir};
-pub use process::{wait_until, Proc, TimedOut};
+pub use process::{eventually, wait_until, Proc, TimedOut};
 pub use redis_server::{free_port, Redis};
 pub use stack::{test_defaults, wait_ready, with, Api, Launcher, Stack, StackBuilder, Ui};

@@ -148,3 +148,20 @@ impl std::fmt::Display for TimedOut {
 }
 
 impl std::error::Error for TimedOut {}
+
+/// Re-runs the async check `f` every `every` until it answers `Ok`; panics with its last
+/// `Err` text once `limit` has passed (for tests that wait on the system's own progress).
+pub async fn eventually<F, Fut>(limit: Duration, every: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match f().await {
+            Ok(()) => return,
+            Err(why) => assert!(Instant::now() < deadline, "{why}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -447,12 +447,7 @@ impl StackBuilder {
             stack.add_worker()?;
         }
         if self.ui {
-            let ui_env: Vec<(String, String)> = stack
-                .env
-                .iter()
-                .filter(|(k, _)| k != "API_BIND")
-                .cloned()
-                .collect();
+            let ui_env = stack.env_without("API_BIND");
             let url = stack.api.url.clone();
             stack.ui = Some(stack.launcher.ui("ui", &url, &ui_env).await?);
         }
@@ -626,16 +621,16 @@ impl Stack {
         Ok((proc.name.clone(), proc.stop(STOP_GRACE)))
     }
 
+    /// The stack's environment without `key` (the other process's bind address).
+    fn env_without(&self, key: &str) -> Vec<(String, String)> {
+        self.env.iter().filter(|(k, _)| k != key).cloned().collect()
+    }
+
     /// Kills the api (SIGKILL, like a crash) and starts a new one on the same database and
     /// Redis; returns once the new one answers `/health`.
     pub async fn restart_api(&mut self) -> anyhow::Result<()> {
         self.api.proc.kill9();
-        let env: Vec<(String, String)> = self
-            .env
-            .iter()
-            .filter(|(k, _)| k != "UI_BIND")
-            .cloned()
-            .collect();
+        let env = self.env_without("UI_BIND");
         self.restarts += 1;
         self.api = self
             .launcher

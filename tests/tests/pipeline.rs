@@ -322,26 +322,25 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
         .unwrap();
     assert_eq!(depth, 0, "every stream entry acknowledged and removed");
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
-        let finished: HashSet<&str> = hist
-            .items
-            .iter()
-            .filter(|j| j.status == JobStatus::Done)
-            .map(|j| j.job_id.as_str())
-            .collect();
-        if finished.len() == 50 {
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
+            let finished: HashSet<&str> = hist
+                .items
+                .iter()
+                .filter(|j| j.status == JobStatus::Done)
+                .map(|j| j.job_id.as_str())
+                .collect();
+            if finished.len() < 50 {
+                return Err(format!("history has {} finished rows", finished.len()));
+            }
             assert_eq!(hist.total, 50);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "history has {} finished rows",
-            finished.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            Ok(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,19 +61,20 @@ async fn wait_finished(
     at_least: usize,
     within: Duration,
 ) {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = finished_count(conn, ids).await;
-        if n >= at_least {
-            return;
+    eventually(within, Duration::from_millis(100), || {
+        let mut conn = conn.clone();
+        async move {
+            let n = finished_count(&mut conn, ids).await;
+            if n >= at_least {
+                return Ok(());
+            }
+            Err(format!(
+                "only {n} of {} jobs finished, expected {at_least}",
+                ids.len()
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of {} jobs finished, expected {at_least}",
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 /// Waits for every job through `?wait` (in parallel) and checks each is done with the right class.

@@ -138,14 +138,8 @@ mod tests {
         assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
         assert!(c.ort_spin);
         assert!(!c.fault_injection);
-        let c = cfg(&[
-            "--job-timeout",
-            "3",
-            "--heartbeat-interval",
-            "500ms",
-            "--ort-spin=off",
-            "--fault-injection",
-        ]);
+        let line = "--job-timeout 3 --heartbeat-interval 500ms --ort-spin=off --fault-injection";
+        let c = cfg(&line.split(' ').collect::<Vec<_>>());
         assert_eq!(c.job_timeout, Duration::from_secs(3));
         assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
         assert!(!c.ort_spin);

@@ -93,9 +93,8 @@ pub async fn list_feedback(
     user: AuthUser,
     Query(p): Query<Page>,
 ) -> Result<Json<FeedbackPage>> {
-    let (page, per_page, limit, offset) = p.bounds();
-    let (items, total) = state
-        .db_call(state.db.user_page(&db::FEEDBACK, user.id, limit, offset))
-        .await?;
-    Ok(Json(FeedbackPage::new(items, page, per_page, total)))
+    Ok(Json(
+        p.fetch(&state, user.id, &db::FEEDBACK, FeedbackPage::new)
+            .await?,
+    ))
 }

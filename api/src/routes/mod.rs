@@ -44,4 +44,19 @@ impl Page {
             i64::from(page - 1) * i64::from(per),
         )
     }
+
+    /// This page of the caller's rows of `list`, built into the page type by `page_of`.
+    pub async fn fetch<T, P>(
+        self,
+        state: &AppState,
+        user_id: i64,
+        list: &crate::db::UserListing<T>,
+        page_of: fn(Vec<T>, u32, u32, i64) -> P,
+    ) -> crate::error::Result<P> {
+        let (page, per_page, limit, offset) = self.bounds();
+        let (items, total) = state
+            .db_call(state.db.user_page(list, user_id, limit, offset))
+            .await?;
+        Ok(page_of(items, page, per_page, total))
+    }
 }

@@ -108,11 +108,9 @@ pub async fn list_predictions(
     user: AuthUser,
     Query(p): Query<Page>,
 ) -> Result<Json<JobPage>> {
-    let (page, per_page, limit, offset) = p.bounds();
-    let (items, total) = state
-        .db_call(state.db.user_page(&db::HISTORY, user.id, limit, offset))
-        .await?;
-    Ok(Json(JobPage::new(items, page, per_page, total)))
+    Ok(Json(
+        p.fetch(&state, user.id, &db::HISTORY, JobPage::new).await?,
+    ))
 }
 
 /// The uploaded bytes, while they live in Redis.
