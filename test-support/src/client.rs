@@ -93,6 +93,12 @@ impl Client {
         }
     }
 
+    /// `POST /predictions` of the test photo made unique by `tag` (a new upload for the cache).
+    pub async fn upload_photo(&self, tag: &str) -> (u16, Value, Option<String>) {
+        let bytes = crate::with_trailer(&crate::grace_hopper(), tag);
+        self.upload("/predictions", bytes, None).await
+    }
+
     /// A multipart upload (`file`, optional `model`) to `path` (`/predictions` or
     /// `/predict`): status, JSON body (Null when not JSON) and the `Location` header.
     pub async fn upload(

@@ -359,9 +359,7 @@ async fn predict_and_wait_end_at_their_limits_without_a_worker() {
     );
 
     // ?wait returns the unfinished state when S passes (a long poll, not an error).
-    let (status, body, _) = c
-        .upload("/predictions", with_trailer(&grace_hopper(), "w"), None)
-        .await;
+    let (status, body, _) = c.upload_photo("w").await;
     assert_eq!(status, 202);
     let id = body["job_id"].as_str().unwrap();
     let started = Instant::now();

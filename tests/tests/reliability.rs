@@ -30,13 +30,7 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
 async fn upload_batch(c: &Client, prefix: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        let (status, body, _) = c
-            .upload(
-                "/predictions",
-                with_trailer(&grace_hopper(), &format!("{prefix}-{i}")),
-                None,
-            )
-            .await;
+        let (status, body, _) = c.upload_photo(&format!("{prefix}-{i}")).await;
         assert_eq!(status, 202, "{body}");
         ids.push(body["job_id"].as_str().unwrap().to_owned());
     }
@@ -196,9 +190,7 @@ async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
     }
 
     // The worker goes on serving.
-    let (status, body, _) = c
-        .upload("/predictions", with_trailer(&grace_hopper(), "after"), None)
-        .await;
+    let (status, body, _) = c.upload_photo("after").await;
     assert_eq!(status, 202, "{body}");
     let job = c
         .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
@@ -273,13 +265,7 @@ async fn upload_recovers(c: &Client, tag: &str) {
     let mut n = 0;
     let id = loop {
         n += 1;
-        let (status, body, _) = c
-            .upload(
-                "/predictions",
-                with_trailer(&grace_hopper(), &format!("{tag}-{n}")),
-                None,
-            )
-            .await;
+        let (status, body, _) = c.upload_photo(&format!("{tag}-{n}")).await;
         if status == 202 {
             break body["job_id"].as_str().unwrap().to_owned();
         }
@@ -510,13 +496,7 @@ async fn sigterm_worker_mid_batch_exits_0_and_every_job_completes() {
 async fn sigterm_api_exits_0_after_in_flight_requests() {
     let stack = Stack::builder().start().await; // no worker: the job stays queued
     let c = Client::register(stack.api_url()).await;
-    let (status, body, _) = c
-        .upload(
-            "/predictions",
-            with_trailer(&grace_hopper(), "api-term"),
-            None,
-        )
-        .await;
+    let (status, body, _) = c.upload_photo("api-term").await;
     assert_eq!(status, 202, "{body}");
     let id = body["job_id"].as_str().unwrap().to_owned();
     // A long poll in flight when the signal arrives still gets its answer.
