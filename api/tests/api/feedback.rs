@@ -11,9 +11,7 @@ async fn feedback_round_trip_newest_first(b: Backend) {
     let c = Ctx::new(b).await;
     let (a, ta) = c.user("Alice", "alice@example.com").await;
     let (_, tb) = c.user("Bob", "bob@example.com").await;
-    let now = shared::time_util::now_ms();
-    let job1 = c.prediction(a, now - 2000, true).await;
-    let job2 = c.prediction(a, now - 1000, false).await;
+    let [job1, job2] = c.history(a, [(2000, true), (1000, false)]).await;
 
     let (s, f1) = c
         .post(
