@@ -195,6 +195,13 @@ impl Ctx {
         .await
     }
 
+    /// `POST /feedback` with `body` as the owner of `token`; asserts `201` and returns the stored row.
+    pub async fn feedback(&self, token: &str, body: Value) -> Value {
+        let (s, v) = self.post("/feedback", Some(token), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
     /// Registers a user, returning (id, token).
     pub async fn user(&self, name: &str, email: &str) -> (i64, String) {
         let (s, v) = self.register(name, email, PASSWORD).await;

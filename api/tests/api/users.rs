@@ -180,14 +180,11 @@ async fn deleting_a_user_removes_their_data(b: Backend) {
     for (user, token) in [(a, &ta), (bid, &tb)] {
         for i in 0..3 {
             let job = c.prediction(user, now - i * 1000, i % 2 == 0).await;
-            let (s, v) = c
-                .post(
-                    "/feedback",
-                    Some(token),
-                    json!({"job_id": job, "predicted_class": "x", "score": 0.5, "feedback": "f"}),
-                )
-                .await;
-            assert_eq!(s, StatusCode::CREATED, "{v}");
+            c.feedback(
+                token,
+                json!({"job_id": job, "predicted_class": "x", "score": 0.5, "feedback": "f"}),
+            )
+            .await;
         }
     }
     assert_eq!(c.count("predictions", a).await, 3);
