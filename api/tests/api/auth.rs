@@ -75,7 +75,7 @@ async fn bad_credentials_are_401_with_identical_bodies(b: Backend) {
         h2.get(header::WWW_AUTHENTICATE)
     );
     let v: Value = serde_json::from_slice(&wrong_pw).unwrap();
-    assert_eq!(v["error"]["code"], "unauthorized");
+    assert_eq!(error_code(&v), ErrorCode::Unauthorized);
     // The form gives the same answer.
     let (s3, _, form) = c
         .login_form("username=nobody%40example.com&password=wrong-password")
@@ -168,7 +168,7 @@ async fn bad_tokens_are_401_with_www_authenticate(b: Backend) {
                 Some("Bearer"),
                 "{what}"
             );
-            assert_eq!(v["error"]["code"], "unauthorized");
+            assert_eq!(error_code(&v), ErrorCode::Unauthorized);
         }
     }
     let (s, _, v) = c.json(Method::GET, "/users/me", None, None).await;

@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use api::db::{Finished, NewPrediction};
 use api::state::AppState;
+pub use api_types::ErrorCode;
 pub use test_support::Backend;
 use test_support::{repo, shared_dir, Redis, TestDb};
 
@@ -334,6 +335,11 @@ macro_rules! both_backends {
     )*};
 }
 pub(crate) use both_backends;
+
+/// `error.code` of an error body, read as the API's own type (panics on any other body).
+pub fn error_code(v: &Value) -> ErrorCode {
+    test_support::typed::<api_types::ErrorBody>(v).error.code
+}
 
 /// `error.field` of an error body (empty when absent).
 pub fn error_field(v: &Value) -> &str {

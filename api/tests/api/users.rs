@@ -70,7 +70,7 @@ async fn duplicate_email_is_409_case_insensitive(b: Backend) {
     ] {
         let (s, v) = c.register("Alice Two", email, PASSWORD).await;
         assert_eq!(s, StatusCode::CONFLICT, "{email}: {v}");
-        assert_eq!(v["error"]["code"], "conflict");
+        assert_eq!(error_code(&v), ErrorCode::Conflict);
     }
     // Also the admin created from the config.
     let (s, _) = c.register("Mallory", "ADMIN@example.com", PASSWORD).await;
@@ -93,7 +93,7 @@ async fn invalid_fields_are_422_naming_the_field(b: Backend) {
     for (name, email, pw, field) in cases {
         let (s, v) = c.register(name, email, pw).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}/{email}: {v}");
-        assert_eq!(v["error"]["code"], "validation_failed");
+        assert_eq!(error_code(&v), ErrorCode::ValidationFailed);
         assert_eq!(error_field(&v), field, "{v}");
         assert!(v["error"]["message"].as_str().unwrap().contains(field));
     }
@@ -122,11 +122,11 @@ async fn users_cannot_touch_each_other_admin_can(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = c.get("/users", &ta).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["error"]["code"], "forbidden");
+    assert_eq!(error_code(&v), ErrorCode::Forbidden);
     // Unknown id looks the same as a foreign one.
     let (s, v2) = c.get("/users/999999", &ta).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(v2["error"]["code"], "not_found");
+    assert_eq!(error_code(&v2), ErrorCode::NotFound);
     // B is untouched.
     let (s, me) = c.get("/users/me", &tb).await;
     assert_eq!(s, StatusCode::OK);
