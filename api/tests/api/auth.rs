@@ -26,13 +26,9 @@ async fn login_json_and_oauth2_form(b: Backend) {
         tokens.push(v["access_token"].as_str().unwrap().to_owned());
     }
     let (s, _, bytes) = c
-        .raw(
-            Method::POST,
-            "/login",
-            None,
-            Some("application/x-www-form-urlencoded"),
-            format!("grant_type=password&username=grace%40example.com&password={PASSWORD}&scope="),
-        )
+        .login_form(format!(
+            "grant_type=password&username=grace%40example.com&password={PASSWORD}&scope="
+        ))
         .await;
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -44,15 +40,7 @@ async fn login_json_and_oauth2_form(b: Backend) {
         assert_eq!(me["id"], id);
     }
     // A form without a password is a 422 naming it.
-    let (s, _, bytes) = c
-        .raw(
-            Method::POST,
-            "/login",
-            None,
-            Some("application/x-www-form-urlencoded"),
-            "username=grace%40example.com",
-        )
-        .await;
+    let (s, _, bytes) = c.login_form("username=grace%40example.com").await;
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(error_field(&v), "password");
@@ -87,16 +75,10 @@ async fn bad_credentials_are_401_with_identical_bodies(b: Backend) {
         h2.get(header::WWW_AUTHENTICATE)
     );
     let v: Value = serde_json::from_slice(&wrong_pw).unwrap();
-    assert_eq!(v["error"]["code"], "unauthorized");
+    assert_eq!(error_code(&v), ErrorCode::Unauthorized);
     // The form gives the same answer.
     let (s3, _, form) = c
-        .raw(
-            Method::POST,
-            "/login",
-            None,
-            Some("application/x-www-form-urlencoded"),
-            "username=nobody%40example.com&password=wrong-password",
-        )
+        .login_form("username=nobody%40example.com&password=wrong-password")
         .await;
     assert_eq!(s3, StatusCode::UNAUTHORIZED);
     assert_eq!(form, unknown);
@@ -186,7 +168,7 @@ async fn bad_tokens_are_401_with_www_authenticate(b: Backend) {
                 Some("Bearer"),
                 "{what}"
             );
-            assert_eq!(v["error"]["code"], "unauthorized");
+            assert_eq!(error_code(&v), ErrorCode::Unauthorized);
         }
     }
     let (s, _, v) = c.json(Method::GET, "/users/me", None, None).await;

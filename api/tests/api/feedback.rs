@@ -11,20 +11,16 @@ async fn feedback_round_trip_newest_first(b: Backend) {
     let c = Ctx::new(b).await;
     let (a, ta) = c.user("Alice", "alice@example.com").await;
     let (_, tb) = c.user("Bob", "bob@example.com").await;
-    let now = shared::time_util::now_ms();
-    let job1 = c.prediction(a, now - 2000, true).await;
-    let job2 = c.prediction(a, now - 1000, false).await;
+    let [job1, job2] = c.history(a, [(2000, true), (1000, false)]).await;
 
-    let (s, f1) = c
-        .post(
-            "/feedback",
-            Some(&ta),
+    let f1 = c
+        .feedback(
+            &ta,
             json!({"job_id": job1, "predicted_class": "academic gown", "score": 0.25,
                    "feedback": "wrong, it is a uniform", "correct_label": "military uniform",
                    "is_correct": false}),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{f1}");
     assert_eq!(f1["job_id"], job1.as_str());
     assert!(f1["image_file_name"].as_str().unwrap().ends_with(".jpg"));
     assert_eq!(f1["predicted_class"], "academic gown");
@@ -42,27 +38,23 @@ async fn feedback_round_trip_newest_first(b: Backend) {
         .unwrap()
         .unwrap()
         .image_file_name;
-    let (s, f2) = c
-        .post(
-            "/feedback",
-            Some(&ta),
+    let f2 = c
+        .feedback(
+            &ta,
             json!({"image_file_name": image2, "predicted_class": "mortarboard", "score": 1.0,
                    "feedback": "", "is_correct": true}),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{f2}");
     assert_eq!(f2["job_id"], job2.as_str());
     assert_eq!(f2["is_correct"], true);
     assert_eq!(f2["correct_label"], Value::Null);
-    let (s, f3) = c
-        .post(
-            "/feedback",
-            Some(&ta),
+    let f3 = c
+        .feedback(
+            &ta,
             json!({"job_id": job1, "predicted_class": "academic gown", "score": 0.0,
                    "feedback": "third"}),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{f3}");
 
     let (s, list) = c.get("/feedback", &ta).await;
     assert_eq!(s, StatusCode::OK, "{list}");

@@ -2,7 +2,6 @@
 //! missing (here the worker: Redis and the database answer, no worker heartbeat exists).
 
 use axum::http::{Method, StatusCode};
-use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -15,14 +14,8 @@ async fn health_is_ok_and_ready_names_the_missing_worker(b: Backend) {
     assert_eq!(v["status"], "ok");
     let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-    let missing: Vec<&str> = v["missing"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
     assert_eq!(
-        missing,
+        missing(&v),
         vec!["worker"],
         "Redis and the database answer: {v}"
     );

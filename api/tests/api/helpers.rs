@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use api::db::{Finished, NewPrediction};
 use api::state::AppState;
+pub use api_types::ErrorCode;
 pub use test_support::Backend;
 use test_support::{repo, shared_dir, Redis, TestDb};
 
@@ -62,7 +63,11 @@ impl Ctx {
     pub async fn new(backend: Backend) -> Ctx {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start(dir.path());
-        let db = TestDb::new(backend);
+        Ctx::on(TestDb::new(backend), redis, dir).await
+    }
+
+    /// The state and router built on an existing database and Redis.
+    async fn on(db: TestDb, redis: Redis, dir: tempfile::TempDir) -> Ctx {
         let state = api::build_state(config(&db.url, &redis.url()))
             .await
             .unwrap();
@@ -88,17 +93,7 @@ impl Ctx {
         drop(app);
         state.db.pool.close().await;
         drop(state);
-        let state = api::build_state(config(&db.url, &redis.url()))
-            .await
-            .unwrap();
-        let app = api::app(state.clone());
-        Ctx {
-            state,
-            app,
-            redis,
-            db,
-            _dir,
-        }
+        Ctx::on(db, redis, _dir).await
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -167,15 +162,50 @@ impl Ctx {
         (s, v)
     }
 
+    /// `GET uri` with `token`: status, headers and the raw body (thumbnails are not JSON).
+    pub async fn get_bytes(&self, uri: &str, token: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.raw(Method::GET, uri, Some(token), None, Body::empty())
+            .await
+    }
+
+    /// `DELETE uri` with `token`: status and JSON body (`Null` when empty).
+    pub async fn delete(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.json(Method::DELETE, uri, Some(token), None).await;
+        (s, v)
+    }
+
+    /// `POST /users` with these fields, without checking the answer.
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/users",
+            None,
+            json!({"name": name, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// `POST /login` with an OAuth2 form body: status, headers and the raw body.
+    pub async fn login_form(&self, form: impl Into<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.raw(
+            Method::POST,
+            "/login",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            form,
+        )
+        .await
+    }
+
+    /// `POST /feedback` with `body` as the owner of `token`; asserts `201` and returns the stored row.
+    pub async fn feedback(&self, token: &str, body: Value) -> Value {
+        let (s, v) = self.post("/feedback", Some(token), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
     /// Registers a user, returning (id, token).
     pub async fn user(&self, name: &str, email: &str) -> (i64, String) {
-        let (s, v) = self
-            .post(
-                "/users",
-                None,
-                json!({"name": name, "email": email, "password": PASSWORD}),
-            )
-            .await;
+        let (s, v) = self.register(name, email, PASSWORD).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let user: api_types::User = test_support::typed(&v);
         let token = self.login(email, PASSWORD).await;
@@ -238,16 +268,42 @@ impl Ctx {
         job_id
     }
 
+    /// History rows of `user_id`, one per `(age_ms, done)`, created `age_ms` before now; their ids.
+    pub async fn history<const N: usize>(
+        &self,
+        user_id: i64,
+        rows: [(i64, bool); N],
+    ) -> [String; N] {
+        let now = shared::time_util::now_ms();
+        let mut ids = Vec::new();
+        for (age_ms, done) in rows {
+            ids.push(self.prediction(user_id, now - age_ms, done).await);
+        }
+        ids.try_into().unwrap()
+    }
+
+    /// The one value `column` of `sql`, bound to `id`.
+    pub async fn scalar<T>(&self, sql: &str, id: i64, column: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        sqlx::query(sql)
+            .bind(id)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
+            .try_get(column)
+            .unwrap()
+    }
+
+    /// Rows of `table` belonging to `user_id`.
     pub async fn count(&self, table: &str, user_id: i64) -> i64 {
-        sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE user_id = $1"
-        ))
-        .bind(user_id)
-        .fetch_one(&self.state.db.pool)
+        self.scalar(
+            &format!("SELECT COUNT(*) AS n FROM {table} WHERE user_id = $1"),
+            user_id,
+            "n",
+        )
         .await
-        .unwrap()
-        .try_get("n")
-        .unwrap()
     }
 
     pub async fn tables_exist(&self) {
@@ -280,7 +336,27 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
+/// `error.code` of an error body, read as the API's own type (panics on any other body).
+pub fn error_code(v: &Value) -> ErrorCode {
+    test_support::typed::<api_types::ErrorBody>(v).error.code
+}
+
 /// `error.field` of an error body (empty when absent).
 pub fn error_field(v: &Value) -> &str {
     v["error"]["field"].as_str().unwrap_or_default()
+}
+
+/// `key` of every item of a list body (`{"items": [...]}`), in order.
+pub fn item_strs<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[key].as_str().unwrap())
+        .collect()
+}
+
+/// The checks a `/ready` body names as missing.
+pub fn missing(ready: &Value) -> Vec<String> {
+    test_support::typed::<api_types::Readiness>(ready).missing
 }

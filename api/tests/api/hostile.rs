@@ -1,7 +1,6 @@
 //! Hostile input: injection strings, huge and odd text, malformed ids and queries are stored or refused with a JSON 4xx, never a 5xx.
 
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -42,13 +41,7 @@ async fn hostile_strings_never_cause_5xx(b: Backend) {
     for (i, h) in hostile_values().iter().enumerate() {
         // /users: each text field in turn.
         let email = format!("h{i}@example.com");
-        let (s, v) = c
-            .post(
-                "/users",
-                None,
-                json!({"name": h, "email": email, "password": PASSWORD}),
-            )
-            .await;
+        let (s, v) = c.register(h, &email, PASSWORD).await;
         assert_clean(s, &format!("name {i}: {v}"));
         if s == StatusCode::CREATED {
             assert_eq!(v["name"], h.trim());
@@ -56,30 +49,14 @@ async fn hostile_strings_never_cause_5xx(b: Backend) {
         } else if s == StatusCode::UNPROCESSABLE_ENTITY {
             assert_eq!(error_field(&v), "name");
         }
-        let (s, v) = c
-            .post(
-                "/users",
-                None,
-                json!({"name": "Hostile", "email": h, "password": PASSWORD}),
-            )
-            .await;
+        let (s, v) = c.register("Hostile", h, PASSWORD).await;
         assert_clean(s, &format!("email {i}: {v}"));
         let (s, v) = c
-            .post(
-                "/users",
-                None,
-                json!({"name": "Hostile", "email": format!("{h}@example.com"), "password": PASSWORD}),
-            )
+            .register("Hostile", &format!("{h}@example.com"), PASSWORD)
             .await;
         assert_clean(s, &format!("email local part {i}: {v}"));
         let pw_email = format!("pw{i}@example.com");
-        let (s, v) = c
-            .post(
-                "/users",
-                None,
-                json!({"name": "Hostile", "email": pw_email, "password": h}),
-            )
-            .await;
+        let (s, v) = c.register("Hostile", &pw_email, h).await;
         assert_clean(s, &format!("password {i}: {v}"));
         if s == StatusCode::CREATED {
             // A stored hostile password logs in exactly.
@@ -106,15 +83,7 @@ async fn hostile_strings_never_cause_5xx(b: Backend) {
             format!("username={enc}&password=whatever1"),
             format!("username=alice%40example.com&password={enc}"),
         ] {
-            let (s, _, body) = c
-                .raw(
-                    Method::POST,
-                    "/login",
-                    None,
-                    Some("application/x-www-form-urlencoded"),
-                    form,
-                )
-                .await;
+            let (s, _, body) = c.login_form(form).await;
             assert_clean(s, &format!("login form {i}"));
             assert_ne!(s, StatusCode::OK);
             serde_json::from_slice::<Value>(&body).unwrap();
@@ -182,9 +151,7 @@ async fn malformed_ids_and_queries_are_json_4xx(b: Backend) {
         "/feedback?per_page=lots",
         "/predictions/x?wait=soon",
     ] {
-        let (s, _, body) = c
-            .raw(Method::GET, uri, Some(&ta), None, Body::empty())
-            .await;
+        let (s, _, body) = c.get_bytes(uri, &ta).await;
         assert!(s.is_client_error(), "{uri}: {s}");
         let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
             panic!("{uri}: {s} is not JSON: {}", String::from_utf8_lossy(&body))

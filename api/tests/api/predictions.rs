@@ -1,6 +1,5 @@
 //! History and job views: per user, foreign jobs are 404, thumbnails, uploads need a user.
 
-use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use serde_json::Value;
 
@@ -37,20 +36,12 @@ async fn history_is_per_user_and_foreign_jobs_are_404(b: Backend) {
         h.get(header::LOCATION).unwrap().to_str().unwrap(),
         format!("/predictions/{uploaded}")
     );
-    let now = shared::time_util::now_ms();
-    let old = c.prediction(a, now - 60_000, true).await;
-    let older = c.prediction(a, now - 120_000, false).await;
+    let [old, older] = c.history(a, [(60_000, true), (120_000, false)]).await;
     let (s, hist) = c.get("/predictions", &ta).await;
     assert_eq!(s, StatusCode::OK, "{hist}");
     assert_eq!(hist["total"], 3);
-    let ids: Vec<&str> = hist["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
+        item_strs(&hist, "job_id"),
         vec![uploaded.as_str(), old.as_str(), older.as_str()],
         "newest first"
     );
@@ -72,24 +63,12 @@ async fn history_is_per_user_and_foreign_jobs_are_404(b: Backend) {
         let (s, j) = c.get(&format!("/predictions/{id}"), &tb).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{j}");
         let (s, _, _) = c
-            .raw(
-                Method::GET,
-                &format!("/predictions/{id}/thumbnail"),
-                Some(&tb),
-                None,
-                Body::empty(),
-            )
+            .get_bytes(&format!("/predictions/{id}/thumbnail"), &tb)
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
     let (s, h, thumb) = c
-        .raw(
-            Method::GET,
-            &format!("/predictions/{old}/thumbnail"),
-            Some(&ta),
-            None,
-            Body::empty(),
-        )
+        .get_bytes(&format!("/predictions/{old}/thumbnail"), &ta)
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "image/jpeg");

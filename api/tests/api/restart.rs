@@ -10,19 +10,16 @@ both_backends!(restart_keeps_users_history_and_feedback,);
 async fn restart_keeps_users_history_and_feedback(b: Backend) {
     let c = Ctx::new(b).await;
     let (a, ta) = c.user("Alice", "alice@example.com").await;
-    let now = shared::time_util::now_ms();
-    let j1 = c.prediction(a, now - 3000, true).await;
-    let j2 = c.prediction(a, now - 2000, true).await;
-    let j3 = c.prediction(a, now - 1000, false).await;
-    let (s, fb) = c
-        .post(
-            "/feedback",
-            Some(&ta),
+    let [j1, j2, j3] = c
+        .history(a, [(3000, true), (2000, true), (1000, false)])
+        .await;
+    let fb = c
+        .feedback(
+            &ta,
             json!({"job_id": j2, "predicted_class": "academic gown", "score": 0.25,
                    "feedback": "persist me", "correct_label": "suit"}),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{fb}");
     let (_, hist_before) = c.get("/predictions", &ta).await;
 
     let c = c.restart().await;
@@ -34,13 +31,10 @@ async fn restart_keeps_users_history_and_feedback(b: Backend) {
     let (s, hist) = c.get("/predictions", &t2).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(hist, hist_before);
-    let ids: Vec<&str> = hist["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, vec![j3.as_str(), j2.as_str(), j1.as_str()]);
+    assert_eq!(
+        item_strs(&hist, "job_id"),
+        vec![j3.as_str(), j2.as_str(), j1.as_str()]
+    );
     assert_eq!(
         hist["items"][1]["result"]["predictions"][0]["label"],
         "academic gown"
@@ -58,22 +52,14 @@ async fn restart_keeps_users_history_and_feedback(b: Backend) {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(users["total"], 2);
     // New writes after the restart work (sequences intact).
-    let (s, u) = c
-        .post(
-            "/users",
-            None,
-            json!({"name": "Bob", "email": "bob@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let (s, u) = c.register("Bob", "bob@example.com", PASSWORD).await;
     assert_eq!(s, StatusCode::CREATED, "{u}");
     assert!(u["id"].as_i64().unwrap() > a);
-    let (s, fb2) = c
-        .post(
-            "/feedback",
-            Some(&t2),
+    let fb2 = c
+        .feedback(
+            &t2,
             json!({"job_id": j3, "predicted_class": "x", "score": 0.1}),
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{fb2}");
     assert!(fb2["id"].as_i64().unwrap() > fb["id"].as_i64().unwrap());
 }

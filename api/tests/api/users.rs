@@ -2,7 +2,6 @@
 
 use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use crate::helpers::*;
 
@@ -45,13 +44,13 @@ async fn register_returns_201_without_secrets(b: Backend) {
         format!("/users/{id}")
     );
     // The stored hash is argon2id, never the password.
-    let hash: String = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_one(&c.state.db.pool)
-        .await
-        .unwrap()
-        .try_get("password_hash")
-        .unwrap();
+    let hash: String = c
+        .scalar(
+            "SELECT password_hash FROM users WHERE id = $1",
+            id,
+            "password_hash",
+        )
+        .await;
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     // /users/me answers with the same user.
     let token = c.login("ada@example.com", PASSWORD).await;
@@ -69,24 +68,12 @@ async fn duplicate_email_is_409_case_insensitive(b: Backend) {
         "ALICE@EXAMPLE.COM",
         " alice@Example.com ",
     ] {
-        let (s, v) = c
-            .post(
-                "/users",
-                None,
-                json!({"name": "Alice Two", "email": email, "password": PASSWORD}),
-            )
-            .await;
+        let (s, v) = c.register("Alice Two", email, PASSWORD).await;
         assert_eq!(s, StatusCode::CONFLICT, "{email}: {v}");
-        assert_eq!(v["error"]["code"], "conflict");
+        assert_eq!(error_code(&v), ErrorCode::Conflict);
     }
     // Also the admin created from the config.
-    let (s, _) = c
-        .post(
-            "/users",
-            None,
-            json!({"name": "Mallory", "email": "ADMIN@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let (s, _) = c.register("Mallory", "ADMIN@example.com", PASSWORD).await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
 
@@ -104,26 +91,16 @@ async fn invalid_fields_are_422_naming_the_field(b: Backend) {
         ("Bob", "a@example.com", "1234567", "password"),
     ];
     for (name, email, pw, field) in cases {
-        let (s, v) = c
-            .post(
-                "/users",
-                None,
-                json!({"name": name, "email": email, "password": pw}),
-            )
-            .await;
+        let (s, v) = c.register(name, email, pw).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}/{email}: {v}");
-        assert_eq!(v["error"]["code"], "validation_failed");
+        assert_eq!(error_code(&v), ErrorCode::ValidationFailed);
         assert_eq!(error_field(&v), field, "{v}");
         assert!(v["error"]["message"].as_str().unwrap().contains(field));
     }
     // Boundaries are accepted: 2 and 50 characters, 8-character password.
     c.user("Bo", "bo@example.com").await;
     let (s, v) = c
-        .post(
-            "/users",
-            None,
-            json!({"name": "n".repeat(50), "email": "fifty@example.com", "password": "12345678"}),
-        )
+        .register(&"n".repeat(50), "fifty@example.com", "12345678")
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // A missing field is a JSON 4xx too.
@@ -141,17 +118,15 @@ async fn users_cannot_touch_each_other_admin_can(b: Backend) {
     // A cannot read, delete or list.
     let (s, v) = c.get(&format!("/users/{bid}"), &ta).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    let (s, _, v) = c
-        .json(Method::DELETE, &format!("/users/{bid}"), Some(&ta), None)
-        .await;
+    let (s, v) = c.delete(&format!("/users/{bid}"), &ta).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = c.get("/users", &ta).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert_eq!(v["error"]["code"], "forbidden");
+    assert_eq!(error_code(&v), ErrorCode::Forbidden);
     // Unknown id looks the same as a foreign one.
     let (s, v2) = c.get("/users/999999", &ta).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(v2["error"]["code"], "not_found");
+    assert_eq!(error_code(&v2), ErrorCode::NotFound);
     // B is untouched.
     let (s, me) = c.get("/users/me", &tb).await;
     assert_eq!(s, StatusCode::OK);
@@ -168,20 +143,13 @@ async fn users_cannot_touch_each_other_admin_can(b: Backend) {
     let (s, list) = c.get("/users", &admin).await;
     assert_eq!(s, StatusCode::OK, "{list}");
     assert_eq!(list["total"], 3);
-    let emails: Vec<&str> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].as_str().unwrap())
-        .collect();
+    let emails = item_strs(&list, "email");
     assert!(emails.contains(&"alice@example.com") && emails.contains(&"bob@example.com"));
     assert!(list["items"][0].get("password_hash").is_none());
     let (s, v) = c.get(&format!("/users/{bid}"), &admin).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["email"], "bob@example.com");
-    let (s, _, _) = c
-        .json(Method::DELETE, &format!("/users/{bid}"), Some(&admin), None)
-        .await;
+    let (s, _) = c.delete(&format!("/users/{bid}"), &admin).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = c.get(&format!("/users/{bid}"), &admin).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -197,9 +165,7 @@ async fn users_cannot_touch_each_other_admin_can(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // A deletes themself.
-    let (s, _, _) = c
-        .json(Method::DELETE, &format!("/users/{a}"), Some(&ta), None)
-        .await;
+    let (s, _) = c.delete(&format!("/users/{a}"), &ta).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, list) = c.get("/users", &admin).await;
     assert_eq!(s, StatusCode::OK);
@@ -214,31 +180,22 @@ async fn deleting_a_user_removes_their_data(b: Backend) {
     for (user, token) in [(a, &ta), (bid, &tb)] {
         for i in 0..3 {
             let job = c.prediction(user, now - i * 1000, i % 2 == 0).await;
-            let (s, v) = c
-                .post(
-                    "/feedback",
-                    Some(token),
-                    json!({"job_id": job, "predicted_class": "x", "score": 0.5, "feedback": "f"}),
-                )
-                .await;
-            assert_eq!(s, StatusCode::CREATED, "{v}");
+            c.feedback(
+                token,
+                json!({"job_id": job, "predicted_class": "x", "score": 0.5, "feedback": "f"}),
+            )
+            .await;
         }
     }
     assert_eq!(c.count("predictions", a).await, 3);
     assert_eq!(c.count("feedback", a).await, 3);
-    let (s, _, v) = c
-        .json(Method::DELETE, &format!("/users/{a}"), Some(&ta), None)
-        .await;
+    let (s, v) = c.delete(&format!("/users/{a}"), &ta).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     assert_eq!(c.count("predictions", a).await, 0);
     assert_eq!(c.count("feedback", a).await, 0);
-    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE id = $1")
-        .bind(a)
-        .fetch_one(&c.state.db.pool)
-        .await
-        .unwrap()
-        .try_get("n")
-        .unwrap();
+    let n: i64 = c
+        .scalar("SELECT COUNT(*) AS n FROM users WHERE id = $1", a, "n")
+        .await;
     assert_eq!(n, 0);
     // Bob's data is untouched.
     assert_eq!(c.count("predictions", bid).await, 3);
@@ -247,19 +204,13 @@ async fn deleting_a_user_removes_their_data(b: Backend) {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(hist["total"], 3);
     // Deleting again: the token is dead (401); the admin gets 404.
-    let (s, _, _) = c
-        .json(Method::DELETE, &format!("/users/{a}"), Some(&ta), None)
-        .await;
+    let (s, _) = c.delete(&format!("/users/{a}"), &ta).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let admin = c.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (s, _, _) = c
-        .json(Method::DELETE, &format!("/users/{a}"), Some(&admin), None)
-        .await;
+    let (s, _) = c.delete(&format!("/users/{a}"), &admin).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The admin deleting Bob removes Bob's data too.
-    let (s, _, _) = c
-        .json(Method::DELETE, &format!("/users/{bid}"), Some(&admin), None)
-        .await;
+    let (s, _) = c.delete(&format!("/users/{bid}"), &admin).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(c.count("predictions", bid).await, 0);
     assert_eq!(c.count("feedback", bid).await, 0);
