@@ -35,8 +35,10 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 /// `GET /health`: 200 while the process runs (it does not call the API).
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+pub async fn health() -> Json<api_types::Health> {
+    Json(api_types::Health {
+        status: api_types::HealthStatus::Ok,
+    })
 }
 
 /// Any unknown path: a friendly 404 page.

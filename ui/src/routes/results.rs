@@ -110,6 +110,16 @@ pub struct StatusQuery {
     view: Option<String>,
 }
 
+/// The status endpoint's answer, read by `static/app.js`: the job's state and, once it is
+/// finished, the rendered panel or card (`html` is null until then).
+#[derive(Debug, Serialize)]
+struct JobStatusView {
+    status: String,
+    status_text: &'static str,
+    finished: bool,
+    html: Option<String>,
+}
+
 /// An error of the status endpoint: the API's error shape, plus where the script should go.
 #[derive(Debug, Serialize)]
 struct StatusError {
@@ -193,12 +203,12 @@ pub async fn status(
     } else {
         panel(&state, &csrf, job.clone(), None).await.ok()
     };
-    let mut resp = Json(serde_json::json!({
-        "status": job.status,
-        "status_text": job.status_text,
-        "finished": job.finished,
-        "html": html,
-    }))
+    let mut resp = Json(JobStatusView {
+        status: job.status,
+        status_text: job.status_text,
+        finished: job.finished,
+        html,
+    })
     .into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
