@@ -310,7 +310,9 @@ test("an expired session sends the person to log in again, with a message", { ti
 test("logging in works with the keyboard alone", { timeout: 60000 }, async () => {
   const page = await newPage();
   await page.goto(`${uiUrl}/login`);
-  // The email field has focus on arrival; Tab moves on, Enter submits.
+  // The email field has focus on arrival (autofocus applies once the page is laid out, so
+  // wait for it rather than type into nothing); Tab moves on, Enter submits.
+  await page.waitForFunction(() => document.activeElement && document.activeElement.id === "email");
   await page.keyboard.type(email);
   await page.keyboard.press("Tab");
   await page.keyboard.type(password);
