@@ -31,7 +31,7 @@ use shared::redis_util::backoff;
 use shared::time_util::now_ms;
 
 use crate::config::WorkerConfig;
-use crate::model::{Classifier, ClassifyError, Model};
+use crate::model::{Classifier, ClassifyError, Model, Upload};
 use crate::preprocess::DecodeLimits;
 
 /// Counters shown in heartbeats.
@@ -339,27 +339,16 @@ impl Worker {
                     .last_error(&job.job_id)
                     .await?
                     .unwrap_or_else(|| "the worker holding it stopped responding".to_owned());
-                return self.dead_letter(queue, &d, &job, attempt - 1, &last).await;
+                let outcome = dead_letter(&job, attempt - 1, &last);
+                return self.give_up(queue, &d, &job, outcome).await;
             }
             let Some(model) = self.models.get(&job.model).cloned() else {
-                return self
-                    .fail(
-                        queue,
-                        &d,
-                        &job,
-                        &format!("no worker here serves model {}", job.model),
-                    )
-                    .await;
+                let why = format!("no worker here serves model {}", job.model);
+                return self.give_up(queue, &d, &job, failed(&why)).await;
             };
             let Some(bytes) = queue.image(&job.sha256).await? else {
-                return self
-                    .fail(
-                        queue,
-                        &d,
-                        &job,
-                        "the image expired before a worker got to it; upload it again",
-                    )
-                    .await;
+                let why = "the image expired before a worker got to it; upload it again";
+                return self.give_up(queue, &d, &job, failed(why)).await;
             };
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
             let outcome = self.classify(model, bytes, job.top_k).await;
@@ -385,9 +374,10 @@ impl Worker {
                     }
                     Ok(Handled::Done)
                 }
-                Err(JobError::Permanent(msg)) => self.fail(queue, &d, &job, &msg).await,
+                Err(JobError::Permanent(msg)) => self.give_up(queue, &d, &job, failed(&msg)).await,
                 Err(JobError::Retriable(msg)) if attempt >= max => {
-                    self.dead_letter(queue, &d, &job, attempt, &msg).await
+                    let outcome = dead_letter(&job, attempt, &msg);
+                    self.give_up(queue, &d, &job, outcome).await
                 }
                 Err(JobError::Retriable(msg)) => {
                     warn!(attempt, reason = %msg, "job attempt failed; requeued");
@@ -400,61 +390,29 @@ impl Worker {
         .await
     }
 
-    async fn fail(
+    /// Records the outcome of a job that will not run again (failed or dead-lettered) and
+    /// counts it, once: a redelivery that finds the job already finished is neither counted
+    /// nor logged again.
+    async fn give_up(
         &self,
         queue: &mut Consumer,
         d: &Delivery,
         job: &QueuedJob,
-        msg: &str,
+        (handled, outcome): (Handled, Outcome),
     ) -> redis::RedisResult<Handled> {
-        let outcome = Outcome::Failed {
-            error: msg.to_owned(),
+        let reason = match &outcome {
+            Outcome::Failed { error } | Outcome::DeadLettered { error, .. } => error.clone(),
+            Outcome::Done { .. } => String::new(),
         };
-        if self.record_failure(queue, d, job, outcome).await? {
-            info!(reason = %msg, "job failed");
-        }
-        Ok(Handled::Failed)
-    }
-
-    /// Writes a failed job's outcome and counts it, once: a redelivery that finds the job
-    /// already finished is neither counted nor logged again (the answer is false then).
-    async fn record_failure(
-        &self,
-        queue: &mut Consumer,
-        d: &Delivery,
-        job: &QueuedJob,
-        outcome: Outcome,
-    ) -> redis::RedisResult<bool> {
-        let first = queue.finish(d, job, outcome).await? == Recorded::First;
-        if first {
+        if queue.finish(d, job, outcome).await? == Recorded::First {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            if handled == Handled::DeadLettered {
+                error!(%reason, "job dead-lettered");
+            } else {
+                info!(%reason, "job failed");
+            }
         }
-        Ok(first)
-    }
-
-    async fn dead_letter(
-        &self,
-        queue: &mut Consumer,
-        d: &Delivery,
-        job: &QueuedJob,
-        attempts: u32,
-        reason: &str,
-    ) -> redis::RedisResult<Handled> {
-        let msg = format!("gave up after {attempts} attempts: {reason}");
-        let outcome = Outcome::DeadLettered {
-            error: msg.clone(),
-            letter: DeadLetter {
-                reason: reason.to_owned(),
-                attempts,
-                model: job.model.clone(),
-                at_ms: now_ms(),
-                job: job.clone(),
-            },
-        };
-        if self.record_failure(queue, d, job, outcome).await? {
-            error!(reason = %msg, "job dead-lettered");
-        }
-        Ok(Handled::DeadLettered)
+        Ok(handled)
     }
 
     /// Decode + preprocess + inference on the blocking pool, bounded by `JOB_TIMEOUT`,
@@ -481,7 +439,12 @@ impl Worker {
                     std::thread::sleep(Duration::from_secs(3600));
                 }
             }
-            model.classify(&bytes, top_k, limits, &mut Resizer::new())
+            let upload = Upload {
+                bytes: &bytes,
+                top_k,
+                limits,
+            };
+            model.classify(upload, &mut Resizer::new())
         });
         match tokio::time::timeout(self.cfg.job_timeout, task).await {
             Ok(Ok(Ok(c))) => Ok(c),
@@ -524,6 +487,27 @@ impl Worker {
 enum JobError {
     Permanent(String),
     Retriable(String),
+}
+
+/// A job that failed for good (its upload's fault, or no model for it).
+fn failed(reason: &str) -> (Handled, Outcome) {
+    let error = reason.to_owned();
+    (Handled::Failed, Outcome::Failed { error })
+}
+
+/// A job that failed its last allowed attempt: its letter for the dead-letter hash.
+fn dead_letter(job: &QueuedJob, attempts: u32, reason: &str) -> (Handled, Outcome) {
+    let outcome = Outcome::DeadLettered {
+        error: format!("gave up after {attempts} attempts: {reason}"),
+        letter: DeadLetter {
+            reason: reason.to_owned(),
+            attempts,
+            model: job.model.clone(),
+            at_ms: now_ms(),
+            job: job.clone(),
+        },
+    };
+    (Handled::DeadLettered, outcome)
 }
 
 fn panic_message(err: tokio::task::JoinError) -> String {

@@ -66,32 +66,31 @@ pub enum ClassifyError {
     Inference(String),
 }
 
+/// One upload to classify and how: the bytes, how many classes to return, the decode limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    pub bytes: &'a [u8],
+    pub top_k: usize,
+    pub limits: DecodeLimits,
+}
+
+/// What [`Classifier::classify`] answers.
+pub type Classification = Result<Classified, ClassifyError>;
+
 /// What the worker needs of a model: the whole classify path for one upload. Blocking; the
 /// worker runs it on the blocking pool. [`Model`] is the real one; tests use fakes.
 pub trait Classifier: Send + Sync + 'static {
-    /// Decodes, preprocesses and scores `bytes`, best `top_k` first.
-    fn classify(
-        &self,
-        bytes: &[u8],
-        top_k: usize,
-        limits: DecodeLimits,
-        resizer: &mut Resizer,
-    ) -> Result<Classified, ClassifyError>;
+    /// Decodes, preprocesses and scores the upload, best `top_k` first.
+    fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification;
 }
 
 impl Classifier for Model {
-    fn classify(
-        &self,
-        bytes: &[u8],
-        top_k: usize,
-        limits: DecodeLimits,
-        resizer: &mut Resizer,
-    ) -> Result<Classified, ClassifyError> {
+    fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification {
         let start = Instant::now();
-        let img = preprocess::decode(bytes, limits)?;
+        let img = preprocess::decode(upload.bytes, upload.limits)?;
         let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
         let raw = self.infer(&tensor)?;
-        let predictions = self.top_k(&raw, top_k);
+        let predictions = self.top_k(&raw, upload.top_k);
         let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
         Ok(Classified {
             result: JobResult {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use fast_image_resize::Resizer;
 use worker::config::Cli;
-use worker::model::Classifier as _;
+use worker::model::{Classifier as _, Upload};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -30,7 +30,14 @@ fn grace_hopper_top3_matches_reference() {
     let model = &models["efficientnet-lite0"];
     let bytes = std::fs::read(repo().join("../shared/testdata/grace_hopper.jpg")).expect("photo");
     let out = model
-        .classify(&bytes, 5, Default::default(), &mut Resizer::new())
+        .classify(
+            Upload {
+                bytes: &bytes,
+                top_k: 5,
+                limits: Default::default(),
+            },
+            &mut Resizer::new(),
+        )
         .expect("classifies");
     let top: Vec<(&str, f32)> = out
         .result

@@ -14,10 +14,10 @@ use redis::AsyncCommands;
 use shared::queue::producer::{self, Ttls};
 use shared::queue::testing::TestRedis;
 use shared::queue::{dead, keys, Consumer, Delivery, JobRecord, QueuedJob};
-use shared::upload::{DecodeLimits, ImageError};
+use shared::upload::ImageError;
 use shared::{JobResult, JobStatus, Prediction};
 use worker::config::Cli;
-use worker::model::{Classified, Classifier, ClassifyError};
+use worker::model::{Classification, Classified, Classifier, ClassifyError, Upload};
 use worker::{Handled, Worker};
 
 const MODEL: &str = "m";
@@ -27,14 +27,8 @@ const MODEL: &str = "m";
 struct FakeClassifier;
 
 impl Classifier for FakeClassifier {
-    fn classify(
-        &self,
-        bytes: &[u8],
-        top_k: usize,
-        _limits: DecodeLimits,
-        _resizer: &mut Resizer,
-    ) -> Result<Classified, ClassifyError> {
-        match bytes {
+    fn classify(&self, upload: Upload<'_>, _resizer: &mut Resizer) -> Classification {
+        match upload.bytes {
             b"bad" => Err(ImageError::Corrupt("garbage".into()).into()),
             b"flaky" => Err(ClassifyError::Inference("the session failed".into())),
             b"panic" => panic!("fake decoder panic"),
@@ -46,7 +40,7 @@ impl Classifier for FakeClassifier {
                             class_id: 281,
                             score: 0.9,
                         };
-                        top_k
+                        upload.top_k
                     ],
                     model: MODEL.into(),
                     elapsed_ms: 1.0,
