@@ -105,13 +105,13 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// The `error` object of an error body.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     /// Human-readable; for people, not for matching.
     pub message: String,
     /// The invalid field, with `validation_failed` only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 

@@ -5,11 +5,10 @@ use utoipa::ToSchema;
 
 /// `POST /feedback` body: the job (or image name) it is about, what was predicted, what the
 /// user says. One of `job_id` and `image_file_name` is required.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_file_name: Option<String>,
     /// At most 200 characters.
     pub predicted_class: String,
@@ -19,9 +18,7 @@ pub struct FeedbackRequest {
     #[serde(default)]
     pub feedback: String,
     /// What is really in the picture; at most 200 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correct_label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_correct: Option<bool>,
 }
 

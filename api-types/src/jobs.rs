@@ -72,6 +72,7 @@ pub struct JobResult {
 
 /// A job as clients see it (`GET /predictions/{job_id}`, history items, a cached
 /// `POST /predictions`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub job_id: String,
@@ -84,10 +85,8 @@ pub struct Job {
     /// True when the result was reused from an identical earlier upload.
     pub cached: bool,
     /// Present once the job is done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
     /// Why the job failed; present only when it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -9,7 +9,8 @@ use api_types::{
 };
 use axum::body::Body;
 use axum::extract::{Multipart, Path};
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,11 +26,17 @@ fn api_error(status: StatusCode, code: ErrorCode) -> Response {
     (status, Json(ErrorBody::new(code, "from the fake api"))).into_response()
 }
 
-fn authorized(headers: &HeaderMap) -> bool {
-    headers
+/// The fake API's auth: routes behind it answer 401 unless the caller sends the good token.
+async fn require_token(req: Request<Body>, next: Next) -> Response {
+    let token = req
+        .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some("Bearer good-token")
+        .and_then(|v| v.to_str().ok());
+    if token == Some("Bearer good-token") {
+        next.run(req).await
+    } else {
+        api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
+    }
 }
 
 fn prediction(label: &str, class_id: usize, score: f32) -> Prediction {
@@ -111,55 +118,6 @@ fn fake_api() -> Router {
             }),
         )
         .route(
-            "/predictions",
-            post(|headers: HeaderMap, mut mp: Multipart| async move {
-                if !authorized(&headers) {
-                    return api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized);
-                }
-                while let Some(field) = mp.next_field().await.unwrap() {
-                    if field.name() == Some("file") {
-                        let bytes = field.bytes().await.unwrap();
-                        if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-                            return api_error(
-                                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                                ErrorCode::UnsupportedMediaType,
-                            );
-                        }
-                    }
-                }
-                let accepted = JobAccepted {
-                    job_id: JOB.into(),
-                    status: JobStatus::Queued,
-                    status_url: format!("/predictions/{JOB}"),
-                };
-                (StatusCode::ACCEPTED, Json(accepted)).into_response()
-            })
-            .get(|headers: HeaderMap| async move {
-                if !authorized(&headers) {
-                    return api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized);
-                }
-                Json(JobPage {
-                    items: vec![done_job()],
-                    page: 1,
-                    per_page: 12,
-                    total: 1,
-                })
-                .into_response()
-            }),
-        )
-        .route(
-            "/predictions/{id}",
-            get(|headers: HeaderMap, Path(id): Path<String>| async move {
-                if !authorized(&headers) {
-                    api_error(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized)
-                } else if id == JOB {
-                    Json(done_job()).into_response()
-                } else {
-                    api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound)
-                }
-            }),
-        )
-        .route(
             "/models/{name}/labels",
             get(|| async {
                 Json(ModelLabels {
@@ -168,30 +126,72 @@ fn fake_api() -> Router {
                 })
             }),
         )
-        .route(
-            "/feedback",
-            post(
-                |headers: HeaderMap, Json(body): Json<FeedbackRequest>| async move {
-                    if !authorized(&headers) || body.predicted_class != "academic gown" {
-                        return api_error(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            ErrorCode::ValidationFailed,
-                        );
-                    }
-                    let stored = Feedback {
-                        id: 1,
-                        job_id: body.job_id,
-                        image_file_name: "abc.jpg".into(),
-                        predicted_class: body.predicted_class,
-                        score: body.score,
-                        feedback: body.feedback,
-                        correct_label: body.correct_label,
-                        is_correct: body.is_correct,
-                        created_at: "2025-11-22T14:05:00Z".into(),
-                    };
-                    (StatusCode::CREATED, Json(stored)).into_response()
-                },
-            ),
+        .merge(
+            Router::new()
+                .route(
+                    "/predictions",
+                    post(|mut mp: Multipart| async move {
+                        while let Some(field) = mp.next_field().await.unwrap() {
+                            if field.name() == Some("file") {
+                                let bytes = field.bytes().await.unwrap();
+                                if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                                    return api_error(
+                                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                                        ErrorCode::UnsupportedMediaType,
+                                    );
+                                }
+                            }
+                        }
+                        let accepted = JobAccepted {
+                            job_id: JOB.into(),
+                            status: JobStatus::Queued,
+                            status_url: format!("/predictions/{JOB}"),
+                        };
+                        (StatusCode::ACCEPTED, Json(accepted)).into_response()
+                    })
+                    .get(|| async {
+                        Json(JobPage {
+                            items: vec![done_job()],
+                            page: 1,
+                            per_page: 12,
+                            total: 1,
+                        })
+                    }),
+                )
+                .route(
+                    "/predictions/{id}",
+                    get(|Path(id): Path<String>| async move {
+                        if id == JOB {
+                            Json(done_job()).into_response()
+                        } else {
+                            api_error(StatusCode::NOT_FOUND, ErrorCode::NotFound)
+                        }
+                    }),
+                )
+                .route(
+                    "/feedback",
+                    post(|Json(body): Json<FeedbackRequest>| async move {
+                        if body.predicted_class != "academic gown" {
+                            return api_error(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                ErrorCode::ValidationFailed,
+                            );
+                        }
+                        let stored = Feedback {
+                            id: 1,
+                            job_id: body.job_id,
+                            image_file_name: "abc.jpg".into(),
+                            predicted_class: body.predicted_class,
+                            score: body.score,
+                            feedback: body.feedback,
+                            correct_label: body.correct_label,
+                            is_correct: body.is_correct,
+                            created_at: "2025-11-22T14:05:00Z".into(),
+                        };
+                        (StatusCode::CREATED, Json(stored)).into_response()
+                    }),
+                )
+                .route_layer(middleware::from_fn(require_token)),
         )
 }
 
@@ -351,6 +351,42 @@ async fn login_sets_an_httponly_session_cookie_and_follows_next() {
     let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(body_text(resp).await.contains("do not match an account"));
+}
+
+#[tokio::test]
+async fn the_signup_form_marks_every_invalid_field_next_to_it() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let html = body_text(send(&ui, get_req("/signup", None)).await).await;
+    assert!(
+        html.contains(r#"aria-describedby="password-hint""#),
+        "{html}"
+    );
+    assert!(!html.contains("aria-invalid"), "{html}");
+
+    let body = format!("csrf={CSRF}&name=&email=nope&password=");
+    let resp = send(&ui, form_req("/signup", &format!("csrf={CSRF}"), &body)).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body_text(resp).await;
+    for (field, described_by) in [
+        ("name", "name-error"),
+        ("email", "email-error"),
+        ("password", "password-hint password-error"),
+    ] {
+        assert!(
+            html.contains(&format!(r#"<p class="field-error" id="{field}-error">"#)),
+            "{field}: {html}"
+        );
+        assert!(
+            html.contains(&format!(
+                r#"aria-describedby="{described_by}" aria-invalid="true""#
+            )),
+            "{field}: {html}"
+        );
+    }
+    assert!(
+        html.contains(r#"value="nope""#),
+        "the email is kept: {html}"
+    );
 }
 
 #[tokio::test]

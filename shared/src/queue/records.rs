@@ -251,13 +251,12 @@ impl CachedResult {
 
 /// A finished job on the results stream (field [`super::keys::stream::FINISHED`], JSON):
 /// what the API needs to record it in the history.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinishedJob {
     pub job_id: String,
     pub status: JobStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResult>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The worker that finished it.
     pub worker: String,
