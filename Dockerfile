@@ -1,94 +1,174 @@
 # syntax=docker/dockerfile:1.7
 #
-# One runtime image holding api, worker and ui, with a target per service:
-#   docker build --target api    -t image-classifier-api .
-#   docker build --target worker -t image-classifier-worker .
-#   docker build --target ui     -t image-classifier-ui .
-# (docker compose build does this for all three.)
+# One Dockerfile, one slim runtime image per service:
+#   docker build --target api    -t image-classifier-api .      # binary + model registry
+#   docker build --target worker -t image-classifier-worker .   # binary + ONNX Runtime + models
+#   docker build --target ui     -t image-classifier-ui .       # binary only (assets are embedded)
+#   docker build --target test --build-context shared=../shared .   # fmt, clippy, the tests
+# `docker compose build` builds api, worker and ui (UID/GID from .env). No Docker engine runs on
+# the CI machine: `make docker-check` lints this file (hadolint) and checks the compose file;
+# the images are built where Docker is (README, "Deployment").
 #
-# Stages: `builder` compiles the release binaries (dependencies cached in BuildKit cache
-# mounts), `ort` takes libonnxruntime.so from the PyPI onnxruntime wheel,
-# `models` fetches and verifies the registry's models with `worker models fetch`
-# (it needs internet; efficientnet-lite0 has no public URL: copy it into models/
-# before building to include it).
+# Stages: `chef` (cargo-chef, pinned) → `planner` (recipe.json: the dependency graph only) →
+# `builder` (dependencies cooked in their own layer, rebuilt only when Cargo.toml/Cargo.lock
+# change; then the workspace's release binaries). `ort` installs libonnxruntime.so from the
+# PyPI wheel pinned by SHA-256 (scripts/install-ort.sh, scripts/onnxruntime-wheels.txt).
+# `models` downloads MODELS with `worker models fetch`, which checks each file's size and
+# SHA-256 against models/registry.toml (URLs pinned to a model zoo commit) and loads it in
+# ONNX Runtime; the build fails on any mismatch.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+# Models baked into the worker image and served by it (comma-separated registry names).
+ARG MODELS=resnet50
+# The runtime user: compose passes UID/GID from .env, so files in mounted volumes belong to you.
+ARG UID=10001
+ARG GID=10001
 
-# --- build the binaries --------------------------------------------------------------------
-FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
+# --- cargo-chef --------------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS chef
+ARG CARGO_CHEF_VERSION=0.1.73
+RUN cargo install --locked "cargo-chef@${CARGO_CHEF_VERSION}"
 WORKDIR /src
+
+FROM chef AS planner
 COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/usr/local/cargo/git \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p api -p worker -p ui \
+RUN cargo chef prepare --recipe-path recipe.json
+
+# --- release binaries --------------------------------------------------------------------------
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+# The dependency layer: cached until the recipe (manifests + lock file) changes.
+RUN cargo chef cook --release --locked --recipe-path recipe.json -p api -p worker -p ui
+COPY . .
+RUN cargo build --release --locked -p api -p worker -p ui \
     && mkdir -p /out \
     && cp target/release/api target/release/worker target/release/ui /out/
 
-# --- ONNX Runtime from the PyPI wheel ------------------------------------------------------
+# --- ONNX Runtime from the hash-pinned PyPI wheel ----------------------------------------------
 FROM python:3.11-slim-${DEBIAN_RELEASE} AS ort
-ARG ORT_VERSION=1.31.1
 WORKDIR /build
-COPY scripts/install-ort.sh scripts/install-ort.sh
-RUN ORT_VERSION="${ORT_VERSION}" ORT_DIR=/opt/onnxruntime scripts/install-ort.sh
+COPY scripts/install-ort.sh scripts/onnxruntime-wheels.txt scripts/
+RUN ORT_DIR=/opt/onnxruntime scripts/install-ort.sh
 
-# --- models ------------------------------------------------------------------------------
-# `worker models fetch` downloads the registry's models that have a URL and verifies every
-# file (size, SHA-256, a load in ONNX Runtime); `verify` then insists on REQUIRED_MODELS.
+# --- models, downloaded and verified at build time ---------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS models
-# Models that must be in the image (the build fails without them), comma-separated.
-ARG REQUIRED_MODELS=resnet50
+ARG MODELS
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 COPY --from=ort /opt/onnxruntime /opt/onnxruntime
 COPY --from=builder /out/worker /usr/local/bin/worker
-COPY models/ models/
+COPY models/registry.toml models/imagenet_classes.txt models/
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
     MODEL_REGISTRY=/build/models/registry.toml \
     MODELS_DIR=/build/models
-RUN worker models fetch \
-    && MODELS="${REQUIRED_MODELS}" worker models verify >/dev/null
+# `fetch` downloads each of MODELS and fails unless size and SHA-256 match the registry and the
+# file loads with the registry's input/output names; `verify` then re-reads what is there.
+RUN MODELS="${MODELS}" worker models fetch \
+    && MODELS="${MODELS}" worker models verify
 
-# --- runtime (all three binaries) ------------------------------------------------------------
+# --- runtime bases: a non-root user with the host's UID/GID (.env) ---------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl libstdc++6 \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --create-home --home-dir /app --uid 10001 app \
-    && mkdir -p /app/data && chown app:app /app/data
-COPY --from=ort /opt/onnxruntime /opt/onnxruntime
-COPY --from=models /build/models /app/models
-COPY --from=builder /out/api /out/worker /out/ui /usr/local/bin/
-COPY --from=builder /src/migrations /app/migrations
+ARG UID
+ARG GID
+RUN groupadd --system --gid "${GID}" app \
+    && useradd --system --no-log-init --uid "${UID}" --gid app --home-dir /app --no-create-home app \
+    && mkdir -p /app/data \
+    && chown app:app /app/data
 WORKDIR /app
-ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
-    MODELS_DIR=/app/models \
-    MODEL_REGISTRY=/app/models/registry.toml \
-    DATABASE_URL=sqlite:///app/data/app.db \
-    REDIS_URL=redis://redis:6379 \
-    API_URL=http://api:8000 \
-    APP_ENV=production \
-    RUST_LOG=info \
-    LOG_FORMAT=json
-USER app
+ENV RUST_LOG=info \
+    LOG_FORMAT=json \
+    APP_ENV=production
 STOPSIGNAL SIGTERM
 
-FROM runtime AS worker
-ENTRYPOINT ["/usr/local/bin/worker"]
+# HTTP services: curl for the health check, nothing else.
+FROM runtime AS http-runtime
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
 
-FROM runtime AS ui
-ENV UI_BIND=0.0.0.0:8080
+# --- api: no ONNX Runtime, no models (only the registry, to validate model names) -------------
+FROM http-runtime AS api
+ARG UID
+ARG GID
+COPY models/registry.toml models/imagenet_classes.txt /app/models/
+COPY --from=builder /out/api /usr/local/bin/api
+ENV API_BIND=0.0.0.0:8000 \
+    MODEL_REGISTRY=/app/models/registry.toml \
+    MODELS_DIR=/app/models \
+    DATABASE_URL=sqlite:///app/data/app.db \
+    REDIS_URL=redis://redis:6379
+USER ${UID}:${GID}
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8000/health"]
+ENTRYPOINT ["/usr/local/bin/api"]
+
+# --- ui: its binary (templates and static files are compiled in) -------------------------------
+FROM http-runtime AS ui
+ARG UID
+ARG GID
+COPY --from=builder /out/ui /usr/local/bin/ui
+ENV UI_BIND=0.0.0.0:8080 \
+    API_URL=http://api:8000
+USER ${UID}:${GID}
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8080/health || exit 1
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health"]
 ENTRYPOINT ["/usr/local/bin/ui"]
 
-FROM runtime AS api
-ENV API_BIND=0.0.0.0:8000
-EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8000/health || exit 1
-ENTRYPOINT ["/usr/local/bin/api"]
+# --- worker: ONNX Runtime + the verified models; health = its own heartbeat in Redis -----------
+FROM runtime AS worker
+ARG MODELS
+ARG UID
+ARG GID
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=ort /opt/onnxruntime /opt/onnxruntime
+COPY --from=models /build/models /app/models
+COPY --from=builder /out/worker /usr/local/bin/worker
+# WORKER_CPUS is left unset here: the worker then uses the CPUs its cgroup allows.
+ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
+    MODEL_REGISTRY=/app/models/registry.toml \
+    MODELS_DIR=/app/models \
+    MODELS=${MODELS} \
+    REDIS_URL=redis://redis:6379
+USER ${UID}:${GID}
+# `worker health` exits 0 only while this container's worker heartbeat in Redis is fresh.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/usr/local/bin/worker", "health"]
+ENTRYPOINT ["/usr/local/bin/worker"]
+
+# --- test: the checks and tests in a container -------------------------------------------------
+# Needs the shared folder (test images, models) as a named build context:
+#   docker build --target test --build-context shared=../shared .
+FROM chef AS test
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends redis-server postgresql \
+    && rm -rf /var/lib/apt/lists/* \
+    && rustup component add rustfmt clippy
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --locked --all-targets --recipe-path recipe.json
+COPY --from=ort /opt/onnxruntime /src/.ort
+# `shared` is the named build context given with --build-context, not a stage.
+# hadolint ignore=DL3022
+COPY --from=shared . /shared
+COPY . .
+ENV TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+    ORT_DYLIB_PATH=/src/.ort/libonnxruntime.so
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN cargo fmt --all -- --check \
+    && cargo clippy --workspace --all-targets --locked -- -D warnings \
+    && pg="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)" \
+    && sed -i '1i host all all 127.0.0.1/32 trust' "/etc/postgresql/${pg}/main/pg_hba.conf" \
+    && pg_ctlcluster "${pg}" main start \
+    && su postgres -c "psql -qc 'create database test'" \
+    && cargo test --workspace --locked \
+    && pg_ctlcluster "${pg}" main stop

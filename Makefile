@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test provision model ort bench soak fmt lint docker openapi
+.PHONY: help run test provision model ort bench soak fmt lint docker docker-check k8s-check deny openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,8 +37,17 @@ lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-docker: ## build the container images (docker compose build)
+docker: ## build the container images (docker compose build; needs a Docker engine, none runs in CI)
 	docker compose build
+
+docker-check: ## without Docker: docker-compose config, the compose-spec schema, .env.original coverage, hadolint
+	scripts/docker-check.sh
+
+k8s-check: ## validate deploy/kubernetes offline (Kubernetes + KEDA schemas, cross-references)
+	.venv/bin/python deploy/kubernetes/validate.py
+
+deny: ## cargo deny check: licenses, bans, sources, advisories (vendored RustSec snapshot, offline)
+	scripts/deny-check.sh
 
 openapi: ## rewrite docs/openapi.json from the code (after an intended API change)
 	UPDATE_OPENAPI=1 cargo test -p api --lib openapi::tests

@@ -2,19 +2,40 @@
 # Install the ONNX Runtime shared library the worker loads at run time (`ort` with
 # `load-dynamic`), taken from the `onnxruntime` wheel on PyPI: no build-time download.
 #
-# Result: <repo>/.ort/libonnxruntime.so -> libonnxruntime.so.<version>
-# Idempotent: does nothing when that library is already there and loads.
+# Supply chain: the wheel for this machine's architecture (x86_64 or aarch64) is the one named in
+# scripts/onnxruntime-wheels.txt and must match its SHA-256 there: pip downloads it with
+# --require-hashes, and a cached wheel is checked again before it is used. The Dockerfile's
+# `ort` stage runs this same script, so the image carries the same library.
 #
-# Env: ORT_VERSION (default 1.31.1), ORT_DIR (default <repo>/.ort),
-#      PYTHON (default python3).
+# Result: <repo>/.ort/libonnxruntime.so -> libonnxruntime.so.<version>, and
+# <repo>/.ort/wheel.sha256 naming the wheel it came from.
+# Idempotent: does nothing when that library is there, loads, and came from the pinned wheel.
+#
+# Env: ORT_DIR (default <repo>/.ort), PYTHON (default python3), ORT_ARCH (default uname -m).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-version="${ORT_VERSION:-1.31.1}"
+version=1.31.1
 ort_dir="${ORT_DIR:-$repo/.ort}"
 wheel_dir="$repo/.cache/wheels"
 python="${PYTHON:-python3}"
 lib="$ort_dir/libonnxruntime.so"
+stamp="$ort_dir/wheel.sha256"
+pins="$repo/scripts/onnxruntime-wheels.txt"
+
+arch="${ORT_ARCH:-$(uname -m)}"
+[ "$arch" = arm64 ] && arch=aarch64
+read -r wheel_name wheel_sha < <(awk -v a="$arch" '$1 == a { print $2, $3 }' "$pins") || true
+if [ -z "${wheel_name:-}" ] || [ -z "${wheel_sha:-}" ]; then
+    echo "install-ort: no pinned onnxruntime wheel for architecture $arch in $pins" >&2
+    exit 1
+fi
+case "$wheel_name" in
+    onnxruntime-"$version"-*) ;;
+    *) echo "install-ort: $pins pins $wheel_name, not onnxruntime $version" >&2; exit 1 ;;
+esac
+platform="${wheel_name##*-}"
+platform="${platform%.whl}"
 
 # True when the library exists and the dynamic loader can open it (its
 # dependencies resolve). Uses ctypes, so no compiler or Rust is needed.
@@ -27,8 +48,8 @@ api = lib.OrtGetApiBase  # the one symbol `ort` looks up first
 PY
 }
 
-if lib_works "$lib"; then
-    echo "ONNX Runtime $version: $lib (already installed)"
+if [ "$(cat "$stamp" 2>/dev/null)" = "$wheel_sha  $wheel_name" ] && lib_works "$lib"; then
+    echo "ONNX Runtime $version: $lib (already installed from $wheel_name, sha256 ${wheel_sha:0:12}…)"
     exit 0
 fi
 
@@ -38,27 +59,27 @@ if ! command -v "$python" >/dev/null 2>&1; then
 fi
 
 mkdir -p "$wheel_dir" "$ort_dir"
+wheel="$wheel_dir/$wheel_name"
 
-find_wheel() {
-    find "$wheel_dir" -maxdepth 1 -name "onnxruntime-${version}-*.whl" -print | sort | head -n 1
-}
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$wheel_sha" ]; }
 
-wheel="$(find_wheel)"
-if [ -z "$wheel" ]; then
-    # First try the wheel for this interpreter and platform; if pip finds none
-    # (an interpreter newer than the wheels on PyPI, say), ask for the CPython 3.11
-    # manylinux wheel explicitly: the shared library inside is the same.
-    if ! "$python" -m pip download --quiet --disable-pip-version-check --no-deps \
-        --only-binary=:all: "onnxruntime==$version" -d "$wheel_dir"; then
-        echo "install-ort: no onnxruntime $version wheel for this Python; trying the cp311 manylinux_2_28_x86_64 wheel" >&2
-        "$python" -m pip download --quiet --disable-pip-version-check --no-deps \
-            --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64 \
-            "onnxruntime==$version" -d "$wheel_dir"
-    fi
-    wheel="$(find_wheel)"
+if [ -f "$wheel" ] && ! sha_ok "$wheel"; then
+    echo "install-ort: the cached $wheel_name does not match its pinned SHA-256; downloading it again" >&2
+    rm -f "$wheel"
 fi
-if [ -z "$wheel" ]; then
-    echo "install-ort: pip reported success but no onnxruntime-$version wheel is in $wheel_dir" >&2
+if [ ! -f "$wheel" ]; then
+    # The pinned file exactly: its CPython tag and platform, whatever the local Python is.
+    req="$(mktemp)"
+    trap 'rm -f "$req"' EXIT
+    echo "onnxruntime==$version --hash=sha256:$wheel_sha" >"$req"
+    "$python" -m pip download --quiet --disable-pip-version-check --no-deps \
+        --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+        --platform "$platform" --require-hashes -r "$req" -d "$wheel_dir"
+fi
+# pip checked the hash while downloading; check the file itself too (a cache may be edited).
+if ! sha_ok "$wheel"; then
+    rm -f "$wheel"
+    echo "install-ort: $wheel_name is missing or does not match the SHA-256 pinned in $pins (removed)" >&2
     exit 1
 fi
 
@@ -80,7 +101,6 @@ os.chmod(tmp, 0o755)
 os.replace(tmp, target)
 PY
 then
-    # A damaged wheel in the cache would fail every later run the same way.
     rm -f "$wheel"
     echo "install-ort: could not extract the library from $wheel (removed it; run again to download it anew)" >&2
     exit 1
@@ -88,8 +108,10 @@ fi
 
 ln -sfn "libonnxruntime.so.$version" "$lib"
 
-if ! lib_works "$lib"; then
+# Loading needs the architecture's own loader: skip the check when installing for another one.
+if [ "$arch" = "$(uname -m)" ] && ! lib_works "$lib"; then
     echo "install-ort: $lib was extracted from $wheel but cannot be loaded" >&2
     exit 1
 fi
-echo "ONNX Runtime $version: $lib"
+echo "$wheel_sha  $wheel_name" >"$stamp"
+echo "ONNX Runtime $version: $lib (from $wheel_name, sha256 ${wheel_sha:0:12}… verified)"

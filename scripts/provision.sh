@@ -7,12 +7,19 @@
 #     redis-server   the tests start private Redis servers on free ports
 #     postgresql     the PostgreSQL tests (TEST_DATABASE_URL)
 #     python3-pip    scripts/install-ort.sh downloads the ONNX Runtime wheel with pip
+#     python3-venv   the checkout's .venv (Python tools of the deployment checks)
+#     docker-compose make docker-check validates docker-compose.yml with it (no Docker engine)
+#     git            cargo-deny reads the vendored advisory database as a git repository
 #     chromium, nodejs, npm   the browser tests (skipped with SKIP_BROWSER=1)
 #   PostgreSQL: a cluster this script installs gets trust auth for 127.0.0.1 / ::1 (as on CI)
 #     and is started; then the database of TEST_DATABASE_URL's default
 #     (postgres://postgres@127.0.0.1:5432/test) is created if absent.
-#   cargo: the rustfmt and clippy components, cargo-nextest (cargo install --locked).
-#   .ort/libonnxruntime.so (scripts/install-ort.sh), tests/browser/node_modules (npm ci).
+#   cargo: the rustfmt and clippy components, cargo-nextest and cargo-deny (pinned), each with
+#     cargo install --locked only when absent or another version.
+#   .ort/libonnxruntime.so (scripts/install-ort.sh, hash-pinned wheel), tests/browser/node_modules
+#     (npm ci), .venv with deploy/requirements.txt (hadolint, check-jsonschema,
+#     kubernetes-validate; pinned), the vendored RustSec advisory database unpacked into
+#     .cache/advisory-dbs (scripts/advisory-db.sh).
 #
 # Env: SKIP_BROWSER=1 (no Chromium, Node or node modules).
 set -euo pipefail
@@ -42,6 +49,9 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v psql >/dev/null 2>
     pg_fresh=1
 fi
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
+command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
+command -v git >/dev/null 2>&1 || packages+=(git)
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
     [ -x /usr/bin/chromium ] || packages+=(chromium)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -97,10 +107,34 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (cargo install --locked; a few minutes, once)"
     cargo install cargo-nextest --locked
 fi
-echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n 1)"
+# cargo-deny, pinned: `cargo deny check` is a step of scripts/test.sh (scripts/deny-check.sh).
+cargo_deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$cargo_deny_version" ]; then
+    say "installing cargo-deny $cargo_deny_version (cargo install --locked; a few minutes, once)"
+    cargo install --locked "cargo-deny@$cargo_deny_version"
+fi
+# Every crate of Cargo.lock for every platform (crates.io): cargo-deny reads the whole graph
+# offline (`cargo deny --frozen`), including the Windows-only crates no build here downloads.
+cargo fetch --locked --quiet
+echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n 1), $(cargo deny --version)"
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
 scripts/install-ort.sh
+
+# --- Python tools of the deployment checks (.venv) ---------------------------------------------
+venv="$repo/.venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+py_stamp="$venv/.provisioned-deploy-requirements.sha256"
+py_want="$(sha256sum "$repo/deploy/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_want" ]; then
+    say "installing deploy/requirements.txt into .venv (pip, pinned versions)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo/deploy/requirements.txt"
+    echo "$py_want" >"$py_stamp"
+fi
+echo ".venv: $("$venv/bin/hadolint" --version | awk '{print "hadolint", $NF}'), $("$venv/bin/check-jsonschema" --version | awk '{print "check-jsonschema", $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), docker-compose $(docker-compose version --short)"
+
+# --- RustSec advisory database for cargo-deny (vendored snapshot) -----------------------------
+scripts/advisory-db.sh
 
 # --- node modules of the browser tests --------------------------------------------------------
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then

@@ -2,8 +2,9 @@
 # Every check and test of the project (`make test`, and so `.ci/run`). It installs and
 # changes nothing on the machine: scripts/provision.sh (which `make test` runs first) does.
 #
-# Steps: rustfmt, clippy, the workspace build, the Rust tests (cargo-nextest), the browser
-# tests. Every step runs even after a failure and prints its duration; the summary lists
+# Steps: rustfmt, clippy, cargo-deny (licenses, bans, sources, advisories from the vendored
+# RustSec snapshot), docker-check (compose + Dockerfile, no Docker engine), k8s manifests
+# (offline schemas), the workspace build, the Rust tests (cargo-nextest), the browser tests. Every step runs even after a failure and prints its duration; the summary lists
 # each step with its time and the test runners' own summary lines. The exit status is
 # non-zero when any step failed.
 #
@@ -52,6 +53,10 @@ step() {
 
 step fmt "$log_dir/fmt.log" cargo fmt --all -- --check
 step clippy "$log_dir/clippy.log" cargo clippy --workspace --all-targets -- -D warnings
+# Supply chain and deployment files: a few seconds each.
+step cargo-deny "$log_dir/cargo-deny.log" scripts/deny-check.sh
+step docker-check "$log_dir/docker-check.log" scripts/docker-check.sh
+step k8s-manifests "$log_dir/k8s-manifests.log" .venv/bin/python deploy/kubernetes/validate.py
 # The dev profile serves the tests, `make run` and `make model` alike: one compilation.
 step build "$log_dir/build.log" cargo build --workspace
 
@@ -72,6 +77,11 @@ fi
 # --- summary -------------------------------------------------------------------------------------------
 say "summary ($((SECONDS - started)) s)"
 for line in "${summaries[@]}"; do echo "  $line"; done
+for log in cargo-deny docker-check k8s-manifests; do
+    # The deployment checks' own closing lines.
+    [ -f "$log_dir/$log.log" ] && grep -E '^advisories: |^ *(advisories|bans|licenses|sources) (ok|FAILED)|^docker-check: |^kubernetes manifests: ' \
+        "$log_dir/$log.log" | sed 's/^ */  /' || true
+done
 if [ -f "$rust_log" ]; then
     # nextest's closing line.
     grep -E '^[[:space:]]*Summary \[' "$rust_log" | sed 's/^[[:space:]]*/  /' || true

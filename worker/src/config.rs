@@ -34,6 +34,9 @@ pub enum Command {
     /// Download and check the registry's models (`make model`).
     #[command(subcommand)]
     Models(crate::models_cmd::ModelsCommand),
+    /// Exit 0 when this worker's heartbeat in Redis is fresh, 1 with the reason otherwise
+    /// (the container health check and liveness probe).
+    Health(crate::health::HealthArgs),
 }
 
 /// Settings of a serving worker.
@@ -48,7 +51,12 @@ pub struct WorkerConfig {
     /// Path of libonnxruntime.so (default: the project's `.ort/` install).
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_dylib_path: Option<PathBuf>,
-    /// Intra-op threads per session (default: all cores).
+    /// CPUs this worker may use: sets the intra-op thread count (rounded up) unless
+    /// INTRA_THREADS overrides it (default: the CPUs this process may use, cgroup quota
+    /// included). Give the container the same budget (compose `cpus:`, a Kubernetes CPU limit).
+    #[arg(long = "cpus", env = "WORKER_CPUS", value_parser = positive_cpus)]
+    pub worker_cpus: Option<f64>,
+    /// Intra-op threads per session (default: WORKER_CPUS rounded up).
     #[arg(long, env = "INTRA_THREADS")]
     pub intra_threads: Option<usize>,
     /// Worker id in heartbeats and as the Redis consumer name (default: host-pid-random).
@@ -114,10 +122,27 @@ impl WorkerConfig {
             .collect()
     }
 
-    /// Threads for each session.
+    /// Threads for each session: INTRA_THREADS, else WORKER_CPUS rounded up, else the CPUs
+    /// this process may use (`available_parallelism` honours cgroup CPU quotas).
     pub fn threads(&self) -> usize {
-        self.intra_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        if let Some(n) = self.intra_threads {
+            return n.max(1);
+        }
+        match self.worker_cpus {
+            // Validated positive, finite and at most 4096: the cast is exact.
+            Some(cpus) => (cpus.ceil() as usize).max(1),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A CPU budget: a positive number of CPUs, fractions allowed (`0.5`, `2`).
+fn positive_cpus(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 4096.0 => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a CPU count: give a positive number such as 1, 2 or 0.5"
+        )),
     }
 }
 
@@ -145,5 +170,21 @@ mod tests {
         assert!(!c.ort_spin);
         assert!(c.fault_injection);
         assert!(Cli::try_parse_from(["worker", "--ort-spin", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_cpu_budget_sets_the_threads_unless_intra_threads_overrides_it() {
+        let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(cfg(&[]).threads(), all);
+        assert_eq!(cfg(&["--cpus", "2"]).threads(), 2);
+        assert_eq!(cfg(&["--cpus", "0.5"]).threads(), 1);
+        assert_eq!(cfg(&["--cpus", "1.5"]).threads(), 2);
+        assert_eq!(cfg(&["--cpus", "2", "--intra-threads", "3"]).threads(), 3);
+        for bad in ["0", "-1", "many", "inf", "NaN"] {
+            assert!(
+                Cli::try_parse_from(["worker", "--cpus", bad]).is_err(),
+                "{bad} must be refused"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod config;
 pub mod dead;
+pub mod health;
 pub mod model;
 pub mod models_cmd;
 pub mod preprocess;

@@ -14,6 +14,7 @@ async fn main() -> std::process::ExitCode {
         Some(Command::DeadList) => worker::dead::list(&cli.config).await,
         Some(Command::DeadRequeue { job_id }) => worker::dead::requeue(&cli.config, &job_id).await,
         Some(Command::Models(cmd)) => worker::models_cmd::run(&cli.config, cmd).await,
+        Some(Command::Health(args)) => worker::health::run(&cli.config, &args).await,
     };
     shared::telemetry::exit_code("worker", result)
 }
