@@ -220,6 +220,13 @@ async fn body_text(resp: Response) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Sends one request through the UI's router, checks the answer's status, returns its body.
+async fn page(ui: &Router, req: Request<Body>, status: StatusCode) -> String {
+    let resp = send(ui, req).await;
+    assert_eq!(resp.status(), status);
+    body_text(resp).await
+}
+
 /// Sends one request through the UI's router.
 async fn send(ui: &Router, req: Request<Body>) -> Response {
     ui.clone().oneshot(req).await.unwrap()
@@ -281,9 +288,13 @@ fn logged_in() -> String {
 
 #[tokio::test]
 async fn health_answers_without_the_api() {
-    let resp = send(&ui_for(&closed_port_url().await), get_req("/health", None)).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(body_text(resp).await.contains("ok"));
+    assert!(page(
+        &ui_for(&closed_port_url().await),
+        get_req("/health", None),
+        StatusCode::OK
+    )
+    .await
+    .contains("ok"));
 }
 
 #[tokio::test]
@@ -308,17 +319,17 @@ async fn pages_need_a_login_and_come_back_after_it() {
 #[tokio::test]
 async fn forms_without_the_csrf_token_are_refused() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = send(
+    assert!(page(
         &ui,
         form_req(
             "/login",
             &format!("csrf={CSRF}"),
             "csrf=wrong&email=g%40example.com&password=right",
         ),
+        StatusCode::FORBIDDEN
     )
-    .await;
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert!(body_text(resp).await.contains("This form has expired"));
+    .await
+    .contains("This form has expired"));
     // No cookie at all: the token in the form cannot match anything.
     let resp = send(
         &ui,
@@ -348,9 +359,13 @@ async fn login_sets_an_httponly_session_cookie_and_follows_next() {
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
 
     let body = format!("csrf={CSRF}&email=g%40example.com&password=wrong");
-    let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(body_text(resp).await.contains("do not match an account"));
+    assert!(page(
+        &ui,
+        form_req("/login", &format!("csrf={CSRF}"), &body),
+        StatusCode::UNAUTHORIZED
+    )
+    .await
+    .contains("do not match an account"));
 }
 
 #[tokio::test]
@@ -364,9 +379,12 @@ async fn the_signup_form_marks_every_invalid_field_next_to_it() {
     assert!(!html.contains("aria-invalid"), "{html}");
 
     let body = format!("csrf={CSRF}&name=&email=nope&password=");
-    let resp = send(&ui, form_req("/signup", &format!("csrf={CSRF}"), &body)).await;
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = body_text(resp).await;
+    let html = page(
+        &ui,
+        form_req("/signup", &format!("csrf={CSRF}"), &body),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     for (field, described_by) in [
         ("name", "name-error"),
         ("email", "email-error"),
@@ -392,9 +410,12 @@ async fn the_signup_form_marks_every_invalid_field_next_to_it() {
 #[tokio::test]
 async fn api_down_shows_a_service_unavailable_page() {
     let ui = ui_for(&closed_port_url().await);
-    let resp = send(&ui, get_req("/", Some(&logged_in()))).await;
-    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let html = body_text(resp).await;
+    let html = page(
+        &ui,
+        get_req("/", Some(&logged_in())),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert!(html.contains("The service is unavailable"));
     assert!(html.contains("try again"));
     assert!(
@@ -423,13 +444,12 @@ async fn an_expired_token_sends_the_user_to_log_in_again() {
 #[tokio::test]
 async fn a_text_file_named_jpg_is_explained_on_the_classify_page() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = send(
+    let html = page(
         &ui,
         multipart_req(&logged_in(), CSRF, "notes.jpg", b"just some text"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let html = body_text(resp).await;
     assert!(html.contains("“notes.jpg” is not an image we can read"));
     assert!(html.contains("id=\"files\""), "the form is shown again");
 }
@@ -445,9 +465,12 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), format!("/results/{JOB}"));
 
-    let resp = send(&ui, get_req(&format!("/results/{JOB}"), Some(&logged_in()))).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let html = body_text(resp).await;
+    let html = page(
+        &ui,
+        get_req(&format!("/results/{JOB}"), Some(&logged_in())),
+        StatusCode::OK,
+    )
+    .await;
     assert!(html.contains("academic gown") && html.contains("25.5%"));
     assert!(html.contains("class=\"bar-fill w-26\""));
     assert!(
@@ -472,34 +495,40 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
 #[tokio::test]
 async fn the_status_endpoint_returns_the_finished_panel_as_json() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = send(
-        &ui,
-        get_req(&format!("/results/{JOB}/status?wait=1"), Some(&logged_in())),
+    let body: serde_json::Value = serde_json::from_str(
+        &page(
+            &ui,
+            get_req(&format!("/results/{JOB}/status?wait=1"), Some(&logged_in())),
+            StatusCode::OK,
+        )
+        .await,
     )
-    .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    .unwrap();
     assert_eq!(body["finished"], true);
     assert!(body["html"].as_str().unwrap().contains("academic gown"));
 
-    let resp = send(&ui, get_req(&format!("/results/{JOB}/status"), None)).await;
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let body: serde_json::Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    let body: serde_json::Value = serde_json::from_str(
+        &page(
+            &ui,
+            get_req(&format!("/results/{JOB}/status"), None),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await,
+    )
+    .unwrap();
     assert_eq!(body["redirect"], "/login?expired=1");
 }
 
 #[tokio::test]
 async fn history_lists_thumbnails_and_unknown_pages_are_friendly() {
     let ui = ui_for(&spawn_fake_api().await);
-    let resp = send(&ui, get_req("/history", Some(&logged_in()))).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let html = body_text(resp).await;
+    let html = page(&ui, get_req("/history", Some(&logged_in())), StatusCode::OK).await;
     assert!(html.contains(&format!("/results/{JOB}/thumbnail")));
     assert!(html.contains("1 image classified"));
 
-    let resp = send(&ui, get_req("/nope", None)).await;
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert!(body_text(resp).await.contains("Not found"));
+    assert!(page(&ui, get_req("/nope", None), StatusCode::NOT_FOUND)
+        .await
+        .contains("Not found"));
 }
 
 #[tokio::test]
