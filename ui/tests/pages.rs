@@ -288,13 +288,9 @@ fn logged_in() -> String {
 
 #[tokio::test]
 async fn health_answers_without_the_api() {
-    assert!(page(
-        &ui_for(&closed_port_url().await),
-        get_req("/health", None),
-        StatusCode::OK
-    )
-    .await
-    .contains("ok"));
+    let ui = ui_for(&closed_port_url().await);
+    let html = page(&ui, get_req("/health", None), StatusCode::OK).await;
+    assert!(html.contains("ok"), "{html}");
 }
 
 #[tokio::test]
@@ -319,17 +315,17 @@ async fn pages_need_a_login_and_come_back_after_it() {
 #[tokio::test]
 async fn forms_without_the_csrf_token_are_refused() {
     let ui = ui_for(&spawn_fake_api().await);
-    assert!(page(
+    let html = page(
         &ui,
         form_req(
             "/login",
             &format!("csrf={CSRF}"),
             "csrf=wrong&email=g%40example.com&password=right",
         ),
-        StatusCode::FORBIDDEN
+        StatusCode::FORBIDDEN,
     )
-    .await
-    .contains("This form has expired"));
+    .await;
+    assert!(html.contains("This form has expired"), "{html}");
     // No cookie at all: the token in the form cannot match anything.
     let resp = send(
         &ui,
@@ -359,13 +355,13 @@ async fn login_sets_an_httponly_session_cookie_and_follows_next() {
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
 
     let body = format!("csrf={CSRF}&email=g%40example.com&password=wrong");
-    assert!(page(
+    let html = page(
         &ui,
         form_req("/login", &format!("csrf={CSRF}"), &body),
-        StatusCode::UNAUTHORIZED
+        StatusCode::UNAUTHORIZED,
     )
-    .await
-    .contains("do not match an account"));
+    .await;
+    assert!(html.contains("do not match an account"), "{html}");
 }
 
 #[tokio::test]
