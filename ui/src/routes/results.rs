@@ -2,7 +2,8 @@
 //! endpoint their script polls, and the image proxy that adds the user's token.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
@@ -31,6 +32,21 @@ fn check_id(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::NotFound)
+    }
+}
+
+/// A job id from the path, checked by [`check_id`]: anything else is a 404 page.
+pub struct JobId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobId {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::NotFound)?;
+        check_id(&id)?;
+        Ok(JobId(id))
     }
 }
 
@@ -69,10 +85,9 @@ pub struct ShowQuery {
 /// "queued" flash; a slow one shows its status and the page's script takes over.
 pub async fn show(
     SignedIn(state, csrf, session): SignedIn,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response> {
-    check_id(&id)?;
     let job = JobView::from_job(&state.api.job(&session.token, &id, Some(2)).await?);
     let notice = (q.feedback.as_deref() == Some("sent"))
         .then(|| Notice::new("success", "Thank you! Your feedback was saved."));
@@ -285,10 +300,9 @@ pub struct FeedbackForm {
 /// `POST /results/{id}/feedback`: correct or not, the right label, free text.
 pub async fn feedback(
     SignedIn(state, csrf, session): SignedIn,
-    Path(id): Path<String>,
+    JobId(id): JobId,
     Form(form): Form<FeedbackForm>,
 ) -> Result<Response> {
-    check_id(&id)?;
     csrf.verify(&form.csrf)?;
     let job = state.api.job(&session.token, &id, None).await?;
     let view = JobView::from_job(&job);
@@ -339,8 +353,7 @@ pub async fn feedback(
 }
 
 /// `GET /results/{id}/feedback` (e.g. "try again" after an error): back to the result.
-pub async fn feedback_redirect(Path(id): Path<String>) -> Result<Redirect> {
-    check_id(&id)?;
+pub async fn feedback_redirect(JobId(id): JobId) -> Result<Redirect> {
     Ok(Redirect::to(&format!("/results/{id}")))
 }
 
