@@ -93,8 +93,11 @@ pub fn app(state: AppState) -> Router {
         .route("/batch", get(routes::results::batch))
         .route("/results/{id}", get(routes::results::show))
         .route("/results/{id}/status", get(routes::results::status))
-        .route("/results/{id}/image", get(routes::results::image))
-        .route("/results/{id}/thumbnail", get(routes::results::thumbnail))
+        .route("/results/{id}/image", get(routes::results::image::<false>))
+        .route(
+            "/results/{id}/thumbnail",
+            get(routes::results::image::<true>),
+        )
         .route(
             "/results/{id}/feedback",
             get(routes::results::feedback_redirect).post(routes::results::feedback),

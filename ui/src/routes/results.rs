@@ -230,22 +230,15 @@ pub async fn status(
     resp
 }
 
-/// `GET /results/{id}/image`: the uploaded image, fetched with the user's token.
-pub async fn image(
+/// `GET /results/{id}/image` (`THUMBNAIL` false: the uploaded image) and
+/// `GET /results/{id}/thumbnail` (true: the small JPEG kept with the history), fetched with the
+/// user's token.
+pub async fn image<const THUMBNAIL: bool>(
     State(state): State<AppState>,
     jar: CookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    proxy_image(&state, &jar, &id, false).await
-}
-
-/// `GET /results/{id}/thumbnail`: the small JPEG kept with the history.
-pub async fn thumbnail(
-    State(state): State<AppState>,
-    jar: CookieJar,
-    Path(id): Path<String>,
-) -> Response {
-    proxy_image(&state, &jar, &id, true).await
+    proxy_image(&state, &jar, &id, THUMBNAIL).await
 }
 
 async fn proxy_image(state: &AppState, jar: &CookieJar, id: &str, thumbnail: bool) -> Response {
