@@ -147,10 +147,9 @@ pub struct PredictResponse {
     /// Score of the best class.
     pub score: Option<f32>,
     pub image_file_name: String,
-    /// Best first.
-    pub predictions: Vec<Prediction>,
-    pub model: String,
-    pub elapsed_ms: f64,
+    /// `predictions` (best first), `model` and `elapsed_ms`, as in a job's result.
+    #[serde(flatten)]
+    pub result: JobResult,
     pub job_id: String,
     pub cached: bool,
 }

@@ -61,7 +61,7 @@ async fn upload_wait_predict_and_cache() {
     let sync: PredictResponse = typed(&sync);
     assert!(sync.success);
     assert_eq!(sync.prediction.as_deref(), Some("academic gown"));
-    assert_eq!(sync.predictions.len(), 5);
+    assert_eq!(sync.result.predictions.len(), 5);
     assert!(sync.image_file_name.ends_with(".jpg"));
 
     // History has all three, newest first; the thumbnail and image are served to the owner only.

@@ -83,9 +83,7 @@ async fn predict(
                 prediction: top.map(|p| p.label.clone()),
                 score: top.map(|p| p.score),
                 image_file_name: job.image_file_name,
-                predictions: r.predictions,
-                model: r.model,
-                elapsed_ms: r.elapsed_ms,
+                result: r,
                 job_id: job.job_id,
                 cached: job.cached,
             })
