@@ -7,12 +7,14 @@
 #     redis-server   the tests start private Redis servers on free ports
 #     postgresql     the PostgreSQL tests (TEST_DATABASE_URL)
 #     python3-pip    scripts/install-ort.sh downloads the ONNX Runtime wheel with pip
+#     python3-venv   the checkout's .venv (Locust from stress/requirements.txt, pinned)
 #     chromium, nodejs, npm   the browser tests (skipped with SKIP_BROWSER=1)
 #   PostgreSQL: a cluster this script installs gets trust auth for 127.0.0.1 / ::1 (as on CI)
 #     and is started; then the database of TEST_DATABASE_URL's default
 #     (postgres://postgres@127.0.0.1:5432/test) is created if absent.
 #   cargo: the rustfmt and clippy components, cargo-nextest (cargo install --locked).
-#   .ort/libonnxruntime.so (scripts/install-ort.sh), tests/browser/node_modules (npm ci).
+#   .ort/libonnxruntime.so (scripts/install-ort.sh), tests/browser/node_modules (npm ci),
+#   .venv/ with stress/requirements.txt (Locust for the smoke run and `make locust`).
 #
 # Env: SKIP_BROWSER=1 (no Chromium, Node or node modules).
 set -euo pipefail
@@ -42,6 +44,7 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v psql >/dev/null 2>
     pg_fresh=1
 fi
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
     [ -x /usr/bin/chromium ] || packages+=(chromium)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -101,6 +104,11 @@ echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
 scripts/install-ort.sh
+
+# --- Python tools in the checkout's .venv (Locust, pinned in stress/requirements.txt) ----------
+[ -x "$repo/.venv/bin/python" ] || python3 -m venv "$repo/.venv"
+"$repo/.venv/bin/pip" install -q --disable-pip-version-check -r "$repo/stress/requirements.txt"
+echo "python tools: $("$repo/.venv/bin/locust" --version 2>/dev/null | head -n 1) in .venv"
 
 # --- node modules of the browser tests --------------------------------------------------------
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
