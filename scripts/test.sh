@@ -68,6 +68,12 @@ else
     step "rust tests" "$rust_log" cargo nextest run --workspace --no-fail-fast --no-tests=warn
 fi
 
+# The locustfile against a private stack for a few seconds (zero failures); `make locust` is
+# the real, long run and is not part of CI.
+if [[ " ${failed[*]:-} " != *" build "* ]]; then
+    step "locust smoke" "$log_dir/locust-smoke.log" scripts/locust.sh --smoke
+fi
+
 browser_tests="$repo/tests/browser/run.sh"
 browser_log="$log_dir/browser-tests.log"
 if [ -f "$browser_tests" ] && [ "${SKIP_BROWSER:-0}" != 1 ]; then

@@ -1,29 +1,38 @@
 """Load test for the image-classification API (Locust).
 
-Each simulated user registers and logs in once, then mostly uploads a photo to the
-asynchronous `POST /predictions` and waits for its result with
-`GET /predictions/{id}?wait=10`; some use the synchronous `POST /predict`, read
-their history (`GET /predictions`) or the service info (`GET /info`).
+Each simulated user registers and logs in once (a refused sign-up or log-in stops that
+user: `StopUser`, counted as a failure), then mostly uploads a photo to the asynchronous
+`POST /predictions` and waits for its result with `GET /predictions/{id}?wait=WAIT_S`; some
+use the synchronous `POST /predict`, read their history (`GET /predictions`) or the service
+info (`GET /info`).
 
-Run against a running stack (`make run`, or `docker compose up`):
+Every upload is new bytes by default: the photo gets a JPEG comment (a PNG `tEXt` chunk)
+holding a random id, inside the image and ignored by decoders, so the API's result cache
+never answers and every classification runs the model. `REPEAT_SHARE` (0..1, default 0)
+sends that share of uploads as one fixed copy instead; answers that come from the cache are
+reported apart, under names ending in "(cache hit)".
 
-    pip install locust
-    locust -f stress/locustfile.py --host http://127.0.0.1:8000
-    # headless, 50 users, 5 new users per second, 2 minutes:
-    locust -f stress/locustfile.py --host http://127.0.0.1:8000 \
-        --headless -u 50 -r 5 -t 2m --csv stress/reports/run
+`make locust` runs this headless against private stacks and writes the report (see
+scripts/locust.sh). By hand, against a running stack (`make run`):
 
-Env: IMAGE (the photo to upload; default ../shared/testdata/grace_hopper.jpg beside
-the checkout), MODEL (model name to ask for; default: the service's default),
-WAIT_S (the `wait` of GET /predictions/{id}, default 10), PASSWORD.
+    .venv/bin/pip install -r stress/requirements.txt
+    .venv/bin/locust -f stress/locustfile.py --host http://127.0.0.1:8000 \\
+        --headless -u 10 -r 10 -t 60s --csv stress/reports/manual
+
+Env: IMAGE (the photo to upload, JPEG or PNG; default ../shared/testdata/grace_hopper.jpg
+beside the checkout), MODEL (model name to ask for; default: the service's default), WAIT_S
+(the `wait` of GET /predictions/{id}, default 10), PASSWORD, REPEAT_SHARE.
 """
 
-import mimetypes
 import os
+import random
+import struct
 import uuid
+import zlib
 from pathlib import Path
 
 from locust import HttpUser, between, events, task
+from locust.exception import StopUser
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMAGE = HERE.parent.parent / "shared" / "testdata" / "grace_hopper.jpg"
@@ -31,18 +40,49 @@ IMAGE_PATH = Path(os.environ.get("IMAGE", str(DEFAULT_IMAGE)))
 MODEL = os.environ.get("MODEL", "")
 WAIT_S = int(os.environ.get("WAIT_S", "10"))
 PASSWORD = os.environ.get("PASSWORD", "locust-load-test-password")
+REPEAT_SHARE = float(os.environ.get("REPEAT_SHARE", "0"))
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _image = {}
 
 
-def image():
-    """(file name, bytes, content type) of the upload, read once per process."""
+def base_image():
+    """(file name, bytes, content type) of the photo, read once per process."""
     if not _image:
         if not IMAGE_PATH.is_file():
             raise SystemExit(f"locustfile: image {IMAGE_PATH} not found; set IMAGE=/path/to/photo.jpg")
-        ctype = mimetypes.guess_type(IMAGE_PATH.name)[0] or "application/octet-stream"
-        _image.update(name=IMAGE_PATH.name, data=IMAGE_PATH.read_bytes(), ctype=ctype)
+        data = IMAGE_PATH.read_bytes()
+        if data.startswith(b"\xff\xd8"):
+            ctype = "image/jpeg"
+        elif data.startswith(PNG_MAGIC):
+            ctype = "image/png"
+        else:
+            raise SystemExit(f"locustfile: {IMAGE_PATH} is neither JPEG nor PNG")
+        _image.update(name=IMAGE_PATH.name, data=data, ctype=ctype)
+        # The fixed copy REPEAT_SHARE sends: tagged once, so it is not the bare photo that
+        # other tools may have cached.
+        _image["repeat"] = tagged(data, f"locust-repeat-{uuid.uuid4().hex}")
     return _image["name"], _image["data"], _image["ctype"]
+
+
+def tagged(data, tag):
+    """The image with `tag` stored inside it: a JPEG COM segment right after SOI, or a PNG
+    tEXt chunk right after IHDR. The pixels are the same; the bytes (and SHA-256) are not."""
+    text = tag.encode()
+    if data.startswith(b"\xff\xd8"):
+        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text + data[2:]
+    ihdr_end = 8 + 8 + 13 + 4  # magic, IHDR length+type, IHDR data, CRC
+    chunk = b"tEXt" + b"locust\x00" + text
+    packed = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return data[:ihdr_end] + packed + data[ihdr_end:]
+
+
+def upload_bytes():
+    """(bytes, repeat?) for the next upload: new bytes unless this one is a repeat."""
+    _, data, _ = base_image()
+    if REPEAT_SHARE > 0 and random.random() < REPEAT_SHARE:
+        return _image["repeat"], True
+    return tagged(data, uuid.uuid4().hex), False
 
 
 def body(r):
@@ -56,7 +96,9 @@ def body(r):
 
 @events.init.add_listener
 def _check_image(environment, **_kwargs):
-    image()  # fail at start, not in every user
+    base_image()  # fail at start, not in every user
+    if not 0 <= REPEAT_SHARE <= 1:
+        raise SystemExit("locustfile: REPEAT_SHARE must be between 0 and 1")
 
 
 class ApiUser(HttpUser):
@@ -72,7 +114,7 @@ class ApiUser(HttpUser):
         ) as r:
             if r.status_code not in (200, 201):
                 r.failure(f"register: {r.status_code} {r.text[:200]}")
-                return
+                raise StopUser()
         with self.client.post(
             "/login",
             data={"username": email, "password": PASSWORD},
@@ -82,20 +124,27 @@ class ApiUser(HttpUser):
             token = body(r).get("access_token")
             if not token:
                 r.failure(f"login: {r.status_code} {r.text[:200]}")
-                return
+                raise StopUser()
         self.client.headers["Authorization"] = f"Bearer {token}"
 
     def _post_image(self, path):
-        """POSTs a test image (and MODEL when set) to `path`; use it in a `with` block."""
-        name, data, ctype = image()
+        """POSTs an upload (and MODEL when set) to `path`; use it in a `with` block. A repeat
+        is named apart; an answer from the cache is renamed "(cache hit)" by the caller."""
+        data, repeat = upload_bytes()
+        name, _, ctype = base_image()
         form = {"model": MODEL} if MODEL else {}
+        label = f"POST {path}" + (" (repeat)" if repeat else "")
         return self.client.post(
             path,
             files={"file": (name, data, ctype)},
             data=form,
-            name=f"POST {path}",
+            name=label,
             catch_response=True,
         )
+
+    @staticmethod
+    def _cache_hit(r, path):
+        r.request_meta["name"] = f"POST {path} (cache hit)"
 
     @task(6)
     def classify_async(self):
@@ -105,7 +154,8 @@ class ApiUser(HttpUser):
                 return
             job = body(r)
             if r.status_code == 200 and job.get("status") == "done":
-                return  # answered from the cache
+                self._cache_hit(r, "/predictions")
+                return
             job_id = job.get("job_id")
             if not job_id:
                 r.failure(f"no job_id in {r.text[:200]}")
@@ -129,8 +179,11 @@ class ApiUser(HttpUser):
     @task(2)
     def classify_sync(self):
         with self._post_image("/predict") as r:
-            if r.status_code != 200 or not body(r).get("success"):
+            answer = body(r)
+            if r.status_code != 200 or not answer.get("success"):
                 r.failure(f"{r.status_code} {r.text[:200]}")
+            elif answer.get("cached"):
+                self._cache_hit(r, "/predict")
 
     @task(1)
     def history(self):

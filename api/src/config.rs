@@ -41,6 +41,10 @@ pub struct ApiConfig {
     /// Address to listen on.
     #[arg(long, env = "API_BIND", default_value = "127.0.0.1:8000")]
     pub api_bind: String,
+    /// Serve `/metrics` on this address of its own (e.g. an internal interface) and not on
+    /// API_BIND; unset: `/metrics` is served on the API port.
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     /// File the bound port is written to once listening: with `API_BIND=...:0`, how a
     /// supervisor (tests, `xtask stack`) learns the port from the process itself.
     #[arg(long, env = "PORT_FILE")]

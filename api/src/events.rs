@@ -12,10 +12,12 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use shared::queue::{keys, results, FinishedJob};
+use shared::queue::keys::{self, field};
+use shared::queue::{results, FinishedJob};
 use shared::redis_util::backoff;
 
 use crate::db::Finished;
+use crate::prom;
 use crate::state::AppState;
 
 /// The broadcast message that tells every waiter to re-read its job (after a reconnect).
@@ -117,7 +119,10 @@ async fn record_batch(
     let n = entries.len();
     for entry in entries {
         match &entry.finished {
-            Some(f) => persist(state, f).await?,
+            Some(f) => {
+                persist(state, f).await?;
+                record_wait(state, &mut conn, f).await;
+            }
             None => warn!(entry = %entry.id, "unreadable results entry dropped"),
         }
         results::ack(&mut conn, &[&entry.id]).await?;
@@ -139,14 +144,51 @@ async fn persist(state: &AppState, f: &FinishedJob) -> anyhow::Result<()> {
         .db_call(state.db.finish_prediction(&row))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    metrics::counter!("jobs_finished_total", "outcome" => f.status.as_str()).increment(1);
+    metrics::counter!(prom::JOBS_FINISHED, "outcome" => f.status.as_str()).increment(1);
     if let Some(r) = &f.result {
-        metrics::histogram!("inference_seconds", "model" => r.model.clone())
+        metrics::histogram!(prom::INFERENCE_SECONDS, "model" => model_label(state, &r.model))
             .record(r.elapsed_ms / 1e3);
-        metrics::histogram!("inference_batch_size").record(1.0);
+        metrics::histogram!(prom::INFERENCE_BATCH_SIZE).record(1.0);
     }
     if !recorded {
         info!(job = %f.job_id, "finished job has no history row (owner deleted); skipped");
     }
     Ok(())
+}
+
+/// Records how long a finished job waited in its queue (accepted to started) and its
+/// turnaround (accepted to finished), from the times its record in Redis holds. Each finished
+/// job is recorded by one API process (the results consumer group), so the histograms of all
+/// replicas add up. A record already gone (or lacking the times) is skipped.
+async fn record_wait(state: &AppState, conn: &mut ConnectionManager, f: &FinishedJob) {
+    use redis::AsyncCommands;
+    let fields = [field::MODEL, field::CREATED, field::STARTED];
+    let read: redis::RedisResult<(Option<String>, Option<i64>, Option<i64>)> =
+        conn.hget(keys::job(&f.job_id), &fields).await;
+    let (model, created, started) = match read {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(job = %f.job_id, error = %e, "cannot read the job's times for the metrics");
+            return;
+        }
+    };
+    let (Some(model), Some(created)) = (model, created) else {
+        return;
+    };
+    let model = model_label(state, &model);
+    if let Some(started) = started {
+        let wait = (started - created).max(0) as f64 / 1e3;
+        metrics::histogram!(prom::QUEUE_WAIT, "model" => model.clone()).record(wait);
+    }
+    let turnaround = (f.finished_ms - created).max(0) as f64 / 1e3;
+    metrics::histogram!(prom::JOB_TURNAROUND, "model" => model).record(turnaround);
+}
+
+/// A model name as a label: a registry name, anything else `other` (bounded either way).
+fn model_label(state: &AppState, model: &str) -> String {
+    if state.registry.get(model).is_ok() {
+        model.to_owned()
+    } else {
+        "other".to_owned()
+    }
 }

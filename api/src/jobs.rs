@@ -131,7 +131,7 @@ async fn answer_from_cache(
             cached: true,
         }))
         .await?;
-    metrics::counter!("jobs_cache_hits_total").increment(1);
+    metrics::counter!(crate::prom::JOBS_CACHE_HITS).increment(1);
     Ok(record)
 }
 
@@ -143,7 +143,7 @@ async fn admit(
 ) -> Result<()> {
     let depth = producer::depth(conn, model).await?;
     if depth >= state.cfg.max_queue_depth {
-        metrics::counter!("uploads_rejected_total", "reason" => "queue_full").increment(1);
+        metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "queue_full").increment(1);
         return Err(ApiError::QueueFull(depth));
     }
     Ok(())
@@ -162,7 +162,7 @@ async fn enqueue(
         .await?;
     let record = JobRecord::queued(job, user.id, &upload.image_file_name, upload.content_type);
     producer::enqueue(conn, job, &record, &upload.bytes, ttls(state)).await?;
-    metrics::counter!("jobs_submitted_total", "model" => job.model.clone()).increment(1);
+    metrics::counter!(crate::prom::JOBS_SUBMITTED, "model" => job.model.clone()).increment(1);
     Ok(record)
 }
 

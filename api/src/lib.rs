@@ -9,19 +9,20 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod openapi;
+pub mod prom;
 pub mod routes;
 pub mod state;
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -36,16 +37,38 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::state::{AppState, RedisHandle};
 
-/// The router with every route and layer; tests drive it with `oneshot`.
+/// The router with every route and layer; tests drive it with `oneshot`. `/metrics` is on it
+/// unless `METRICS_BIND` moves it to an address of its own ([`metrics_app`]).
 pub fn app(state: AppState) -> Router {
     let body_limit = state.cfg.max_upload_bytes + 64 * 1024;
     let timeout = state.cfg.request_timeout;
-    routes::router(body_limit)
-        .merge(openapi::router())
+    let mut router = routes::router(body_limit).merge(openapi::router());
+    if state.cfg.metrics_bind.is_none() {
+        router = router.route("/metrics", get(routes::health::get_metrics));
+    }
+    with_layers(router, body_limit, timeout).with_state(state)
+}
+
+/// `/metrics` alone, for the `METRICS_BIND` listener.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::health::get_metrics))
+        .fallback(error::not_found_fallback)
+        .with_state(state)
+}
+
+/// The layers every route gets. The metrics layer is the outermost, so the answers made by the
+/// layers inside it are counted: 504 from the timeout, 413 from the body limit, 500 from a
+/// caught panic.
+pub fn with_layers<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    body_limit: usize,
+    timeout: Duration,
+) -> Router<S> {
+    router
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(track_metrics))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -57,37 +80,12 @@ pub fn app(state: AppState) -> Router {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(axum::middleware::from_fn(prom::track))
 }
 
-/// Counts requests and records latency per matched route and status.
-async fn track_metrics(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    resp
-}
-
-/// The process-wide Prometheus recorder (installed once, shared by every app in a process).
+/// The process-wide Prometheus recorder (see [`prom::handle`]).
 pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
+    prom::handle()
 }
 
 /// Builds the state: database (migrated), Redis handle, registry, keys.
@@ -142,6 +140,8 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
 /// A bound, ready-to-run API (tests bind port 0 and read `port`).
 pub struct Application {
     pub listener: TcpListener,
+    /// The `METRICS_BIND` listener, when `/metrics` has an address of its own.
+    pub metrics_listener: Option<TcpListener>,
     pub state: AppState,
     pub port: u16,
 }
@@ -153,11 +153,20 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", state.cfg.api_bind))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match &state.cfg.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on METRICS_BIND {addr}"))?,
+            ),
+            None => None,
+        };
         if let Some(path) = &state.cfg.port_file {
             write_port_file(path, port)?;
         }
         Ok(Application {
             listener,
+            metrics_listener,
             state,
             port,
         })
@@ -177,6 +186,16 @@ impl Application {
         let notifier = tokio::spawn(events::run_notifier(state.clone(), bg.clone()));
         let recorder = tokio::spawn(events::run_recorder(state.clone(), consumer, bg.clone()));
         info!(addr = %self.listener.local_addr()?, "api listening");
+        let metrics_server = match self.metrics_listener {
+            Some(l) => {
+                info!(addr = %l.local_addr()?, "metrics listening");
+                let stop = bg.clone();
+                let server = axum::serve(l, metrics_app(state.clone()))
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                Some(tokio::spawn(async move { server.await }))
+            }
+            None => None,
+        };
         let grace = state.cfg.shutdown_grace;
         let signal = shutdown.clone();
         let server = axum::serve(self.listener, app(state))
@@ -191,6 +210,9 @@ impl Application {
         }
         bg.cancel();
         let _ = tokio::join!(notifier, recorder);
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         info!("api stopped");
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Liveness, readiness and Prometheus metrics.
+//! Liveness, readiness and Prometheus metrics (`/metrics` is mounted by [`crate::app`] or,
+//! with `METRICS_BIND`, by [`crate::metrics_app`]).
 
 use api_types::{Health, HealthStatus, Readiness, ReadyChecks, ReadyStatus};
 use axum::extract::State;
@@ -10,13 +11,13 @@ use redis::AsyncCommands;
 
 use shared::keys;
 
+use crate::prom;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(get_health))
         .route("/ready", get(get_ready))
-        .route("/metrics", get(get_metrics))
 }
 
 /// 200 while the process runs.
@@ -113,20 +114,22 @@ pub async fn live_workers(
 
 /// Prometheus text; the queue depth gauges are refreshed on each scrape.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
+// Also refreshed at each scrape: workers_live and the process metrics. Served on the API port
+// unless METRICS_BIND gives it an address of its own.
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
     if let Ok(mut conn) = state.redis.get().await {
         for model in state.registry.models.keys() {
             if let Ok(n) = conn.xlen::<_, u64>(keys::queue(model)).await {
-                metrics::gauge!("queue_depth", "model" => model.clone()).set(n as f64);
+                metrics::gauge!(prom::QUEUE_DEPTH, "model" => model.clone()).set(n as f64);
             }
         }
         if let Ok(w) = live_workers(&state).await {
-            metrics::gauge!("workers_live").set(w.len() as f64);
+            metrics::gauge!(prom::WORKERS_LIVE).set(w.len() as f64);
         }
     }
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        prom::render(&state.metrics),
     )
         .into_response()
 }
