@@ -26,6 +26,11 @@ impl Scrape {
         self.series.get(&key(name, labels)).copied().unwrap_or(0.0)
     }
 
+    /// How much `name` with exactly `labels` grew since `earlier`.
+    fn since(&self, earlier: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels) - earlier.get(name, labels)
+    }
+
     /// Sum over every series of `name` whose labels include `labels`.
     fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.series
@@ -127,15 +132,13 @@ async fn histograms_count_every_request_and_job_and_labels_stay_bounded() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let after = loop {
         let s = scrape(&http, &base).await;
-        let done = s.get("job_queue_wait_seconds_count", &[("model", MODEL)])
-            - before.get("job_queue_wait_seconds_count", &[("model", MODEL)]);
+        let done = s.since(&before, "job_queue_wait_seconds_count", &[("model", MODEL)]);
         if done >= 20.0 || Instant::now() > deadline {
             break s;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let moved =
-        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
+    let moved = |name: &str, labels: &[(&str, &str)]| after.since(&before, name, labels);
     let post = [("method", "POST"), ("route", "/predictions")];
     let post_le = |le: &'static str| [post[0], post[1], ("le", le)];
     assert_eq!(moved("http_request_duration_seconds_count", &post), 20.0);
@@ -258,18 +261,9 @@ async fn histograms_count_every_request_and_job_and_labels_stay_bounded() {
         assert_eq!(r.status(), 413);
     }
     let s = scrape(&http, &base).await;
-    assert_eq!(
-        s.get(
-            "http_requests_total",
-            &[post[0], post[1], ("status", "413")]
-        ) - later.get(
-            "http_requests_total",
-            &[post[0], post[1], ("status", "413")]
-        ),
-        1.0,
-        "{}",
-        s.text
-    );
+    let too_large = [post[0], post[1], ("status", "413")];
+    let counted = s.since(&later, "http_requests_total", &too_large);
+    assert_eq!(counted, 1.0, "{}", s.text);
 
     // A 504 from the request timeout is counted: with the worker gone (its heartbeat still
     // fresh) a job stays queued, and a 20 s wait is cut at REQUEST_TIMEOUT (5 s).
@@ -283,18 +277,9 @@ async fn histograms_count_every_request_and_job_and_labels_stay_bounded() {
     assert_eq!(status, 504, "{body}");
     let job_route = [("method", "GET"), ("route", "/predictions/{job_id}")];
     let end = scrape(&http, &base).await;
-    assert_eq!(
-        end.get(
-            "http_requests_total",
-            &[job_route[0], job_route[1], ("status", "504")]
-        ) - s.get(
-            "http_requests_total",
-            &[job_route[0], job_route[1], ("status", "504")]
-        ),
-        1.0,
-        "{}",
-        end.text
-    );
+    let timed_out = [job_route[0], job_route[1], ("status", "504")];
+    let counted = end.since(&s, "http_requests_total", &timed_out);
+    assert_eq!(counted, 1.0, "{}", end.text);
     assert!(
         end.get(
             "http_request_duration_seconds_bucket",
