@@ -7,6 +7,7 @@
 #     redis-server   the tests start private Redis servers on free ports
 #     postgresql     the PostgreSQL tests (TEST_DATABASE_URL)
 #     python3-pip    scripts/install-ort.sh downloads the ONNX Runtime wheel with pip
+#     iproute2       `ip netns` for the network-namespace test (tests/tests/netns.rs)
 #     chromium, nodejs, npm   the browser tests (skipped with SKIP_BROWSER=1)
 #   PostgreSQL: a cluster this script installs gets trust auth for 127.0.0.1 / ::1 (as on CI)
 #     and is started; then the database of TEST_DATABASE_URL's default
@@ -42,6 +43,7 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v psql >/dev/null 2>
     pg_fresh=1
 fi
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || packages+=(iproute2)
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
     [ -x /usr/bin/chromium ] || packages+=(chromium)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
