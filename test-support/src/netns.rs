@@ -142,7 +142,8 @@ impl Lab {
         })?;
         if !has_cap_net_admin() {
             return Err(LabError::Unsupported(format!(
-                "this process lacks CAP_NET_ADMIN ({}); run as root",
+                "this process lacks CAP_NET_ADMIN ({}); network namespaces need root \
+                 (CAP_NET_ADMIN and CAP_SYS_ADMIN)",
                 uid_line()
             )));
         }
