@@ -15,9 +15,9 @@
 //! host): Unix sockets are files, not network addresses, so they cross namespaces.
 //!
 //! Dropping the lab kills every process still inside its namespaces and deletes them (also
-//! after a failed assertion: `Drop` runs while a panic unwinds). Namespaces left by a run that
-//! was killed outright (named after a test process that no longer exists) are deleted by the
-//! next [`Lab::create`].
+//! after a failed assertion: `Drop` runs while a panic unwinds). Namespaces and temp folders
+//! left by a run that was killed outright (named after a test process that no longer exists)
+//! are deleted by the next [`Lab::create`].
 //!
 //! Creating namespaces needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Where the kernel refuses,
 //! [`Lab::create`] answers [`LabError::Unsupported`] with the reason, so a test can skip and say
@@ -160,7 +160,7 @@ impl Lab {
             )));
         }
         let dir = tempfile::Builder::new()
-            .prefix("netns-lab-")
+            .prefix(&format!("{prefix}-"))
             .tempdir()
             .map_err(|e| LabError::Failed(e.into()))?;
         // From here on the lab owns what exists: a failure drops it, which cleans up.
@@ -429,26 +429,39 @@ fn ns_pids(ip: &Path, ns: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Deletes namespaces of earlier runs whose test process is gone (killed before its `Drop`).
+/// Deletes namespaces and temp folders of earlier runs whose test process is gone (killed
+/// before its `Drop` could run).
 fn sweep_stale(ip: &Path) {
-    let Ok(out) = Command::new(ip).args(["netns", "list"]).output() else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(rest) = name.strip_prefix(PREFIX) else {
-            continue;
-        };
-        let owner = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = owner {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                eprintln!("netns lab: removing {name}, left by a run that was killed");
+    if let Ok(out) = Command::new(ip).args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            if left_by_dead_run(name) {
+                eprintln!("netns lab: removing namespace {name}, left by a run that was killed");
                 remove_namespace(ip, name);
             }
         }
     }
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if left_by_dead_run(&name) {
+            eprintln!(
+                "netns lab: removing {}, left by a run that was killed",
+                tmp.join(&name).display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether `name` is a lab's (`icns-<pid>-...`) and its test process no longer exists.
+fn left_by_dead_run(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Runs `program ARGS`, failing with its stderr.
