@@ -86,9 +86,6 @@ async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
     c.wait_workers(2, Duration::from_secs(60)).await;
     let (status, body) = c.get("/ready").await;
     assert_eq!(status, 200, "/ready: {body}");
-    // The api reaches the workers only through Redis: each runs on another host.
-    let addrs: HashSet<String> = lab.hosts().iter().map(|h| h.addr.to_string()).collect();
-    assert_eq!(addrs.len(), 5, "one address per host");
     let started = t0.elapsed();
 
     // --- watch Redis: every completion event, from the start ------------------------------------
