@@ -4,9 +4,10 @@
 #
 # Steps: rustfmt, clippy, cargo-deny (licenses, bans, sources, advisories from the vendored
 # RustSec snapshot), docker-check (compose + Dockerfile, no Docker engine), k8s manifests
-# (offline schemas), the workspace build, the Rust tests (cargo-nextest), the browser tests. Every step runs even after a failure and prints its duration; the summary lists
-# each step with its time and the test runners' own summary lines. The exit status is
-# non-zero when any step failed.
+# (offline schemas), the workspace build, the Rust tests (cargo-nextest), the network-namespace
+# test, the locust smoke run, the browser tests. Every step runs even after a failure and
+# prints its duration; the summary lists each step with its time and the test runners' own
+# summary lines. The exit status is non-zero when any step failed.
 #
 # Env: TEST_DATABASE_URL, the PostgreSQL admin URL the tests create their databases with
 #      (default postgres://postgres@127.0.0.1:5432/test); SKIP_BROWSER=1 skips the browser
@@ -65,7 +66,19 @@ if [[ " ${failed[*]:-} " == *" build "* ]]; then
     summaries+=("rust tests     not run (the build failed)")
     failed+=("rust tests")
 else
-    step "rust tests" "$rust_log" cargo nextest run --workspace --no-fail-fast --no-tests=warn
+    # The network-namespace test runs as a step of its own below, alone on the machine.
+    step "rust tests" "$rust_log" cargo nextest run --workspace --no-fail-fast --no-tests=warn \
+        -E 'not binary_id(e2e::netns)'
+fi
+
+# Redis, the api, two workers and a client in network namespaces of their own, one worker's
+# link cut mid-run (tests/tests/netns.rs). Needs root; elsewhere it skips and says why.
+netns_log="$log_dir/netns-test.log"
+if [[ " ${failed[*]:-} " == *" build "* ]]; then
+    summaries+=("netns test     not run (the build failed)")
+    failed+=("netns test")
+else
+    step "netns test" "$netns_log" cargo nextest run -p e2e --test netns --no-capture --no-fail-fast
 fi
 
 # The locustfile against a private stack for a few seconds (zero failures); `make locust` is
@@ -91,6 +104,10 @@ done
 if [ -f "$rust_log" ]; then
     # nextest's closing line.
     grep -E '^[[:space:]]*Summary \[' "$rust_log" | sed 's/^[[:space:]]*/  /' || true
+fi
+if [ -f "$netns_log" ]; then
+    # The test's own closing line: `netns: ok: ...` or `netns: SKIPPED: <why>`.
+    grep -E '^netns: (ok|SKIPPED)' "$netns_log" | sed 's/^/  /' || true
 fi
 if [ -f "$browser_log" ] && [ "${SKIP_BROWSER:-0}" != 1 ]; then
     # node --test closes with "ℹ tests N", "ℹ pass N", "ℹ fail N" lines.

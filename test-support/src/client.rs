@@ -36,7 +36,11 @@ fn http_client() -> reqwest::Client {
 impl Client {
     /// Registers a new user (`POST /users`) and logs in; panics unless both succeed.
     pub async fn register(base: &str) -> Client {
-        let http = http_client();
+        Self::register_with(http_client(), base).await
+    }
+
+    /// [`Client::register`] through a given HTTP client (one over a Unix socket, say).
+    pub async fn register_with(http: reqwest::Client, base: &str) -> Client {
         let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
         let r = http
             .post(format!("{base}/users"))

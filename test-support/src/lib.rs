@@ -1,7 +1,8 @@
 //! Test support, in one place: a private `redis-server` per test ([`Redis`]), a database per
 //! test on SQLite or PostgreSQL ([`TestDb`]), the real `api`, `worker` and `ui` binaries
 //! started on port 0 ([`Stack`], or one by one through [`Launcher`]), an HTTP client that
-//! registers, logs in, uploads and waits ([`Client`]), and image fixtures ([`fixtures`]).
+//! registers, logs in, uploads and waits ([`Client`]), image fixtures ([`fixtures`]), and a
+//! private network of hosts in Linux network namespaces for network faults ([`netns::Lab`]).
 //!
 //! The Redis and PostgreSQL URLs tests use come from here only: a private Redis on a free
 //! port, and databases created through [`db::admin_url`] (`TEST_DATABASE_URL`) and dropped
@@ -10,6 +11,7 @@
 pub mod client;
 pub mod db;
 pub mod fixtures;
+pub mod netns;
 pub mod paths;
 pub mod process;
 mod redis_server;
@@ -18,6 +20,7 @@ pub mod stack;
 pub use client::{login, probe, typed, Client, PASSWORD};
 pub use db::{Backend, TestDb};
 pub use fixtures::{grace_hopper, png, png_declaring, top1, unique_photo, with_trailer};
+pub use netns::{Lab, LabError};
 pub use paths::{binary, repo, shared_dir};
 pub use process::{eventually, wait_until, Proc, TimedOut};
 pub use redis_server::{free_port, Redis};

@@ -31,3 +31,14 @@ pub fn binary(name: &str) -> PathBuf {
     );
     p
 }
+
+/// A built binary of the workspace, or an error saying how to build it.
+pub fn binary_path(name: &str) -> anyhow::Result<PathBuf> {
+    let p = bin_dir().join(name);
+    anyhow::ensure!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` first",
+        p.display()
+    );
+    Ok(p)
+}

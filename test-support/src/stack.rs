@@ -193,7 +193,11 @@ impl Launcher {
 }
 
 /// Reads the port a process wrote to `path`, failing early (with its log) if it exits.
-async fn wait_port_file(proc: &mut Proc, path: &Path, within: Duration) -> anyhow::Result<u16> {
+pub(crate) async fn wait_port_file(
+    proc: &mut Proc,
+    path: &Path,
+    within: Duration,
+) -> anyhow::Result<u16> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(port) = std::fs::read_to_string(path)
