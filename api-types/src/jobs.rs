@@ -21,10 +21,11 @@ pub struct UploadForm {
     pub file: Vec<u8>,
     /// A model that `/info` lists; the default model when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, min_length = 1)]
     pub model: Option<String>,
     /// How many classes to return, 1 to 20 (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 20)]
+    #[schema(nullable = false, minimum = 1, maximum = 20)]
     pub top_k: Option<u32>,
 }
 

@@ -26,9 +26,45 @@ use crate::routes;
     // Everything reachable from the paths is collected anyway; the error types are listed so the
     // codes are documented even where a route names no error body.
     components(schemas(api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode)),
-    modifiers(&Bearer, &EveryRoute)
+    modifiers(&Bearer, &EveryRoute, &FeedbackNamesItsJob)
 )]
 pub struct ApiDoc;
+
+/// `FeedbackRequest` needs `job_id` or `image_file_name` (a string, not null): a rule across
+/// two fields, which the derived schema cannot say, added as `allOf: [fields, anyOf: [...]]`.
+struct FeedbackNamesItsJob;
+
+impl Modify for FeedbackNamesItsJob {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
+            return;
+        };
+        let Some(fields) = schemas.remove("FeedbackRequest") else {
+            return;
+        };
+        let naming = |field: &str| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(Type::String))
+                .required(field)
+        };
+        let description = "`POST /feedback` body: the job (or image name) it is about, what \
+            was predicted, what the user says. One of `job_id` and `image_file_name` is required.";
+        let schema = AllOfBuilder::new()
+            .item(fields)
+            .item(
+                AnyOfBuilder::new()
+                    .item(naming("job_id"))
+                    .item(naming("image_file_name")),
+            )
+            .description(Some(description))
+            .build();
+        schemas.insert(
+            "FeedbackRequest".into(),
+            utoipa::openapi::RefOr::T(utoipa::openapi::Schema::AllOf(schema)),
+        );
+    }
+}
 
 /// The answers any route can give, whatever its handler does: 500 (a bug; the cause is logged)
 /// and 504 (`REQUEST_TIMEOUT` passed). Added here so no route's annotation can forget them.
