@@ -7,11 +7,14 @@
 #     redis-server   the tests start private Redis servers on free ports
 #     postgresql     the PostgreSQL tests (TEST_DATABASE_URL)
 #     python3-pip    scripts/install-ort.sh downloads the ONNX Runtime wheel with pip
+#     python3-venv   the checkout's .venv (schemathesis), when Python lacks ensurepip
 #     chromium, nodejs, npm   the browser tests (skipped with SKIP_BROWSER=1)
 #   PostgreSQL: a cluster this script installs gets trust auth for 127.0.0.1 / ::1 (as on CI)
 #     and is started; then the database of TEST_DATABASE_URL's default
 #     (postgres://postgres@127.0.0.1:5432/test) is created if absent.
-#   cargo: the rustfmt and clippy components, cargo-nextest (cargo install --locked).
+#   cargo: the rustfmt and clippy components, cargo-nextest and cargo-fuzz (pinned; cargo
+#     install --locked).
+#   .venv/ in the checkout with schemathesis (pinned) for the contract test.
 #   .ort/libonnxruntime.so (scripts/install-ort.sh), tests/browser/node_modules (npm ci).
 #
 # Env: SKIP_BROWSER=1 (no Chromium, Node or node modules).
@@ -42,6 +45,7 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v psql >/dev/null 2>
     pg_fresh=1
 fi
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
     [ -x /usr/bin/chromium ] || packages+=(chromium)
     command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -97,7 +101,21 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (cargo install --locked; a few minutes, once)"
     cargo install cargo-nextest --locked
 fi
-echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n 1)"
+cargo_fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+    say "installing cargo-fuzz $cargo_fuzz_version (cargo install --locked; a minute, once)"
+    cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked
+fi
+echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n 1), $(cargo fuzz --version)"
+
+# --- Python tools in the checkout's .venv ------------------------------------------------------
+schemathesis_version=4.32.5
+if [ "$(.venv/bin/schemathesis --version 2>/dev/null)" != "schemathesis, version $schemathesis_version" ]; then
+    say "installing schemathesis $schemathesis_version into .venv (pip)"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi
+echo "python tools: $(.venv/bin/schemathesis --version) in .venv"
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
 scripts/install-ort.sh

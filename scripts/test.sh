@@ -2,14 +2,16 @@
 # Every check and test of the project (`make test`, and so `.ci/run`). It installs and
 # changes nothing on the machine: scripts/provision.sh (which `make test` runs first) does.
 #
-# Steps: rustfmt, clippy, the workspace build, the Rust tests (cargo-nextest), the browser
-# tests. Every step runs even after a failure and prints its duration; the summary lists
+# Steps: rustfmt, clippy, the workspace build, the Rust tests (cargo-nextest), the contract
+# test (schemathesis against a private stack, scripts/schemathesis.sh), a 60 s fuzz run of
+# each fuzz target (scripts/fuzz.sh), the browser tests. Every step runs even after a failure and prints its duration; the summary lists
 # each step with its time and the test runners' own summary lines. The exit status is
 # non-zero when any step failed.
 #
 # Env: TEST_DATABASE_URL, the PostgreSQL admin URL the tests create their databases with
 #      (default postgres://postgres@127.0.0.1:5432/test); SKIP_BROWSER=1 skips the browser
-#      tests. The tests start their own Redis servers on free ports.
+#      tests; FUZZ_SECONDS (default 60) is each fuzz target's run. The tests start their own
+#      Redis servers on free ports.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +28,8 @@ missing=()
 command -v cargo >/dev/null 2>&1 || missing+=(cargo)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 cargo nextest --version >/dev/null 2>&1 || missing+=(cargo-nextest)
+cargo fuzz --version >/dev/null 2>&1 || missing+=(cargo-fuzz)
+[ -x "$repo/.venv/bin/schemathesis" ] || missing+=(.venv/bin/schemathesis)
 [ -e "$repo/.ort/libonnxruntime.so" ] || [ -n "${ORT_DYLIB_PATH:-}" ] || missing+=(.ort/libonnxruntime.so)
 [ "${#missing[@]}" = 0 ] || die "missing: ${missing[*]}; run scripts/provision.sh (make test does) first"
 
@@ -63,6 +67,18 @@ else
     step "rust tests" "$rust_log" cargo nextest run --workspace --no-fail-fast --no-tests=warn
 fi
 
+# The contract: every answer of the running API against its OpenAPI document (needs the build).
+contract_log="$log_dir/schemathesis.log"
+if [[ " ${failed[*]:-} " == *" build "* ]]; then
+    summaries+=("contract       not run (the build failed)")
+    failed+=("contract")
+else
+    step contract "$contract_log" bash scripts/schemathesis.sh
+fi
+# Fuzzing smoke run: each target 60 s from the seed corpus (its own build, fuzz/target).
+fuzz_log="$log_dir/fuzz.log"
+step fuzz "$fuzz_log" nice -n 10 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+
 browser_tests="$repo/tests/browser/run.sh"
 browser_log="$log_dir/browser-tests.log"
 if [ -f "$browser_tests" ] && [ "${SKIP_BROWSER:-0}" != 1 ]; then
@@ -75,6 +91,13 @@ for line in "${summaries[@]}"; do echo "  $line"; done
 if [ -f "$rust_log" ]; then
     # nextest's closing line.
     grep -E '^[[:space:]]*Summary \[' "$rust_log" | sed 's/^[[:space:]]*/  /' || true
+fi
+if [ -f "$contract_log" ]; then
+    # schemathesis' closing line: "=== N passed, N failed in S s ===" style.
+    grep -E '^=+ .*(passed|failed|errors?).* in [0-9.]+s' "$contract_log" | sed 's/^/  schemathesis /' || true
+fi
+if [ -f "$fuzz_log" ]; then
+    grep -E '^fuzz [a-z_]+: ' "$fuzz_log" | sed 's/^/  /' || true
 fi
 if [ -f "$browser_log" ] && [ "${SKIP_BROWSER:-0}" != 1 ]; then
     # node --test closes with "ℹ tests N", "ℹ pass N", "ℹ fail N" lines.
