@@ -5,7 +5,7 @@
 # operation. Any failed check fails the step. The schema it tests is the served
 # /openapi.json (the test `api::openapi::tests` keeps docs/openapi.json equal to it).
 #
-# Env: SCHEMATHESIS_EXAMPLES (examples per operation and phase, default 25),
+# Env: SCHEMATHESIS_EXAMPLES (examples per operation and phase, default 100),
 #      SCHEMATHESIS_SEED (default 1: the same cases every run; set another to explore).
 # Needs target/debug/{api,worker,xtask} (`cargo build --workspace`, which test.sh's build step
 # runs) and .venv/bin/schemathesis.
@@ -31,9 +31,9 @@ if [ "${1:-}" = --run ]; then
     "$st" --config-file "$repo/tests/schemathesis.toml" run "$api/openapi.json" \
         --checks all \
         --header "Authorization: Bearer $token" \
-        --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
+        --max-examples "${SCHEMATHESIS_EXAMPLES:-100}" \
         --seed "${SCHEMATHESIS_SEED:-1}" \
-        --workers 2 \
+        --workers 1 \
         --request-timeout 40 \
         --report junit --report-dir "$report" \
         --suppress-health-check too_slow,filter_too_much,data_too_large \

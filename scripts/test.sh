@@ -93,8 +93,8 @@ if [ -f "$rust_log" ]; then
     grep -E '^[[:space:]]*Summary \[' "$rust_log" | sed 's/^[[:space:]]*/  /' || true
 fi
 if [ -f "$contract_log" ]; then
-    # schemathesis' closing line: "=== N passed, N failed in S s ===" style.
-    grep -E '^=+ .*(passed|failed|errors?).* in [0-9.]+s' "$contract_log" | sed 's/^/  schemathesis /' || true
+    # schemathesis' closing line ("=== No issues found in 20.5s ===", "=== 2 failures in ...").
+    grep -E '^=+ .* in [0-9.]+s =+$' "$contract_log" | tr -s '=' | sed 's/^= */  schemathesis: /; s/ *=$//' || true
 fi
 if [ -f "$fuzz_log" ]; then
     grep -E '^fuzz [a-z_]+: ' "$fuzz_log" | sed 's/^/  /' || true
