@@ -40,6 +40,7 @@ if [ "${1:-}" = --run ]; then
         --warnings off
     status=$?
     set -e
+    rm -rf "$repo/data/test-logs/schemathesis-report"
     cp -r "$report" "$repo/data/test-logs/schemathesis-report" 2>/dev/null || true
     exit "$status"
 fi
