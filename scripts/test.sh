@@ -5,13 +5,16 @@
 # Steps: rustfmt, clippy, cargo-deny (licenses, bans, sources, advisories from the vendored
 # RustSec snapshot), docker-check (compose + Dockerfile, no Docker engine), k8s manifests
 # (offline schemas), the workspace build, the Rust tests (cargo-nextest), the network-namespace
-# test, the locust smoke run, the browser tests. Every step runs even after a failure and
-# prints its duration; the summary lists each step with its time and the test runners' own
-# summary lines. The exit status is non-zero when any step failed.
+# test, the locust smoke run, the contract test (schemathesis against a private stack,
+# scripts/schemathesis.sh), a 60 s fuzz run of each fuzz target (scripts/fuzz.sh), the browser
+# tests. Every step runs even after a failure and prints its duration; the summary lists each
+# step with its time and the test runners' own summary lines. The exit status is non-zero when
+# any step failed.
 #
 # Env: TEST_DATABASE_URL, the PostgreSQL admin URL the tests create their databases with
 #      (default postgres://postgres@127.0.0.1:5432/test); SKIP_BROWSER=1 skips the browser
-#      tests. The tests start their own Redis servers on free ports.
+#      tests; FUZZ_SECONDS (default 60) is each fuzz target's run. The tests start their own
+#      Redis servers on free ports.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +31,8 @@ missing=()
 command -v cargo >/dev/null 2>&1 || missing+=(cargo)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 cargo nextest --version >/dev/null 2>&1 || missing+=(cargo-nextest)
+cargo fuzz --version >/dev/null 2>&1 || missing+=(cargo-fuzz)
+[ -x "$repo/.venv/bin/schemathesis" ] || missing+=(.venv/bin/schemathesis)
 [ -e "$repo/.ort/libonnxruntime.so" ] || [ -n "${ORT_DYLIB_PATH:-}" ] || missing+=(.ort/libonnxruntime.so)
 [ "${#missing[@]}" = 0 ] || die "missing: ${missing[*]}; run scripts/provision.sh (make test does) first"
 
@@ -87,6 +92,18 @@ if [[ " ${failed[*]:-} " != *" build "* ]]; then
     step "locust smoke" "$log_dir/locust-smoke.log" scripts/locust.sh --smoke
 fi
 
+# The contract: every answer of the running API against its OpenAPI document (needs the build).
+contract_log="$log_dir/schemathesis.log"
+if [[ " ${failed[*]:-} " == *" build "* ]]; then
+    summaries+=("contract       not run (the build failed)")
+    failed+=("contract")
+else
+    step contract "$contract_log" bash scripts/schemathesis.sh
+fi
+# Fuzzing smoke run: each target 60 s from the seed corpus (its own build, fuzz/target).
+fuzz_log="$log_dir/fuzz.log"
+step fuzz "$fuzz_log" nice -n 10 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+
 browser_tests="$repo/tests/browser/run.sh"
 browser_log="$log_dir/browser-tests.log"
 if [ -f "$browser_tests" ] && [ "${SKIP_BROWSER:-0}" != 1 ]; then
@@ -108,6 +125,13 @@ fi
 if [ -f "$netns_log" ]; then
     # The test's own closing line: `netns: ok: ...` or `netns: SKIPPED: <why>`.
     grep -E '^netns: (ok|SKIPPED)' "$netns_log" | sed 's/^/  /' || true
+fi
+if [ -f "$contract_log" ]; then
+    # schemathesis' closing line ("=== No issues found in 20.5s ===", "=== 2 failures in ...").
+    grep -E '^=+ .* in [0-9.]+s =+$' "$contract_log" | tr -s '=' | sed 's/^= */  schemathesis: /; s/ *=$//' || true
+fi
+if [ -f "$fuzz_log" ]; then
+    grep -E '^fuzz [a-z_]+: ' "$fuzz_log" | sed 's/^/  /' || true
 fi
 if [ -f "$browser_log" ] && [ "${SKIP_BROWSER:-0}" != 1 ]; then
     # node --test closes with "ℹ tests N", "ℹ pass N", "ℹ fail N" lines.

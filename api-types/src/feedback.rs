@@ -9,15 +9,20 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackRequest {
     pub job_id: Option<String>,
+    #[schema(max_length = 200)]
     pub image_file_name: Option<String>,
     /// At most 200 characters.
+    #[schema(max_length = 200)]
     pub predicted_class: String,
     /// 0..=1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub score: f64,
     /// Free text, at most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub feedback: String,
     /// What is really in the picture; at most 200 characters.
+    #[schema(max_length = 200)]
     pub correct_label: Option<String>,
     pub is_correct: Option<bool>,
 }

@@ -11,6 +11,24 @@ pub const MAX_TOP_K: usize = 20;
 /// `top_k` when a request names none.
 pub const DEFAULT_TOP_K: usize = 5;
 
+/// The multipart form of `POST /predictions` and `POST /predict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UploadForm {
+    /// The image (JPEG, PNG, WebP, GIF, BMP), at most `MAX_UPLOAD_BYTES`; the type is read from
+    /// its bytes, not from the part's content type or file name. `image` is accepted as an
+    /// alias of the field name.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// A model that `/info` lists; the default model when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, min_length = 1)]
+    pub model: Option<String>,
+    /// How many classes to return, 1 to 20 (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 20)]
+    pub top_k: Option<u32>,
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

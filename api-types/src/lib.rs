@@ -20,9 +20,12 @@ pub use health::{Health, HealthStatus, Readiness, ReadyChecks, ReadyStatus};
 pub use info::{Info, ModelInfo, ModelLabels};
 pub use jobs::{
     Job, JobAccepted, JobPage, JobResult, JobStatus, PredictError, PredictResponse, Prediction,
-    Submitted, DEFAULT_TOP_K, MAX_TOP_K,
+    Submitted, UploadForm, DEFAULT_TOP_K, MAX_TOP_K,
 };
-pub use users::{LoginRequest, RegisterRequest, Token, TokenType, User, UserPage};
+pub use users::{
+    LoginRequest, RegisterRequest, Token, TokenType, User, UserPage, MAX_EMAIL_LEN, MAX_NAME_CHARS,
+    MAX_PASSWORD_CHARS, MIN_NAME_CHARS, MIN_PASSWORD_CHARS,
+};
 
 /// One page of a listing (`?page=&per_page=`), with the total count across all pages.
 ///

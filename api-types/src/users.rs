@@ -20,15 +20,36 @@ crate::page_type!(
     User
 );
 
-/// `POST /users` body.
+/// Shortest password (characters).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password (characters).
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// Shortest name (characters, once leading and trailing whitespace is trimmed).
+pub const MIN_NAME_CHARS: usize = 2;
+/// Longest name (characters, as sent).
+pub const MAX_NAME_CHARS: usize = 50;
+/// Longest email (bytes, as RFC 5321 allows).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// `POST /users` body. The limits in the schema are the ones the API checks (422 with `field`
+/// naming the first bad one).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 2 to 50 characters.
+    /// At most 50 characters, stored without leading and trailing whitespace, of which at
+    /// least 2 characters remain (the pattern: two non-whitespace characters, whitespace being
+    /// Unicode `White_Space` as Rust's `char::is_whitespace` defines it).
+    #[schema(
+        min_length = 2,
+        max_length = 50,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\s\S]*[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: String,
+    /// `name@example.com`: one `@`, a dotted domain, no whitespace, at most 254 characters.
     /// Stored in lower case; must be unused.
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
     /// 8 to 256 characters.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 8, max_length = 256)]
     pub password: String,
 }
 

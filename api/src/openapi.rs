@@ -26,9 +26,95 @@ use crate::routes;
     // Everything reachable from the paths is collected anyway; the error types are listed so the
     // codes are documented even where a route names no error body.
     components(schemas(api_types::ErrorBody, api_types::ErrorDetail, api_types::ErrorCode)),
-    modifiers(&Bearer)
+    modifiers(&Bearer, &EveryRoute, &FeedbackNamesItsJob)
 )]
 pub struct ApiDoc;
+
+/// `FeedbackRequest` needs `job_id` or `image_file_name` (a string, not null): a rule across
+/// two fields, which the derived schema cannot say, added as `allOf: [fields, anyOf: [...]]`.
+struct FeedbackNamesItsJob;
+
+impl Modify for FeedbackNamesItsJob {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
+            return;
+        };
+        let Some(fields) = schemas.remove("FeedbackRequest") else {
+            return;
+        };
+        let naming = |field: &str| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(Type::String))
+                .required(field)
+        };
+        let description = "`POST /feedback` body: the job (or image name) it is about, what \
+            was predicted, what the user says. One of `job_id` and `image_file_name` is required.";
+        let schema = AllOfBuilder::new()
+            .item(fields)
+            .item(
+                AnyOfBuilder::new()
+                    .item(naming("job_id"))
+                    .item(naming("image_file_name")),
+            )
+            .description(Some(description))
+            .build();
+        schemas.insert(
+            "FeedbackRequest".into(),
+            utoipa::openapi::RefOr::T(utoipa::openapi::Schema::AllOf(schema)),
+        );
+    }
+}
+
+/// The answers any route can give, whatever its handler does: 500 (a bug; the cause is logged)
+/// and 504 (`REQUEST_TIMEOUT` passed). Added here so no route's annotation can forget them.
+struct EveryRoute;
+
+impl Modify for EveryRoute {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // `/predict` answers its errors with `success: false` beside `error`.
+            let body = if path == "/predict" {
+                "PredictError"
+            } else {
+                "ErrorBody"
+            };
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (status, description) in [
+                    (
+                        "500",
+                        "`internal`: a bug on the server's side; the cause is logged, not sent",
+                    ),
+                    ("504", "`timeout`: no answer within `REQUEST_TIMEOUT`"),
+                ] {
+                    op.responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name(body)))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
 
 struct Bearer;
 
@@ -93,6 +179,85 @@ mod tests {
                 serde_json::Value::Array(items.into_iter().map(sort_keys).collect())
             }
             other => other,
+        }
+    }
+
+    /// Every operation of the served document.
+    fn operations(doc: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    /// The statuses every route of a kind can answer are documented on each such route: 401
+    /// where a token is needed, 400 where a path or query parameter or a body can be
+    /// unreadable, 413 where there is a body, 503 where Redis or the database is used, and
+    /// 500 and 504 everywhere. (schemathesis checks the answers against these in CI.)
+    #[tokio::test]
+    async fn every_route_documents_the_statuses_it_can_answer() {
+        let doc: serde_json::Value = serde_json::from_str(&served().await).unwrap();
+        let mut missing = Vec::new();
+        for (method, path, op) in operations(&doc) {
+            let has = |status: &str| op["responses"].get(status).is_some();
+            let secured = op.get("security").is_some();
+            let params = op
+                .get("parameters")
+                .and_then(|p| p.as_array())
+                .is_some_and(|p| !p.is_empty());
+            let body = op.get("requestBody").is_some();
+            let stateful = !matches!(
+                path.as_str(),
+                "/health" | "/metrics" | "/models/{name}/labels"
+            );
+            let mut want = vec!["500", "504"];
+            if secured {
+                want.push("401");
+            }
+            if params || body {
+                want.push("400");
+            }
+            if body {
+                want.push("413");
+            }
+            if stateful {
+                want.push("503");
+            }
+            for status in want {
+                if !has(status) {
+                    missing.push(format!("{method} {path}: {status}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented statuses: {missing:#?}");
+    }
+
+    /// The parts of the contract a client needs to send valid requests are in the schema.
+    #[tokio::test]
+    async fn the_schema_names_the_upload_field_paging_bounds_and_password_rules() {
+        let doc: serde_json::Value = serde_json::from_str(&served().await).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let form = &schemas["UploadForm"];
+        assert_eq!(form["required"], serde_json::json!(["file"]), "{form}");
+        assert_eq!(form["properties"]["file"]["format"], "binary", "{form}");
+        for path in ["/predictions", "/predict"] {
+            let body = &doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"];
+            assert_eq!(
+                body["schema"]["$ref"], "#/components/schemas/UploadForm",
+                "{path}"
+            );
+        }
+        let password = &schemas["RegisterRequest"]["properties"]["password"];
+        assert_eq!(password["minLength"], 8, "{password}");
+        assert_eq!(password["maxLength"], 256, "{password}");
+        for path in ["/predictions", "/feedback", "/users"] {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let per_page = params.iter().find(|p| p["name"] == "per_page").unwrap();
+            assert_eq!(per_page["schema"]["minimum"], 1, "{path}");
+            assert_eq!(per_page["schema"]["maximum"], 100, "{path}");
         }
     }
 

@@ -247,6 +247,7 @@ impl ApiClient {
 
     /// `GET /predictions/{id}`, holding up to `wait` seconds for the job to finish.
     pub async fn job(&self, token: &str, id: &str, wait: Option<u64>) -> Result<Job, ApiError> {
+        job_id_shape(id)?;
         let mut path = format!("/predictions/{}", encode_segment(id));
         let mut req_timeout = None;
         if let Some(w) = wait.filter(|w| *w > 0) {
@@ -279,6 +280,7 @@ impl ApiClient {
         id: &str,
         thumbnail: bool,
     ) -> Result<ImageBytes, ApiError> {
+        job_id_shape(id)?;
         let kind = if thumbnail { "thumbnail" } else { "image" };
         let path = format!("/predictions/{}/{kind}", encode_segment(id));
         let resp = Self::send(self.request(Method::GET, &path, Some(token))).await?;
@@ -327,6 +329,20 @@ fn encode_segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// Job ids are UUIDs; the API answers 400 for anything else. For a page address with a made-up
+/// id the UI says "not found", as for any id the user cannot see.
+fn job_id_shape(id: &str) -> Result<(), ApiError> {
+    match uuid::Uuid::parse_str(id) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ApiError::Status {
+            status: StatusCode::NOT_FOUND,
+            code: Some(ErrorCode::NotFound),
+            message: "no such job".into(),
+            field: None,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 
-use api_types::{ErrorBody, ErrorCode, JobStatus, PredictError, PredictResponse};
+use api_types::{ErrorBody, ErrorCode, JobStatus, PredictError, PredictResponse, UploadForm};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -52,11 +52,15 @@ async fn with_success_false(resp: Response) -> Response {
 
 /// Classifies one image synchronously; 504 when no result arrives within `PREDICT_TIMEOUT`.
 #[utoipa::path(post, path = "/predict", tag = "predictions", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "`file` (required), `model`, `top_k`"),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 200, body = PredictResponse),
-        (status = 400, body = PredictError, description = "`bad_request`, `missing_file`, `empty_file`, `invalid_image` (also when the worker could not classify it)"),
-        (status = 401, body = PredictError), (status = 413, body = PredictError), (status = 415, body = PredictError),
-        (status = 422, body = PredictError), (status = 429, body = PredictError), (status = 503, body = PredictError),
+        (status = 400, body = PredictError, description = "`bad_request` (not a multipart form), `missing_file`, `empty_file`, `invalid_image` (also when the worker could not classify it)"),
+        (status = 401, body = PredictError, description = "`unauthorized`: no token, or a bad or expired one"),
+        (status = 413, body = PredictError, description = "`payload_too_large` (over `MAX_UPLOAD_BYTES`), `image_too_large` (over `MAX_PIXELS`)"),
+        (status = 415, body = PredictError, description = "`unsupported_media_type`: not JPEG, PNG, WebP, GIF or BMP"),
+        (status = 422, body = PredictError, description = "`validation_failed` (`top_k`), `image_too_small`, `unknown_model`"),
+        (status = 429, body = PredictError, description = "`queue_full`; retry after `Retry-After` seconds"),
+        (status = 503, body = PredictError, description = "`unavailable`: Redis or the database cannot be reached"),
         (status = 504, body = PredictError, description = "no result within `PREDICT_TIMEOUT`; the job goes on")))]
 pub async fn create_predict(
     State(state): State<AppState>,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use api_types::{ErrorBody, Job, JobAccepted, JobPage, JobStatus};
+use api_types::{ErrorBody, Job, JobAccepted, JobPage, JobStatus, UploadForm};
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -41,13 +41,17 @@ pub fn router(body_limit: usize) -> Router<AppState> {
 
 /// Queues an image: 202 with the job id, or 200 with the finished result from the cache.
 #[utoipa::path(post, path = "/predictions", tag = "predictions", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "`file` (required), `model`, `top_k`"),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, body = JobAccepted, description = "queued; poll `status_url` (also in `Location`)"),
         (status = 200, body = Job, description = "the same image was already classified by this model: the cached result"),
-        (status = 400, body = ErrorBody, description = "`bad_request`, `missing_file`, `empty_file`, `invalid_image`"),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, body = ErrorBody, description = "`bad_request` (not a multipart form), `missing_file`, `empty_file`, `invalid_image` (truncated or undecodable)"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: no token, or a bad or expired one"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large` (over `MAX_UPLOAD_BYTES`), `image_too_large` (over `MAX_PIXELS`)"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not JPEG, PNG, WebP, GIF or BMP"),
+        (status = 422, body = ErrorBody, description = "`validation_failed` (`top_k`), `image_too_small`, `unknown_model`"),
+        (status = 429, body = ErrorBody, description = "`queue_full`; retry after `Retry-After` seconds"),
+        (status = 503, body = ErrorBody, description = "`unavailable`: Redis or the database cannot be reached")))]
 pub async fn create_prediction(
     State(state): State<AppState>,
     user: AuthUser,
@@ -73,19 +77,24 @@ pub async fn create_prediction(
 
 /// `?wait=S`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Seconds (at most 30) to hold the request until the job finishes.
+    #[param(minimum = 0.0, maximum = 30.0)]
     pub wait: Option<f64>,
 }
 
 /// A job's state; with `?wait` held until it finishes (woken by the worker) or S passes.
-#[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(WaitQuery),
+#[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400"), WaitQuery),
     responses((status = 200, body = Job, description = "the job; unfinished when `wait` passed first"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID, or `wait` is not a number"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such job of the caller's"),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `wait` outside 0..=30"),
+        (status = 503, body = ErrorBody)))]
 pub async fn get_prediction(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(job_id): Path<String>,
+    Path(job_id): Path<uuid::Uuid>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<Job>> {
     let secs = q.wait.unwrap_or(0.0);
@@ -96,13 +105,22 @@ pub async fn get_prediction(
         ));
     }
     Ok(Json(
-        jobs::wait(&state, &user, &job_id, Duration::from_secs_f64(secs)).await?,
+        jobs::wait(
+            &state,
+            &user,
+            &job_id.to_string(),
+            Duration::from_secs_f64(secs),
+        )
+        .await?,
     ))
 }
 
 /// The caller's history, newest first.
 #[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = JobPage), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range"),
+        (status = 503, body = ErrorBody)))]
 pub async fn list_predictions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -114,14 +132,18 @@ pub async fn list_predictions(
 }
 
 /// The uploaded bytes, while they live in Redis.
-#[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])),
-    responses((status = 200, description = "the image, with its own content type"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
+    responses((status = 200, description = "the image, with its own content type", content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image has expired"),
+        (status = 503, body = ErrorBody)))]
 pub async fn get_prediction_image(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(job_id): Path<String>,
+    Path(job_id): Path<uuid::Uuid>,
 ) -> Result<Response> {
-    let (ctype, bytes) = jobs::image(&state, &user, &job_id).await?;
+    let (ctype, bytes) = jobs::image(&state, &user, &job_id.to_string()).await?;
     Ok((
         [
             (header::CONTENT_TYPE, ctype),
@@ -133,14 +155,21 @@ pub async fn get_prediction_image(
 }
 
 /// A small JPEG kept with the history.
-#[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])),
-    responses((status = 200, description = "JPEG", content_type = "image/jpeg"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
+    responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
+        (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such job of the caller's, or it has no thumbnail"),
+        (status = 503, body = ErrorBody)))]
 pub async fn get_prediction_thumbnail(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(job_id): Path<String>,
+    Path(job_id): Path<uuid::Uuid>,
 ) -> Result<Response> {
-    match state.db_call(state.db.thumbnail(&job_id)).await? {
+    match state
+        .db_call(state.db.thumbnail(&job_id.to_string()))
+        .await?
+    {
         Some((owner, Some(t))) if user.may_access(owner) && !t.is_empty() => Ok((
             [
                 (header::CONTENT_TYPE, "image/jpeg"),

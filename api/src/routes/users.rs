@@ -1,7 +1,11 @@
 //! Registration, login and user administration.
 
-use api_types::{ErrorBody, LoginRequest, RegisterRequest, Token, TokenType, User, UserPage};
+use api_types::{
+    ErrorBody, LoginRequest, RegisterRequest, Token, TokenType, User, UserPage, MAX_EMAIL_LEN,
+    MAX_NAME_CHARS, MAX_PASSWORD_CHARS, MIN_NAME_CHARS, MIN_PASSWORD_CHARS,
+};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,10 +28,11 @@ pub fn router() -> Router<AppState> {
 
 /// Checks the fields; the error names the first bad one.
 pub fn validate_user(u: &RegisterRequest) -> Result<()> {
-    let name_len = u.name.trim().chars().count();
-    if !(2..=50).contains(&name_len) {
+    // The same rules as `RegisterRequest`'s schema: at most 50 characters as sent, at least 2
+    // once trimmed.
+    if u.name.chars().count() > MAX_NAME_CHARS || u.name.trim().chars().count() < MIN_NAME_CHARS {
         return Err(ApiError::Validation(
-            "name must be 2 to 50 characters".into(),
+            format!("name must be {MIN_NAME_CHARS} to {MAX_NAME_CHARS} characters"),
             "name",
         ));
     }
@@ -38,9 +43,9 @@ pub fn validate_user(u: &RegisterRequest) -> Result<()> {
         ));
     }
     let pw = u.password.chars().count();
-    if !(8..=256).contains(&pw) {
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&pw) {
         return Err(ApiError::Validation(
-            "password must be 8 to 256 characters".into(),
+            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
             "password",
         ));
     }
@@ -49,7 +54,7 @@ pub fn validate_user(u: &RegisterRequest) -> Result<()> {
 
 /// A pragmatic email shape: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub fn valid_email(e: &str) -> bool {
-    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if e.len() > MAX_EMAIL_LEN || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
     let Some((local, domain)) = e.split_once('@') else {
@@ -67,7 +72,11 @@ pub fn valid_email(e: &str) -> bool {
 /// Registers a user: 201, 409 on a taken email, 422 naming an invalid field.
 #[utoipa::path(post, path = "/users", tag = "users", request_body = RegisterRequest,
     responses((status = 201, body = User, description = "created; `Location` names it"),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody, description = "`validation_failed` with `field`")))]
+        (status = 400, body = ErrorBody, description = "`bad_request`: not JSON, or no `Content-Type: application/json`; a value the database cannot store"),
+        (status = 409, body = ErrorBody, description = "`conflict`: the email is registered"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
+        (status = 422, body = ErrorBody, description = "`validation_failed` with `field`: a missing field or one breaking the schema's rules"),
+        (status = 503, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     AppJson(body): AppJson<RegisterRequest>,
@@ -109,12 +118,28 @@ pub async fn create_user(
         (LoginRequest = "application/x-www-form-urlencoded"),
         (LoginRequest = "application/json"),
     )),
-    responses((status = 200, body = Token), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Token),
+        (status = 400, body = ErrorBody, description = "`bad_request`: the body could not be read"),
+        (status = 401, body = ErrorBody, description = "`unauthorized`: wrong email or password"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: an empty or unreadable body, or `username` or `password` missing"),
+        (status = 503, body = ErrorBody)))]
 pub async fn create_login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<Token>> {
+    // The body's own rejection is plain text; every answer of this API is the JSON error.
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(0)
+        } else {
+            ApiError::BadRequest {
+                code: api_types::ErrorCode::BadRequest,
+                message: e.body_text(),
+            }
+        }
+    })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -202,7 +227,7 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The caller.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
     get_user(State(state), UserInReach(user.id)).await
 }
@@ -227,7 +252,9 @@ impl FromRequestParts<AppState> for UserInReach {
 
 /// One user (self or admin).
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = User), (status = 400, body = ErrorBody, description = "`bad_request`: `id` is not a whole number"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)"),
+        (status = 503, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
     UserInReach(id): UserInReach,
@@ -241,7 +268,10 @@ pub async fn get_user(
 
 /// Deletes a user and all their data (self or admin).
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
-    responses((status = 204, description = "deleted, with their history and feedback"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "deleted, with their history and feedback"),
+        (status = 400, body = ErrorBody, description = "`bad_request`: `id` is not a whole number"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)"),
+        (status = 503, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     UserInReach(id): UserInReach,
@@ -255,7 +285,10 @@ pub async fn delete_user(
 
 /// All users (admin only).
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = UserPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "`forbidden`: not an admin"),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range"),
+        (status = 503, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     user: AuthUser,
@@ -264,7 +297,7 @@ pub async fn list_users(
     if !user.is_admin {
         return Err(ApiError::Forbidden("only an admin can list users".into()));
     }
-    let (page, per_page, limit, offset) = p.bounds();
+    let (page, per_page, limit, offset) = p.bounds()?;
     let (items, total) = state.db_call(state.db.list_users(limit, offset)).await?;
     let items = items.into_iter().map(User::from).collect();
     Ok(Json(UserPage::new(items, page, per_page, total)))
