@@ -10,6 +10,7 @@
 pub mod client;
 pub mod db;
 pub mod fixtures;
+pub mod hostile;
 pub mod paths;
 pub mod process;
 mod redis_server;
@@ -20,5 +21,5 @@ pub use db::{Backend, TestDb};
 pub use fixtures::{grace_hopper, png, png_declaring, top1, unique_photo, with_trailer};
 pub use paths::{binary, repo, shared_dir};
 pub use process::{eventually, wait_until, Proc, TimedOut};
-pub use redis_server::{free_port, Redis};
+pub use redis_server::{free_port, Redis, MAXMEMORY};
 pub use stack::{test_defaults, wait_ready, with, Api, Launcher, Stack, StackBuilder, Ui};

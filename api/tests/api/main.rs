@@ -11,6 +11,7 @@ mod auth;
 mod feedback;
 mod health;
 mod hostile;
+mod limits;
 mod predictions;
 mod restart;
 mod users;
