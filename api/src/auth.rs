@@ -216,13 +216,15 @@ async fn on_argon2_thread<T: Send + 'static>(
     let (tx, rx) = tokio::sync::oneshot::channel();
     argon2_pool()
         .send(Box::new(move || {
-            let slot = slot;
             if tx.is_closed() {
                 slot.0.skipped.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("argon2_skipped_total").increment(1);
                 return;
             }
-            let _ = tx.send(f());
+            let out = f();
+            // The place is free before the caller wakes up.
+            drop(slot);
+            let _ = tx.send(out);
         }))
         .map_err(|_| anyhow::anyhow!("the password hashing threads are gone"))?;
     Ok(rx
