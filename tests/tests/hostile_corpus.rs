@@ -57,6 +57,7 @@ async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() 
     let rss_before = vm_hwm_kb(worker_pid);
     let mut report = Vec::new();
     for case in corpus() {
+        eprintln!("hostile corpus: {}", case.name);
         let started = Instant::now();
         let (status, body, _) = c.upload("/predictions", case.bytes.clone(), None).await;
         let outcome = match case.expect {
