@@ -151,7 +151,7 @@ impl Limits {
     /// (for `X-Forwarded-For`, its last entry: the one the proxy appended), else the peer.
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
         let from_header = self.trusted_header.as_ref().and_then(|name| {
-            let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+            let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
             value.rsplit(',').next()?.trim().parse().ok()
         });
         from_header.or(peer)

@@ -20,7 +20,7 @@ enum Task {
     /// Start api, workers and optionally the ui (plus Redis and a database) on port 0, print
     /// the URLs, and stay in the foreground until SIGINT/SIGTERM (or until COMMAND exits),
     /// then stop everything.
-    Stack(stack::StackArgs),
+    Stack(Box<stack::StackArgs>),
     /// Write the hostile corpus (test_support::hostile) to a folder: files up to 64 KiB at
     /// its top (committed), larger ones under `large/` (git-ignored), and `MANIFEST.md`.
     HostileCorpus {
@@ -34,7 +34,7 @@ enum Task {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Stack(args) => stack::run(args).await,
+        Task::Stack(args) => stack::run(*args).await,
         Task::HostileCorpus { dir } => write_corpus(&dir).map(|()| std::process::ExitCode::SUCCESS),
     };
     match result {
