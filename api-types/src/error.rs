@@ -39,8 +39,16 @@ pub enum ErrorCode {
     ImageTooSmall,
     /// 422: the requested model is not served.
     UnknownModel,
+    /// 422: the model exists but no live worker serves it, or it is benchmark-only.
+    ModelUnavailable,
     /// 429: the queue is full; retry after `Retry-After` seconds.
     QueueFull,
+    /// 429: too many requests (log-in attempts, sign-ups, uploads) from this address or for
+    /// this account, or too many passwords being checked; retry after `Retry-After` seconds.
+    RateLimited,
+    /// 429: the caller already has the most unfinished jobs (or queued bytes) allowed; retry
+    /// after `Retry-After` seconds, when some have finished.
+    QuotaExceeded,
     /// 500: a bug on the server's side; the cause is logged, not sent.
     Internal,
     /// 503: Redis or the database is unreachable; retry after `Retry-After` seconds.
@@ -68,7 +76,10 @@ impl ErrorCode {
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::ImageTooSmall => "image_too_small",
             ErrorCode::UnknownModel => "unknown_model",
+            ErrorCode::ModelUnavailable => "model_unavailable",
             ErrorCode::QueueFull => "queue_full",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
@@ -89,8 +100,11 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge | ErrorCode::ImageTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::ValidationFailed | ErrorCode::ImageTooSmall | ErrorCode::UnknownModel => 422,
-            ErrorCode::QueueFull => 429,
+            ErrorCode::ValidationFailed
+            | ErrorCode::ImageTooSmall
+            | ErrorCode::UnknownModel
+            | ErrorCode::ModelUnavailable => 422,
+            ErrorCode::QueueFull | ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::Timeout => 504,
@@ -173,7 +187,10 @@ mod tests {
             ErrorCode::ValidationFailed,
             ErrorCode::ImageTooSmall,
             ErrorCode::UnknownModel,
+            ErrorCode::ModelUnavailable,
             ErrorCode::QueueFull,
+            ErrorCode::RateLimited,
+            ErrorCode::QuotaExceeded,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
             ErrorCode::Timeout,

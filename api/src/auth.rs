@@ -1,6 +1,7 @@
 //! Passwords (argon2id, hashed off the async runtime) and HS256 JWT bearer tokens, plus the
 //! `AuthUser` extractor every protected handler takes.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
@@ -21,12 +22,22 @@ pub struct Jwt {
     pub ttl_secs: u64,
 }
 
-/// Token claims: the user id as `sub`.
+/// Token claims: the user id as `sub`, a random token id as `jti` (what log-out revokes).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub exp: u64,
     pub iat: u64,
+    #[serde(default)]
+    pub jti: String,
+}
+
+/// A verified token: whose it is, its id and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user_id: i64,
+    pub jti: String,
+    pub exp: u64,
 }
 
 impl Jwt {
@@ -45,6 +56,7 @@ impl Jwt {
             sub: user_id.to_string(),
             iat: now,
             exp: now + self.ttl_secs,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
         };
         Ok(encode(
             &Header::new(Algorithm::HS256),
@@ -55,6 +67,11 @@ impl Jwt {
 
     /// Verifies signature, algorithm (HS256 only: `none` and others are refused) and expiry.
     pub fn verify(&self, token: &str) -> Result<i64, ApiError> {
+        self.verify_claims(token).map(|v| v.user_id)
+    }
+
+    /// [`Jwt::verify`], keeping the token id and expiry.
+    pub fn verify_claims(&self, token: &str) -> Result<Verified, ApiError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
         v.set_required_spec_claims(&["exp", "sub"]);
@@ -67,10 +84,16 @@ impl Jwt {
             };
             ApiError::Unauthorized(why.into())
         })?;
-        data.claims
+        let user_id = data
+            .claims
             .sub
             .parse()
-            .map_err(|_| ApiError::Unauthorized("the token is invalid; log in again".into()))
+            .map_err(|_| ApiError::Unauthorized("the token is invalid; log in again".into()))?;
+        Ok(Verified {
+            user_id,
+            jti: data.claims.jti,
+            exp: data.claims.exp,
+        })
     }
 }
 
@@ -110,18 +133,103 @@ fn argon2_pool() -> &'static std::sync::mpsc::Sender<Task> {
     })
 }
 
-/// Runs `f` on the argon2 pool.
+/// Default bound of the argon2 queue (waiting + running hashes).
+pub const DEFAULT_ARGON2_QUEUE: usize = 32;
+
+/// The bound on password hashes waiting or running (`ARGON2_QUEUE`): past it, callers get 429
+/// at once instead of waiting behind a flood of log-ins.
+#[derive(Debug)]
+pub struct Argon2Queue {
+    pending: AtomicUsize,
+    max: usize,
+    /// Hashes skipped because their caller had gone before their turn.
+    skipped: AtomicU64,
+}
+
+impl Argon2Queue {
+    pub fn new(max: usize) -> Self {
+        Argon2Queue {
+            pending: AtomicUsize::new(0),
+            max: max.max(1),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Hashes waiting or running now.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Hashes skipped so far because the caller had gone.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Argon2Queue {
+    fn default() -> Self {
+        Argon2Queue::new(DEFAULT_ARGON2_QUEUE)
+    }
+}
+
+/// Why a hash did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: the caller gets 429 at once instead of waiting behind it.
+    #[error("too many log-ins and sign-ups are being checked right now; retry in a moment")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => ApiError::RateLimited(e.to_string(), 1),
+            HashError::Failed(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// Gives its place in the queue back when dropped (after the hash, or if it never ran).
+struct Slot(Arc<Argon2Queue>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs `f` on the argon2 pool, or refuses at once when the queue is full. A caller that has
+/// gone (client hung up, handler dropped) before its turn costs no hash: the task sees its
+/// answer channel closed and skips the work.
 async fn on_argon2_thread<T: Send + 'static>(
+    queue: &Arc<Argon2Queue>,
     f: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
+) -> Result<T, HashError> {
+    if queue.pending.fetch_add(1, Ordering::AcqRel) >= queue.max {
+        queue.pending.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!("argon2_rejected_total").increment(1);
+        return Err(HashError::Busy);
+    }
+    let slot = Slot(queue.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     argon2_pool()
         .send(Box::new(move || {
-            let _ = tx.send(f());
+            if tx.is_closed() {
+                slot.0.skipped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("argon2_skipped_total").increment(1);
+                return;
+            }
+            let out = f();
+            // The place is free before the caller wakes up.
+            drop(slot);
+            let _ = tx.send(out);
         }))
         .map_err(|_| anyhow::anyhow!("the password hashing threads are gone"))?;
-    rx.await
-        .map_err(|_| anyhow::anyhow!("password hashing failed"))
+    Ok(rx
+        .await
+        .map_err(|_| anyhow::anyhow!("password hashing failed"))?)
 }
 
 thread_local! {
@@ -198,19 +306,26 @@ fn phc_verify(password: &[u8], stored: &str) -> anyhow::Result<bool> {
 }
 
 /// Hashes a password with argon2id on the argon2 pool.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    on_argon2_thread(move || phc_hash(password.as_bytes())).await?
+pub async fn hash_password(
+    queue: &Arc<Argon2Queue>,
+    password: String,
+) -> Result<String, HashError> {
+    Ok(on_argon2_thread(queue, move || phc_hash(password.as_bytes())).await??)
 }
 
 /// Verifies a password on the argon2 pool. With no stored hash (unknown email) a dummy
 /// hash is checked instead, so both failures take the same time.
-pub async fn verify_password(password: String, stored: Option<String>) -> anyhow::Result<bool> {
-    on_argon2_thread(move || {
+pub async fn verify_password(
+    queue: &Arc<Argon2Queue>,
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, HashError> {
+    Ok(on_argon2_thread(queue, move || {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-        Ok(phc_verify(password.as_bytes(), &hash)? && known)
+        anyhow::Ok(phc_verify(password.as_bytes(), &hash)? && known)
     })
-    .await?
+    .await??)
 }
 
 fn dummy_hash() -> &'static str {
@@ -218,13 +333,16 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| phc_hash(b"timing-equalizer").unwrap_or_default())
 }
 
-/// The authenticated caller (token verified, account still existing).
+/// The authenticated caller (token verified and not revoked, account still existing).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: i64,
     pub name: String,
     pub email: String,
     pub is_admin: bool,
+    /// The token's id and expiry (Unix seconds), for log-out.
+    pub token_id: String,
+    pub token_exp: u64,
 }
 
 impl AuthUser {
@@ -252,9 +370,14 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("expected a Bearer token".into()))?;
-        let id = state.jwt.verify(token.trim())?;
+        let token = state.jwt.verify_claims(token.trim())?;
+        if !token.jti.is_empty() && state.db_call(state.db.token_revoked(&token.jti)).await? {
+            return Err(ApiError::Unauthorized(
+                "this token was revoked (logged out); log in again".into(),
+            ));
+        }
         let user = state
-            .db_call(state.db.user_by_id(id))
+            .db_call(state.db.user_by_id(token.user_id))
             .await?
             .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
         Ok(AuthUser {
@@ -262,6 +385,8 @@ impl FromRequestParts<AppState> for AuthUser {
             name: user.view.name,
             email: user.view.email,
             is_admin: user.view.is_admin,
+            token_id: token.jti,
+            token_exp: token.exp,
         })
     }
 }
@@ -295,6 +420,7 @@ mod tests {
             sub: "1".into(),
             iat: now - 7200,
             exp: now - 3600,
+            jti: String::new(),
         };
         let t = encode(
             &Header::new(Algorithm::HS256),
@@ -325,12 +451,43 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_verify_only_with_the_right_hash() {
-        let h = hash_password("correct horse".into()).await.unwrap();
+        let q = Arc::new(Argon2Queue::default());
+        let h = hash_password(&q, "correct horse".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), Some(h.clone()))
+        assert!(verify_password(&q, "correct horse".into(), Some(h.clone()))
             .await
             .unwrap());
-        assert!(!verify_password("wrong".into(), Some(h)).await.unwrap());
-        assert!(!verify_password("correct horse".into(), None).await.unwrap());
+        assert!(!verify_password(&q, "wrong".into(), Some(h)).await.unwrap());
+        assert!(!verify_password(&q, "correct horse".into(), None)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_callers_that_left_cost_no_hash() {
+        let q = Arc::new(Argon2Queue::new(4));
+        // Ten callers at once: four get a place, six are refused at once.
+        let calls = (0..10).map(|_| verify_password(&q, "pw".into(), None));
+        let answers = futures::future::join_all(calls).await;
+        let busy = answers
+            .iter()
+            .filter(|a| matches!(a, Err(HashError::Busy)))
+            .count();
+        assert_eq!(busy, 6, "{answers:?}");
+        assert_eq!(q.pending(), 0, "every place is given back");
+        // Callers that hang up before their turn: their hashes are skipped.
+        let q = Arc::new(Argon2Queue::new(64));
+        for _ in 0..32 {
+            let q = q.clone();
+            let call = tokio::spawn(async move { verify_password(&q, "pw".into(), None).await });
+            tokio::task::yield_now().await;
+            call.abort();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while q.pending() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(q.pending(), 0);
+        assert!(q.skipped() >= 16, "skipped only {} of 32", q.skipped());
     }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use shared::config::{conventions, duration_secs, CommonConfig};
+use shared::config::{conventions, duration_secs, parse_bool, CommonConfig};
+
+use crate::limits::Rate;
 
 /// `api`: the HTTP front of the service.
 #[derive(Debug, Parser)]
@@ -93,6 +95,47 @@ pub struct ApiConfig {
     /// Time in-flight requests get to finish after SIGTERM (bare number: seconds).
     #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration_secs, default_value = "20s")]
     pub shutdown_grace: Duration,
+    /// Unfinished jobs one user may have queued; more get 429 `quota_exceeded`.
+    #[arg(long, env = "MAX_QUEUED_JOBS_PER_USER", default_value_t = 100)]
+    pub max_queued_jobs_per_user: u64,
+    /// Bytes of unfinished uploads one user may have queued; more get 429 `quota_exceeded`.
+    #[arg(long, env = "MAX_QUEUED_BYTES_PER_USER", default_value_t = 100 * 1024 * 1024)]
+    pub max_queued_bytes_per_user: u64,
+    /// Uploads get 503 once Redis uses this share of its `maxmemory` (percent; 0 = off), so
+    /// Redis never has to refuse a write half-way through a job.
+    #[arg(long, env = "REDIS_MEMORY_HIGH_WATER", default_value_t = 90)]
+    pub redis_memory_high_water: u8,
+    /// Accept jobs for benchmark-only models (`worker bench`, `make bench`).
+    #[arg(long, env = "ALLOW_BENCHMARK_MODELS", value_parser = parse_bool, default_value = "false")]
+    pub allow_benchmark_models: bool,
+    /// Log-in attempts per client address (COUNT/DURATION, e.g. `30/1m`; `off`).
+    #[arg(long, env = "LOGIN_RATE_PER_ADDRESS", default_value = "30/1m")]
+    pub login_rate_per_address: Rate,
+    /// Failed log-ins one account may have before it is locked out.
+    #[arg(long, env = "LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+    /// First lock-out after the free failures; each further failure doubles it.
+    #[arg(long, env = "LOGIN_LOCKOUT_BASE", value_parser = duration_secs, default_value = "2s")]
+    pub login_lockout_base: Duration,
+    /// Longest lock-out.
+    #[arg(long, env = "LOGIN_LOCKOUT_MAX", value_parser = duration_secs, default_value = "15m")]
+    pub login_lockout_max: Duration,
+    /// Sign-ups per client address.
+    #[arg(long, env = "SIGNUP_RATE_PER_ADDRESS", default_value = "10/1h")]
+    pub signup_rate_per_address: Rate,
+    /// Uploads (`POST /predictions`, `POST /predict`) per client address.
+    #[arg(long, env = "UPLOAD_RATE_PER_ADDRESS", default_value = "1200/1m")]
+    pub upload_rate_per_address: Rate,
+    /// Uploads per account.
+    #[arg(long, env = "UPLOAD_RATE_PER_USER", default_value = "600/1m")]
+    pub upload_rate_per_user: Rate,
+    /// Password hashes (log-ins, sign-ups) waiting or running at once; more get 429.
+    #[arg(long, env = "ARGON2_QUEUE", default_value_t = crate::auth::DEFAULT_ARGON2_QUEUE)]
+    pub argon2_queue: usize,
+    /// Behind a reverse proxy: the header it sets to the client's address (e.g.
+    /// `X-Forwarded-For`, whose last entry is used, or `X-Real-IP`). Unset: the peer address.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
 }
 
 /// The dev-mode signing key: never valid in production.

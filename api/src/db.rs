@@ -164,6 +164,31 @@ impl Db {
         row.as_ref().map(user_from).transpose()
     }
 
+    /// Revokes a token id until `expires_ms` (idempotent), pruning ids that have expired.
+    pub async fn revoke_token(&self, jti: &str, expires_ms: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires_ms < $1")
+            .bind(shared::time_util::now_ms())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_ms) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a token id was revoked (by logging out).
+    pub async fn token_revoked(&self, jti: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT 1 AS one FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, sqlx::Error> {
         let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
             .bind(id)

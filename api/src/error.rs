@@ -34,8 +34,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    ModelUnavailable(String),
     #[error("the queue is full ({0} jobs waiting); retry in a few seconds")]
     QueueFull(u64),
+    /// Throttled; the second field is the `Retry-After` in seconds.
+    #[error("{0}")]
+    RateLimited(String, u64),
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     Timeout(String),
     #[error("{0} is unavailable; retry shortly")]
@@ -54,11 +61,16 @@ impl ApiError {
             ApiError::Image(e) => match e {
                 ImageError::Empty => ErrorCode::EmptyFile,
                 ImageError::Unsupported => ErrorCode::UnsupportedMediaType,
-                ImageError::TooManyPixels(..) => ErrorCode::ImageTooLarge,
+                ImageError::TooManyPixels(..) | ImageError::TooMuchMemory(..) => {
+                    ErrorCode::ImageTooLarge
+                }
                 ImageError::TooSmall(..) => ErrorCode::ImageTooSmall,
                 ImageError::Corrupt(_) => ErrorCode::InvalidImage,
             },
             ApiError::UnknownModel(_) => ErrorCode::UnknownModel,
+            ApiError::ModelUnavailable(_) => ErrorCode::ModelUnavailable,
+            ApiError::RateLimited(..) => ErrorCode::RateLimited,
+            ApiError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
@@ -118,6 +130,14 @@ impl IntoResponse for ApiError {
             ApiError::QueueFull(_) | ApiError::Unavailable(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            ApiError::QuotaExceeded(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::RateLimited(_, secs) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from((*secs).max(1)));
             }
             _ => {}
         }

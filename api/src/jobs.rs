@@ -5,6 +5,7 @@
 //! disk. `submit` goes through four steps: validate, answer from the cache, admit (queue
 //! depth), enqueue; the Redis side of each is in [`shared::queue::producer`].
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -12,7 +13,7 @@ use sha2::{Digest, Sha256};
 use shared::queue::producer::{self, Ttls};
 use shared::queue::{CachedResult, JobRecord, QueuedJob};
 use shared::time_util::now_ms;
-use shared::upload::{inspect, DecodeLimits};
+use shared::upload::inspect;
 use shared::{Job, JobStatus};
 
 use crate::auth::AuthUser;
@@ -37,8 +38,15 @@ struct Checked {
     content_type: &'static str,
 }
 
-/// Validates and enqueues an upload for `user`; a cached result comes back already done.
-pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job> {
+/// Validates and enqueues an upload for `user` (sent from `addr`); a cached result comes back
+/// already done.
+pub async fn submit(
+    state: &AppState,
+    user: &AuthUser,
+    addr: Option<IpAddr>,
+    up: Upload,
+) -> Result<Job> {
+    state.limits.check_upload(addr, user.id)?;
     let upload = validate(state, up)?;
     let job = &upload.job;
     let mut conn = state.redis.get().await?;
@@ -46,7 +54,7 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job
     let record = match cached {
         Some(hit) => answer_from_cache(state, &mut conn, user, &upload, hit).await?,
         None => {
-            admit(state, &mut conn, &job.model).await?;
+            admit(state, &mut conn, user, &upload).await?;
             enqueue(state, &mut conn, user, &upload).await?
         }
     };
@@ -58,6 +66,12 @@ pub async fn submit(state: &AppState, user: &AuthUser, up: Upload) -> Result<Job
 /// Checks the model, `top_k` and the bytes (type, size, pixels) before anything is stored.
 fn validate(state: &AppState, up: Upload) -> Result<Checked> {
     let model = state.model(up.model.as_deref())?;
+    let benchmark_only = state.registry.get(&model).is_ok_and(|s| s.benchmark_only);
+    if benchmark_only && !state.cfg.allow_benchmark_models {
+        return Err(ApiError::ModelUnavailable(format!(
+            "{model} is a benchmark-only model; it does not classify uploads"
+        )));
+    }
     let top_k = up.top_k.unwrap_or(shared::job::DEFAULT_TOP_K);
     if !(1..=shared::job::MAX_TOP_K).contains(&top_k) {
         return Err(ApiError::Validation(
@@ -65,16 +79,15 @@ fn validate(state: &AppState, up: Upload) -> Result<Checked> {
             "top_k",
         ));
     }
-    let limits = DecodeLimits {
-        max_pixels: state.cfg.common.max_pixels,
-        min_side: state.cfg.common.min_image_side,
-    };
-    let info = inspect(&up.bytes, limits)?;
-    let sha256 = hex::encode(Sha256::digest(&up.bytes));
+    let info = inspect(&up.bytes, state.cfg.common.decode_limits())?;
+    // Only the image's own bytes are kept (trailing data after its end is dropped).
+    let mut bytes = up.bytes;
+    bytes.truncate(info.len);
+    let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok(Checked {
         image_file_name: format!("{sha256}.{}", info.ext()),
         content_type: info.content_type(),
-        bytes: up.bytes,
+        bytes,
         job: QueuedJob {
             job_id: uuid::Uuid::now_v7().to_string(),
             model,
@@ -135,18 +148,89 @@ async fn answer_from_cache(
     Ok(record)
 }
 
-/// Backpressure: refuse at once rather than accept work that cannot finish in time.
+/// Admission of a job that must be queued: a live worker serves its model, Redis has room,
+/// the owner is within their quota, and the model's queue is not full. Each refusal is at once,
+/// rather than accepting work that cannot finish or memory that cannot be had.
 async fn admit(
     state: &AppState,
     conn: &mut redis::aio::ConnectionManager,
-    model: &str,
+    user: &AuthUser,
+    upload: &Checked,
 ) -> Result<()> {
+    let model = upload.job.model.as_str();
+    if let Some(served) = served_models(state).await? {
+        if !served.iter().any(|m| m == model) {
+            metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "model_unavailable")
+                .increment(1);
+            return Err(ApiError::ModelUnavailable(format!(
+                "no live worker serves {model} (served now: {})",
+                served.join(", ")
+            )));
+        }
+    }
+    if redis_nearly_full(state, conn).await? {
+        metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "redis_memory").increment(1);
+        return Err(ApiError::Unavailable("the queue (Redis is nearly full)"));
+    }
+    let (jobs, bytes) = producer::queued_by(conn, user.id).await?;
+    let cfg = &state.cfg;
+    if jobs >= cfg.max_queued_jobs_per_user
+        || bytes + upload.bytes.len() as u64 > cfg.max_queued_bytes_per_user
+    {
+        metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "user_quota").increment(1);
+        return Err(ApiError::QuotaExceeded(format!(
+            "you have {jobs} unfinished jobs holding {bytes} bytes; the limits are {} jobs and {} bytes. Retry when some have finished",
+            cfg.max_queued_jobs_per_user, cfg.max_queued_bytes_per_user
+        )));
+    }
     let depth = producer::depth(conn, model).await?;
-    if depth >= state.cfg.max_queue_depth {
+    if depth >= cfg.max_queue_depth {
         metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "queue_full").increment(1);
         return Err(ApiError::QueueFull(depth));
     }
     Ok(())
+}
+
+/// How long a reading of Redis memory or of the live workers is reused.
+const GUARD_TTL: Duration = Duration::from_secs(1);
+
+/// The models live workers serve, or `None` when no worker is alive at all: that is an
+/// outage (`/ready` says 503), not a wrong model, and the job waits for a worker to return.
+async fn served_models(state: &AppState) -> Result<Option<Vec<String>>> {
+    if let Some((at, models)) = state.guards.served.lock().await.as_ref() {
+        if at.elapsed() < GUARD_TTL {
+            return Ok((!models.is_empty()).then(|| models.clone()));
+        }
+    }
+    let workers = crate::routes::health::live_workers(state).await?;
+    let mut models: Vec<String> = workers.into_iter().flat_map(|w| w.models).collect();
+    models.sort();
+    models.dedup();
+    *state.guards.served.lock().await = Some((std::time::Instant::now(), models.clone()));
+    Ok((!models.is_empty()).then_some(models))
+}
+
+/// Whether Redis uses more than `REDIS_MEMORY_HIGH_WATER` percent of its `maxmemory`.
+async fn redis_nearly_full(
+    state: &AppState,
+    conn: &mut redis::aio::ConnectionManager,
+) -> Result<bool> {
+    let pct = u64::from(state.cfg.redis_memory_high_water);
+    if pct == 0 {
+        return Ok(false);
+    }
+    if let Some((at, full)) = *state.guards.redis_full.lock().await {
+        if at.elapsed() < GUARD_TTL {
+            return Ok(full);
+        }
+    }
+    let (used, max) = producer::memory(conn).await?;
+    let full = max > 0 && used.saturating_mul(100) >= max.saturating_mul(pct);
+    if full {
+        tracing::warn!(used, max, "Redis is nearly full: uploads get 503");
+    }
+    *state.guards.redis_full.lock().await = Some((std::time::Instant::now(), full));
+    Ok(full)
 }
 
 /// Records the job in the history, then stores image, record and queue entry together.

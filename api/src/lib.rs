@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod limits;
 pub mod openapi;
 pub mod prom;
 pub mod routes;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -80,7 +81,37 @@ pub fn with_layers<S: Clone + Send + Sync + 'static>(
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(prom::track))
+}
+
+/// The API answers JSON, images and Prometheus text, never pages to run: browsers must not
+/// sniff another type, run scripts or frame any answer. Swagger UI (`/docs`) is the one page,
+/// with its own vendored scripts, so it keeps a policy allowing them from this origin only.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::{header, HeaderValue};
+    let docs = req.uri().path().starts_with("/docs");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let csp = if docs {
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; sandbox"
+    };
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
 /// The process-wide Prometheus recorder (see [`prom::handle`]).
@@ -103,6 +134,9 @@ pub async fn build_state(cfg: ApiConfig) -> anyhow::Result<AppState> {
     let redis = RedisHandle::new(&cfg.common.redis_url, cfg.common.redis_timeout());
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let state = AppState {
+        argon2: Arc::new(auth::Argon2Queue::new(cfg.argon2_queue)),
+        limits: Arc::new(limits::Limits::new(&cfg)?),
+        guards: Arc::default(),
         jwt: Jwt::new(&key, cfg.jwt_ttl.as_secs()),
         cfg: Arc::new(cfg),
         registry: Arc::new(registry),
@@ -126,7 +160,7 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
         "ADMIN_PASSWORD must be at least 8 characters"
     );
     let email = email.trim().to_lowercase();
-    let hash = auth::hash_password(pw.expose_secret().to_owned()).await?;
+    let hash = auth::hash_password(&state.argon2, pw.expose_secret().to_owned()).await?;
     match state.db.user_by_email(&email).await? {
         Some(u) => state.db.set_admin(u.view.id, Some(&hash)).await?,
         None => {
@@ -198,8 +232,11 @@ impl Application {
         };
         let grace = state.cfg.shutdown_grace;
         let signal = shutdown.clone();
-        let server = axum::serve(self.listener, app(state))
-            .with_graceful_shutdown(async move { signal.cancelled().await });
+        let server = axum::serve(
+            self.listener,
+            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { signal.cancelled().await });
         let forced = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;

@@ -16,7 +16,7 @@ use crate::routes;
     paths(
         routes::health::get_health, routes::health::get_ready, routes::health::get_metrics,
         routes::info::get_info, routes::info::get_labels,
-        routes::users::create_user, routes::users::create_login, routes::users::get_me,
+        routes::users::create_user, routes::users::create_login, routes::users::create_logout, routes::users::get_me,
         routes::users::get_user, routes::users::delete_user, routes::users::list_users,
         routes::predictions::create_prediction, routes::predictions::get_prediction,
         routes::predictions::list_predictions, routes::predictions::get_prediction_image,

@@ -62,6 +62,21 @@ pub struct AppState {
     /// Finished job ids from the workers (`*` means "re-check everything").
     pub events: broadcast::Sender<Arc<str>>,
     pub metrics: PrometheusHandle,
+    /// The bound on password hashes waiting or running.
+    pub argon2: Arc<crate::auth::Argon2Queue>,
+    /// Rate limits and log-in lock-outs.
+    pub limits: Arc<crate::limits::Limits>,
+    /// Short-lived readings the upload path checks (Redis memory, live workers).
+    pub guards: Arc<Guards>,
+}
+
+/// Readings of Redis that every upload would otherwise repeat, kept for a second.
+#[derive(Default)]
+pub struct Guards {
+    /// When Redis memory was last read, and whether it was over the high-water mark.
+    pub redis_full: Mutex<Option<(std::time::Instant, bool)>>,
+    /// When the live workers were last read, and the models they serve.
+    pub served: Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
 
 impl AppState {

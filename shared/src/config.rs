@@ -37,6 +37,10 @@ pub struct CommonConfig {
     /// Smallest accepted image side in pixels.
     #[arg(long, env = "MIN_IMAGE_SIDE", default_value_t = 16)]
     pub min_image_side: u32,
+    /// Largest decoded image in bytes (width x height x channels x bytes per sample), checked
+    /// from the header before decoding, by the API and again by the worker.
+    #[arg(long, env = "MAX_DECODED_BYTES", default_value_t = crate::upload::DEFAULT_MAX_DECODED_BYTES)]
+    pub max_decoded_bytes: u64,
     /// Deadline for each Redis command (bare number: seconds; old name `REDIS_TIMEOUT_MS`, in
     /// milliseconds).
     #[arg(long, env = "REDIS_TIMEOUT", value_parser = duration_secs, default_value = "2s")]
@@ -56,6 +60,15 @@ pub struct ModelsDir {
 }
 
 impl CommonConfig {
+    /// The upload limits the API checks before queueing and the worker before decoding.
+    pub fn decode_limits(&self) -> crate::upload::DecodeLimits {
+        crate::upload::DecodeLimits {
+            max_pixels: self.max_pixels,
+            min_side: self.min_image_side,
+            max_decoded_bytes: self.max_decoded_bytes,
+        }
+    }
+
     /// Path of the registry file in use.
     pub fn registry_path(&self) -> PathBuf {
         self.model_registry

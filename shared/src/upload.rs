@@ -1,10 +1,16 @@
 //! Upload inspection shared by the API (before it queues a job) and the worker (before it
 //! decodes): the type is decided by magic bytes, the size by the header alone, so a hostile
 //! file is refused before any full decode.
+//!
+//! Only the image's own bytes are kept: each format's structure is walked to its end (JPEG end
+//! of image, PNG `IEND`, GIF trailer, the RIFF size of WebP, the BMP pixel array), a file that
+//! stops before it is refused as truncated, and whatever follows is dropped, so a tiny image
+//! cannot carry megabytes of trailing data into Redis. The decoded size (width x height x
+//! bytes per pixel, read from the header) is checked against a memory budget before decoding.
 
 use std::io::Cursor;
 
-use image::{ImageFormat, ImageReader};
+use image::{ImageDecoder, ImageFormat, ImageReader};
 
 /// Formats the service accepts.
 pub const ACCEPTED: [ImageFormat; 5] = [
@@ -24,6 +30,8 @@ pub enum ImageError {
     Unsupported,
     #[error("the image has {0} pixels, more than the limit of {1}")]
     TooManyPixels(u64, u64),
+    #[error("the image would take {0} bytes once decoded, more than the limit of {1}")]
+    TooMuchMemory(u64, u64),
     #[error("the image is {0}x{1}, smaller than the minimum side of {2} pixels")]
     TooSmall(u32, u32, u32),
     #[error("the image could not be decoded: {0}")]
@@ -35,13 +43,20 @@ pub enum ImageError {
 pub struct DecodeLimits {
     pub max_pixels: u64,
     pub min_side: u32,
+    /// Decoded size budget: width x height x channels x bytes per sample.
+    pub max_decoded_bytes: u64,
 }
+
+/// Default of [`DecodeLimits::max_decoded_bytes`]: 128 MiB, room for a 40-megapixel 8-bit RGB
+/// photo; a 16-bit RGBA image of the same pixel count is refused.
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = 128 << 20;
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_pixels: 40_000_000,
             min_side: 16,
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }
@@ -52,6 +67,10 @@ pub struct ImageInfo {
     pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
+    /// How many leading bytes of the upload are the image; the rest is dropped.
+    pub len: usize,
+    /// Bytes the decoded image takes (width x height x bytes per pixel).
+    pub decoded_bytes: u64,
 }
 
 impl ImageInfo {
@@ -78,7 +97,7 @@ pub fn extension(format: ImageFormat) -> &'static str {
     }
 }
 
-/// Checks type, completeness and declared size without decoding pixels.
+/// Checks type, completeness, declared size and decoded size without decoding pixels.
 pub fn inspect(bytes: &[u8], limits: DecodeLimits) -> Result<ImageInfo, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
@@ -87,20 +106,59 @@ pub fn inspect(bytes: &[u8], limits: DecodeLimits) -> Result<ImageInfo, ImageErr
     if !ACCEPTED.contains(&format) {
         return Err(ImageError::Unsupported);
     }
-    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(ImageError::Corrupt(
-            "the JPEG data is truncated (no end-of-image marker after the last scan)".into(),
+    let len = match image_len(format, bytes) {
+        Ok(len) => len,
+        Err(truncated) => {
+            // A file that lies about its size cannot hold its pixels either: say 413 for the
+            // size when the header alone shows it, 400 for the truncation otherwise.
+            if let Some((w, h)) = header_dimensions(format, bytes) {
+                check_dimensions(w, h, limits)?;
+            }
+            return Err(truncated);
+        }
+    };
+    let bytes = &bytes[..len];
+    if format == ImageFormat::WebP {
+        // The WebP decoder refuses huge canvases with a generic error; say 413 ourselves.
+        if let Some((w, h)) = webp_canvas(bytes) {
+            check_dimensions(w, h, limits)?;
+        }
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = image::Limits::default();
+    lim.max_alloc = Some(64 << 20); // header parsing only
+    reader.limits(lim);
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
+    let decoded_bytes = decoder.total_bytes();
+    if decoded_bytes > limits.max_decoded_bytes {
+        return Err(ImageError::TooMuchMemory(
+            decoded_bytes,
+            limits.max_decoded_bytes,
         ));
     }
-    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    check_dimensions(width, height, limits)?;
     Ok(ImageInfo {
         format,
         width,
         height,
+        len,
+        decoded_bytes,
     })
+}
+
+/// The size a header declares, if it can be read at all.
+fn header_dimensions(format: ImageFormat, bytes: &[u8]) -> Option<(u32, u32)> {
+    if format == ImageFormat::WebP {
+        if let Some(dims) = webp_canvas(bytes) {
+            return Some(dims);
+        }
+    }
+    ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .ok()
 }
 
 /// Checks a declared size against the limits.
@@ -115,15 +173,224 @@ pub fn check_dimensions(w: u32, h: u32, limits: DecodeLimits) -> Result<(), Imag
     Ok(())
 }
 
-/// JPEG decoders quietly pad a truncated scan with grey; the end-of-image marker after the last
-/// start-of-scan tells a complete file from a cut one (inside scan data `FF` is always stuffed,
-/// so `FF D9` there can only be the real marker). Bytes after the marker are allowed.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let find_last = |pat: [u8; 2]| bytes.windows(2).rposition(|w| w == pat);
-    match (find_last([0xFF, 0xDA]), find_last([0xFF, 0xD9])) {
-        (Some(sos), Some(eoi)) => eoi > sos,
-        _ => false,
+/// The length of the image at the start of `bytes`, walking the format's structure to its
+/// end; an error when the data stops before the end (truncated).
+pub fn image_len(format: ImageFormat, bytes: &[u8]) -> Result<usize, ImageError> {
+    let end = match format {
+        ImageFormat::Jpeg => jpeg_end(bytes),
+        ImageFormat::Png => png_end(bytes),
+        ImageFormat::Gif => gif_end(bytes),
+        ImageFormat::WebP => webp_end(bytes),
+        ImageFormat::Bmp => bmp_end(bytes),
+        _ => None,
+    };
+    end.filter(|&e| e <= bytes.len()).ok_or_else(|| {
+        ImageError::Corrupt(format!(
+            "the {} data is truncated or malformed (its end could not be found)",
+            extension(format).to_uppercase()
+        ))
+    })
+}
+
+/// `jpeg` with `text` in comment (`COM`) segments right after its start marker: the pixels
+/// are unchanged but the bytes (and so the SHA-256 the result cache keys on) are new. Other
+/// formats come back unchanged with `text` appended, which [`inspect`] drops.
+pub fn with_jpeg_comment(jpeg: &[u8], text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(jpeg.len() + text.len() + 4);
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        out.extend_from_slice(jpeg);
+        out.extend_from_slice(text);
+        return out;
     }
+    out.extend_from_slice(&jpeg[..2]);
+    for chunk in text.chunks(65_000) {
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&((chunk.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn be16(b: &[u8], i: usize) -> Option<usize> {
+    Some(usize::from(u16::from_be_bytes(
+        b.get(i..i + 2)?.try_into().ok()?,
+    )))
+}
+
+fn le16(b: &[u8], i: usize) -> Option<u64> {
+    Some(u64::from(u16::from_le_bytes(
+        b.get(i..i + 2)?.try_into().ok()?,
+    )))
+}
+
+fn le32(b: &[u8], i: usize) -> Option<u64> {
+    Some(u64::from(u32::from_le_bytes(
+        b.get(i..i + 4)?.try_into().ok()?,
+    )))
+}
+
+/// JPEG: marker segments up to each start of scan, the entropy-coded data after it (where
+/// `FF` is always stuffed, so `FF` + non-zero, non-restart is the next marker), until the end
+/// of image marker. Decoders quietly pad a cut scan with grey, so this is also the truncation
+/// check.
+fn jpeg_end(b: &[u8]) -> Option<usize> {
+    if b.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut i = 2;
+    loop {
+        // Tolerate stray bytes between segments (as libjpeg does), then skip fill bytes.
+        while *b.get(i)? != 0xFF {
+            i += 1;
+        }
+        while *b.get(i)? == 0xFF {
+            i += 1;
+        }
+        let marker = *b.get(i)?;
+        i += 1;
+        match marker {
+            0xD9 => return Some(i),
+            0xD0..=0xD7 | 0x01 => continue,
+            0x00 | 0xD8 => return None,
+            _ => {}
+        }
+        let seg = be16(b, i)?;
+        if seg < 2 {
+            return None;
+        }
+        i = i.checked_add(seg)?;
+        if i > b.len() {
+            return None;
+        }
+        if marker == 0xDA {
+            // Entropy-coded data: stop at the first real marker.
+            loop {
+                if *b.get(i)? == 0xFF {
+                    match *b.get(i + 1)? {
+                        0x00 | 0xD0..=0xD7 => i += 2,
+                        0xFF => i += 1,
+                        _ => break,
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// PNG: chunks (length, type, data, CRC) until `IEND`.
+fn png_end(b: &[u8]) -> Option<usize> {
+    let mut i = 8usize;
+    loop {
+        let len = usize::try_from(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?)).ok()?;
+        let kind = b.get(i + 4..i + 8)?;
+        let end = i.checked_add(12)?.checked_add(len)?;
+        if end > b.len() {
+            return None;
+        }
+        if kind == b"IEND" {
+            return Some(end);
+        }
+        i = end;
+    }
+}
+
+/// GIF: header, colour table, then extension and image blocks until the trailer (`;`). A file
+/// that ends cleanly after a complete block without a trailer is accepted as it is.
+fn gif_end(b: &[u8]) -> Option<usize> {
+    fn sub_blocks(b: &[u8], mut i: usize) -> Option<usize> {
+        loop {
+            let n = usize::from(*b.get(i)?);
+            i += 1 + n;
+            if n == 0 {
+                return Some(i);
+            }
+        }
+    }
+    let table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3usize << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut i = 13usize.checked_add(table(*b.get(10)?))?;
+    let mut images = 0;
+    loop {
+        match b.get(i) {
+            None if images > 0 && i == b.len() => return Some(i),
+            None => return None,
+            Some(0x3B) => return Some(i + 1),
+            Some(0x21) => i = sub_blocks(b, i + 2)?,
+            Some(0x2C) => {
+                let flags = *b.get(i + 9)?;
+                i += 10 + table(flags) + 1; // descriptor, local table, LZW code size
+                i = sub_blocks(b, i)?;
+                images += 1;
+            }
+            Some(_) => return None,
+        }
+    }
+}
+
+/// WebP: the RIFF container's size (padded to even).
+fn webp_end(b: &[u8]) -> Option<usize> {
+    let size = usize::try_from(le32(b, 4)?).ok()?;
+    8usize.checked_add(size)?.checked_add(size & 1)
+}
+
+/// The canvas size of a WebP (`VP8X` extended header, or the bitstream header of a simple
+/// lossy/lossless file).
+fn webp_canvas(b: &[u8]) -> Option<(u32, u32)> {
+    let u24 = |i: usize| -> Option<u32> {
+        let s = b.get(i..i + 3)?;
+        Some(u32::from(s[0]) | u32::from(s[1]) << 8 | u32::from(s[2]) << 16)
+    };
+    match b.get(12..16)? {
+        b"VP8X" => Some((u24(24)? + 1, u24(27)? + 1)),
+        b"VP8 " => Some((
+            (le16(b, 26)? & 0x3FFF) as u32,
+            (le16(b, 28)? & 0x3FFF) as u32,
+        )),
+        b"VP8L" => {
+            let bits = le32(b, 21)? as u32;
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        _ => None,
+    }
+}
+
+/// BMP: the pixel array's offset plus its size (computed for uncompressed data, from the
+/// header for compressed data, else the file size the header declares).
+fn bmp_end(b: &[u8]) -> Option<usize> {
+    let file_size = le32(b, 2)?;
+    let offset = le32(b, 10)?;
+    let dib = le32(b, 14)?;
+    let (width, height, bpp, compression, image_size) = if dib == 12 {
+        (le16(b, 18)?, le16(b, 20)?, le16(b, 24)?, 0, 0)
+    } else {
+        let w = i64::from(le32(b, 18)? as u32 as i32).max(0).unsigned_abs();
+        let h = i64::from(le32(b, 22)? as u32 as i32).unsigned_abs();
+        (w, h, le16(b, 28)?, le32(b, 30)?, le32(b, 34)?)
+    };
+    let data = match compression {
+        // BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows padded to 4 bytes.
+        0 | 3 | 6 => width
+            .checked_mul(bpp)?
+            .checked_add(31)?
+            .checked_div(32)?
+            .checked_mul(4)?
+            .checked_mul(height)?,
+        _ if image_size > 0 => image_size,
+        _ => file_size.checked_sub(offset)?,
+    };
+    let end = offset.checked_add(data)?;
+    if end < 26 {
+        return None;
+    }
+    usize::try_from(end).ok()
 }
 
 #[cfg(test)]
@@ -147,13 +414,112 @@ mod tests {
         out.into_inner()
     }
 
+    fn encode(img: image::DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
     #[test]
-    fn accepts_the_photo_with_or_without_a_trailer() {
+    fn keeps_only_the_images_own_bytes() {
         let mut bytes = grace();
+        let len = bytes.len();
         let info = inspect(&bytes, DecodeLimits::default()).unwrap();
         assert_eq!((info.width, info.height, info.ext()), (512, 600, "jpg"));
-        bytes.extend_from_slice(b"trailing bytes after EOI");
-        assert!(inspect(&bytes, DecodeLimits::default()).is_ok());
+        assert_eq!(info.len, len);
+        bytes.extend_from_slice(&vec![0xAB; 1 << 20]);
+        assert_eq!(inspect(&bytes, DecodeLimits::default()).unwrap().len, len);
+        // A comment inside the image is kept (and makes the bytes new).
+        let commented = with_jpeg_comment(&grace(), &[b'c'; 70_000]);
+        let info = inspect(&commented, DecodeLimits::default()).unwrap();
+        assert_eq!(info.len, commented.len());
+        // Every other format: the image's length is found, a trailer is dropped.
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::new(40, 30));
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::WebP,
+        ] {
+            let mut b = encode(img.clone(), format);
+            let own = b.len();
+            assert_eq!(image_len(format, &b), Ok(own), "{format:?}");
+            b.extend_from_slice(b"trailing data, kilobytes of it");
+            let info = inspect(&b, DecodeLimits::default()).unwrap();
+            assert_eq!(
+                (info.len, info.width, info.height),
+                (own, 40, 30),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_files_of_every_format_are_refused() {
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, 7])
+        }));
+        let mut all = vec![(ImageFormat::Jpeg, grace())];
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::WebP,
+        ] {
+            all.push((format, encode(img.clone(), format)));
+        }
+        for (format, b) in all {
+            // A GIF missing only its trailer byte is complete (decoders agree); one more is not.
+            let last = if format == ImageFormat::Gif { 2 } else { 1 };
+            for cut in [b.len() - last, b.len() * 3 / 4, b.len() / 2] {
+                assert!(
+                    matches!(
+                        inspect(&b[..cut], DecodeLimits::default()),
+                        Err(ImageError::Corrupt(_))
+                    ),
+                    "{format:?} cut at {cut} of {}",
+                    b.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_decoded_size_counts_channels_and_bytes_per_sample() {
+        let limits = DecodeLimits {
+            max_decoded_bytes: 64 * 64 * 4,
+            ..DecodeLimits::default()
+        };
+        let rgb8 = encode(
+            image::DynamicImage::ImageRgb8(image::RgbImage::new(64, 64)),
+            ImageFormat::Png,
+        );
+        assert_eq!(inspect(&rgb8, limits).unwrap().decoded_bytes, 64 * 64 * 3);
+        let rgba16 = encode(
+            image::DynamicImage::ImageRgba16(image::ImageBuffer::new(64, 64)),
+            ImageFormat::Png,
+        );
+        assert_eq!(
+            inspect(&rgba16, limits),
+            Err(ImageError::TooMuchMemory(64 * 64 * 8, 64 * 64 * 4))
+        );
+    }
+
+    #[test]
+    fn a_huge_webp_canvas_is_too_large_not_corrupt() {
+        let mut b = encode(
+            image::DynamicImage::ImageRgb8(image::RgbImage::new(32, 32)),
+            ImageFormat::WebP,
+        );
+        // Rewrite the lossless header's 14-bit sizes to 16384x16384.
+        assert_eq!(&b[12..16], b"VP8L");
+        let bits = u32::from_le_bytes(b[21..25].try_into().unwrap());
+        let bits = (bits & !0x0FFF_FFFF) | 0x3FFF | (0x3FFF << 14);
+        b[21..25].copy_from_slice(&bits.to_le_bytes());
+        assert!(matches!(
+            inspect(&b, DecodeLimits::default()),
+            Err(ImageError::TooManyPixels(268_435_456, _))
+        ));
     }
 
     #[test]

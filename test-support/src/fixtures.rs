@@ -16,12 +16,11 @@ pub fn grace_hopper() -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// The bytes with a trailer after the image data: decoders ignore it, but the SHA-256 (and so
-/// the result cache) sees a new upload.
+/// The JPEG with `tag` in a comment segment: decoders ignore it, but the SHA-256 (and so the
+/// result cache) sees a new upload. (A trailer after the end marker no longer works: the API
+/// keeps only the image's own bytes.)
 pub fn with_trailer(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    b.extend_from_slice(tag.as_bytes());
-    b
+    shared::upload::with_jpeg_comment(bytes, tag.as_bytes())
 }
 
 /// The test photo with a trailer naming `tag` and a random id: never seen before.

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod db;
 pub mod fixtures;
+pub mod hostile;
 pub mod netns;
 pub mod paths;
 pub mod process;
@@ -23,5 +24,5 @@ pub use fixtures::{grace_hopper, png, png_declaring, top1, unique_photo, with_tr
 pub use netns::{Lab, LabError};
 pub use paths::{binary, repo, shared_dir};
 pub use process::{eventually, wait_until, Proc, TimedOut};
-pub use redis_server::{free_port, Redis};
+pub use redis_server::{free_port, Redis, MAXMEMORY};
 pub use stack::{test_defaults, wait_ready, with, Api, Launcher, Stack, StackBuilder, Ui};

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::process::{Proc, Spawn};
 
+/// `maxmemory` of the private servers (tests, `cargo xtask stack`, `make run` without a Redis).
+pub const MAXMEMORY: &str = "512mb";
+
 /// A private Redis.
 pub struct Redis {
     /// The `redis-server` process.
@@ -28,7 +31,8 @@ impl Redis {
         Self::start_on(dir, port)
     }
 
-    /// Starts (or restarts, after a kill) one on a given port.
+    /// Starts (or restarts, after a kill) one on a given port, with `maxmemory` [`MAXMEMORY`]
+    /// (or `TEST_REDIS_MAXMEMORY`) and the `noeviction` policy.
     #[track_caller]
     pub fn start_on(dir: &Path, port: u16) -> Redis {
         Self::try_start_on(dir, port).unwrap_or_else(|e| panic!("{e:#}"))
@@ -37,6 +41,7 @@ impl Redis {
     /// [`Redis::start_on`] returning the failure instead of panicking (for `xtask`).
     pub fn try_start_on(dir: &Path, port: u16) -> anyhow::Result<Redis> {
         let p = port.to_string();
+        let maxmemory = std::env::var("TEST_REDIS_MAXMEMORY").unwrap_or_else(|_| MAXMEMORY.into());
         let args = [
             "--port",
             &p,
@@ -46,6 +51,12 @@ impl Redis {
             "",
             "--appendonly",
             "no",
+            // Bounded like a deployment: writes are refused, never evicted (a queue must not
+            // lose jobs), and the API answers 503 before this is reached.
+            "--maxmemory",
+            &maxmemory,
+            "--maxmemory-policy",
+            "noeviction",
             "--dir",
         ];
         let dir_s = dir.display().to_string();

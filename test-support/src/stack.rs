@@ -41,6 +41,10 @@ pub fn test_defaults() -> Vec<(String, String)> {
         ),
         ("HEARTBEAT_INTERVAL", "1".into()),
         ("INTRA_THREADS", "1".into()),
+        // Tests sign up and log in many users from 127.0.0.1; the throttling tests set their
+        // own low limits.
+        ("LOGIN_RATE_PER_ADDRESS", "10000/1m".into()),
+        ("SIGNUP_RATE_PER_ADDRESS", "10000/1m".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

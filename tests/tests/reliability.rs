@@ -1,7 +1,7 @@
 //! End-to-end reliability under faults: real api and worker processes, a private Redis (killed
 //! and restarted on the same port), a TCP proxy in front of PostgreSQL that the test cuts,
 //! kill -9 and SIGTERM on the processes, and the worker's fault injection (`FAULT_INJECTION=1`:
-//! uploads ending in `#panic` panic the decoder, `#hang` stall it).
+//! uploads carrying `#panic` in a JPEG comment panic the decoder, `#hang` stall it).
 
 #![allow(clippy::unwrap_used)]
 

@@ -211,6 +211,14 @@ impl ApiClient {
         Self::send_json(self.request(Method::POST, "/login", None).form(&form)).await
     }
 
+    /// `POST /logout`: revoke the token (401 means it was no longer valid anyway).
+    pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
+        match Self::send(self.request(Method::POST, "/logout", Some(token))).await {
+            Ok(_) | Err(ApiError::Unauthorized) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET /users/me`.
     pub async fn me(&self, token: &str) -> Result<User, ApiError> {
         Self::send_json(self.request(Method::GET, "/users/me", Some(token))).await

@@ -27,9 +27,14 @@ pub struct Config {
     #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:8000")]
     pub api_url: String,
 
-    /// Mark cookies `Secure` (set to true behind HTTPS).
-    #[arg(long, env = "COOKIE_SECURE", value_parser = parse_bool, default_value = "false")]
-    pub cookie_secure: bool,
+    /// The address people reach the UI at (e.g. `https://lens.example.org`); with `https`,
+    /// cookies are marked `Secure` unless COOKIE_SECURE says otherwise.
+    #[arg(long, env = "UI_PUBLIC_URL")]
+    pub ui_public_url: Option<String>,
+
+    /// Mark cookies `Secure` (default: true when UI_PUBLIC_URL is https, else false).
+    #[arg(long, env = "COOKIE_SECURE", value_parser = parse_bool)]
+    pub cookie_secure: Option<bool>,
 
     /// How long the UI waits for an ordinary API answer before calling the service unavailable
     /// (bare number: seconds; old name `API_TIMEOUT_SECS`).
@@ -42,6 +47,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether cookies carry `Secure`: as configured, else whether the public URL is https.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure.unwrap_or_else(|| {
+            self.ui_public_url
+                .as_deref()
+                .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
+        })
+    }
+
     /// Timeout for API calls that do not hold (`?wait=`) on purpose; at least a second, as
     /// before the setting took units.
     pub fn api_timeout(&self) -> Duration {
@@ -59,10 +73,24 @@ mod tests {
         let c = Config::try_parse_from(["ui", "--api-timeout", "1500ms", "--cookie-secure=yes"])
             .expect("parses");
         assert_eq!(c.api_timeout(), Duration::from_millis(1500));
-        assert!(c.cookie_secure);
+        assert!(c.cookie_secure());
         let c = Config::try_parse_from(["ui", "--api-timeout", "0"]).expect("parses");
         assert_eq!(c.api_timeout(), Duration::from_secs(1));
-        assert!(!c.cookie_secure);
+        assert!(!c.cookie_secure());
         assert!(Config::try_parse_from(["ui", "--cookie-secure=sometimes"]).is_err());
+    }
+
+    #[test]
+    fn cookies_are_secure_by_default_behind_an_https_public_url() {
+        let parse = |args: &[&str]| Config::try_parse_from(args).expect("parses");
+        assert!(parse(&["ui", "--ui-public-url", "https://lens.example.org"]).cookie_secure());
+        assert!(!parse(&["ui", "--ui-public-url", "http://127.0.0.1:8080"]).cookie_secure());
+        assert!(!parse(&[
+            "ui",
+            "--ui-public-url",
+            "https://lens.example.org",
+            "--cookie-secure=false"
+        ])
+        .cookie_secure());
     }
 }

@@ -46,6 +46,22 @@ fn well_formed(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The cookie holding `token`.
+fn cookie(token: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build()
+}
+
+/// `jar` with a new token cookie: at log-in, so a token planted or read before the session
+/// began (login CSRF, a shared computer) is worth nothing after it.
+pub fn rotated(jar: CookieJar, secure: bool) -> CookieJar {
+    jar.add(cookie(new_token(), secure))
+}
+
 /// Middleware: make sure every visitor has a token cookie, and hand the token to handlers.
 ///
 /// A request whose cookie is missing gets a new token; its own form post will then fail the check,
@@ -68,13 +84,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut resp = next.run(req).await;
     if minted {
-        let cookie = Cookie::build((COOKIE, token))
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(state.cookie_secure)
-            .build();
-        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(&cookie(token, state.cookie_secure).to_string()) {
             resp.headers_mut().append(SET_COOKIE, v);
         }
     }

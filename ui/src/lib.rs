@@ -49,7 +49,7 @@ impl AppState {
     /// The state described by the configuration.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let api = ApiClient::new(&config.api_url, config.api_timeout())?;
-        Ok(Self::new(api, config.cookie_secure, config.max_upload_mb))
+        Ok(Self::new(api, config.cookie_secure(), config.max_upload_mb))
     }
 
     /// The labels of `model`, from the cache or the API. An empty list when the API has none:

@@ -107,10 +107,20 @@ pub fn end(jar: CookieJar) -> CookieJar {
     jar.add(expired(SESSION_COOKIE)).add(expired(NAME_COOKIE))
 }
 
-/// A `next` parameter is followed only when it is a path on this site (no open redirect).
+/// A `next` parameter is followed only when it is an absolute path on this site (no open
+/// redirect): it starts with one `/`, and holds only visible ASCII (no control characters,
+/// which browsers drop, so `/` + tab + `/evil.example` would become `//evil.example`; no
+/// spaces, no non-ASCII, which would not fit a `Location` header) and no backslash (read as
+/// `/` by browsers). Anything else goes to the home page.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -126,5 +136,28 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        // Browsers drop tabs and newlines: `/\t/evil.example` would leave the site.
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\u{b}/x",
+            "/\u{0}",
+            "/ /evil.example",
+            "/é",
+            "/%0a",
+        ] {
+            let got = safe_next(Some(bad));
+            assert!(
+                got == "/" || got == bad && bad.is_ascii(),
+                "{bad:?} -> {got:?}"
+            );
+            assert!(
+                axum::http::HeaderValue::from_str(&got).is_ok(),
+                "{bad:?} must fit a Location header"
+            );
+        }
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/results/1?x=%2F")), "/results/1?x=%2F");
     }
 }

@@ -20,6 +20,8 @@ use ui::api::ApiClient;
 use ui::{app, AppState};
 
 const JOB: &str = "0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
+/// Tokens the fake API was asked to revoke (`POST /logout`).
+static REVOKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn api_error(status: StatusCode, code: ErrorCode) -> Response {
@@ -189,6 +191,13 @@ fn fake_api() -> Router {
                             created_at: "2025-11-22T14:05:00Z".into(),
                         };
                         (StatusCode::CREATED, Json(stored)).into_response()
+                    }),
+                )
+                .route(
+                    "/logout",
+                    post(|| async {
+                        REVOKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        StatusCode::NO_CONTENT
                     }),
                 )
                 .route_layer(middleware::from_fn(require_token)),
@@ -400,6 +409,63 @@ async fn the_signup_form_marks_every_invalid_field_next_to_it() {
     assert!(
         html.contains(r#"value="nope""#),
         "the email is kept: {html}"
+    );
+}
+
+#[tokio::test]
+async fn next_is_followed_only_to_a_same_origin_path_and_never_fails() {
+    let ui = ui_for(&spawn_fake_api().await);
+    // Browsers drop tabs and newlines, so `/` + tab + `/evil.example` means `//evil.example`.
+    for next in [
+        "%2F%09%2Fevil.example",
+        "%2F%0B",
+        "%2F%0D%0A%2Fevil.example",
+        "%2F%5Cevil.example",
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%C3%A9",
+    ] {
+        let body = format!("csrf={CSRF}&email=g%40example.com&password=right&next={next}");
+        let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(location(&resp), "/", "{next}");
+        let resp = send(&ui, get_req(&format!("/login?next={next}"), None)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{next}");
+        assert!(
+            body_text(resp).await.contains("name=\"next\" value=\"/\""),
+            "{next}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_in_rotates_the_csrf_token_and_log_out_revokes_the_token() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let body = format!("csrf={CSRF}&email=g%40example.com&password=right");
+    let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let csrf = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("csrf="))
+        .expect("a new CSRF cookie at log-in");
+    assert!(!csrf.starts_with(&format!("csrf={CSRF}")), "{csrf}");
+    assert!(csrf.contains("HttpOnly"));
+
+    let before = REVOKED.load(std::sync::atomic::Ordering::SeqCst);
+    let resp = send(
+        &ui,
+        form_req("/logout", &logged_in(), &format!("csrf={CSRF}")),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/login?logged_out=1");
+    assert_eq!(
+        REVOKED.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "the API was asked to revoke the token"
     );
 }
 

@@ -114,7 +114,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Registers a throwaway user (the API requires one), then pushes `jobs` distinct uploads of the
-/// image (a unique trailer after the JPEG end marker defeats the result cache) through
+/// image (a unique JPEG comment defeats the result cache) through
 /// `POST /predictions` + `GET ?wait=`.
 async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<(f64, f64, f64)> {
     let http = reqwest::Client::builder()
@@ -172,9 +172,7 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
 }
 
 fn unique(bytes: &[u8], run: u64, i: usize) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    b.extend_from_slice(format!("bench-{run}-{i}").as_bytes());
-    b
+    shared::upload::with_jpeg_comment(bytes, format!("bench-{run}-{i}").as_bytes())
 }
 
 async fn bench_token(http: &reqwest::Client, api: &str) -> anyhow::Result<String> {

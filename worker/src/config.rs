@@ -86,7 +86,7 @@ pub struct WorkerConfig {
     /// but the spinning takes CPU from decoding and the other processes on a small machine).
     #[arg(long, env = "ORT_SPIN", value_parser = parse_bool, default_value = "true")]
     pub ort_spin: bool,
-    /// Test-only: uploads ending in `#panic` panic the decoder, `#hang` stall it.
+    /// Test-only: uploads containing `#panic` (e.g. in a JPEG comment) panic the decoder, `#hang` stall it.
     #[arg(long, env = "FAULT_INJECTION", value_parser = parse_bool, default_value = "false")]
     pub fault_injection: bool,
 }

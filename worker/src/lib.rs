@@ -33,7 +33,6 @@ use shared::time_util::now_ms;
 
 use crate::config::WorkerConfig;
 use crate::model::{Classifier, ClassifyError, Model, Upload};
-use crate::preprocess::DecodeLimits;
 
 /// Counters shown in heartbeats.
 #[derive(Default)]
@@ -424,19 +423,17 @@ impl Worker {
         bytes: Vec<u8>,
         top_k: usize,
     ) -> Result<model::Classified, JobError> {
-        let limits = DecodeLimits {
-            max_pixels: self.cfg.common.max_pixels,
-            min_side: self.cfg.common.min_image_side,
-        };
+        let limits = self.cfg.common.decode_limits();
         let inject = self.cfg.fault_injection;
         let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {
             let _guard = span.enter();
             if inject {
-                if bytes.ends_with(b"#panic") {
+                let has = |tag: &[u8]| bytes.windows(tag.len()).any(|w| w == tag);
+                if has(b"#panic") {
                     panic!("injected decoder panic");
                 }
-                if bytes.ends_with(b"#hang") {
+                if has(b"#hang") {
                     std::thread::sleep(Duration::from_secs(3600));
                 }
             }

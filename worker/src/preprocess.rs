@@ -18,14 +18,17 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, ImageError
         format,
         width: w,
         height: h,
+        len,
+        decoded_bytes,
     } = inspect(bytes, limits)?;
+    let bytes = &bytes[..len];
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
     lim.max_image_width = Some(w);
     lim.max_image_height = Some(h);
-    // Room for a 16-bit RGBA frame plus the decoder's own buffers.
-    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    // The decoded frame (within the budget `inspect` checked) plus the decoder's own buffers.
+    lim.max_alloc = Some(decoded_bytes.saturating_add(64 << 20));
     reader.limits(lim);
     let mut decoder = reader
         .into_decoder()

@@ -12,6 +12,7 @@ use api_types::{ErrorBody, ErrorCode, JobStatus, PredictError, PredictResponse, 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::jobs;
+use crate::limits::ClientAddr;
 use crate::routes::upload::{read_body_first, read_upload};
 use crate::state::AppState;
 
@@ -64,19 +65,21 @@ async fn with_success_false(resp: Response) -> Response {
         (status = 504, body = PredictError, description = "no result within `PREDICT_TIMEOUT`; the job goes on")))]
 pub async fn create_predict(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     user: AuthUser,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    predict(&state, &user, form).await.map(Json)
+    predict(&state, &user, addr, form).await.map(Json)
 }
 
 async fn predict(
     state: &AppState,
     user: &AuthUser,
+    addr: Option<std::net::IpAddr>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<PredictResponse, ApiError> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
-    let submitted = jobs::submit(state, user, upload).await?;
+    let submitted = jobs::submit(state, user, addr, upload).await?;
     let timeout = state.cfg.predict_timeout;
     let job = jobs::wait(state, user, &submitted.job_id, timeout).await?;
     match (job.status, job.result) {

@@ -16,6 +16,7 @@ use crate::auth::AuthUser;
 use crate::db;
 use crate::error::{ApiError, AppPath as Path, AppQuery as Query, Result};
 use crate::jobs;
+use crate::limits::ClientAddr;
 use crate::routes::upload::{read_body_first, read_upload};
 use crate::routes::Page;
 use crate::state::AppState;
@@ -54,11 +55,12 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         (status = 503, body = ErrorBody, description = "`unavailable`: Redis or the database cannot be reached")))]
 pub async fn create_prediction(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     user: AuthUser,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
-    let job = jobs::submit(&state, &user, upload).await?;
+    let job = jobs::submit(&state, &user, addr, upload).await?;
     if job.cached {
         return Ok((StatusCode::OK, Json(job)).into_response());
     }

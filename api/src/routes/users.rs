@@ -15,6 +15,7 @@ use axum::{Json, Router};
 
 use crate::auth::{hash_password, verify_password, AuthUser};
 use crate::error::{ApiError, AppJson, AppPath as Path, AppQuery as Query, Result};
+use crate::limits::ClientAddr;
 use crate::routes::Page;
 use crate::state::AppState;
 
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/me", get(get_me))
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/login", post(create_login))
+        .route("/logout", post(create_logout))
 }
 
 /// Checks the fields; the error names the first bad one.
@@ -74,13 +76,16 @@ pub fn valid_email(e: &str) -> bool {
     responses((status = 201, body = User, description = "created; `Location` names it"),
         (status = 400, body = ErrorBody, description = "`bad_request`: not JSON, or no `Content-Type: application/json`; a value the database cannot store"),
         (status = 409, body = ErrorBody, description = "`conflict`: the email is registered"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many sign-ups from this address, or too many passwords being hashed; see `Retry-After`"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
         (status = 422, body = ErrorBody, description = "`validation_failed` with `field`: a missing field or one breaking the schema's rules"),
         (status = 503, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<Response> {
+    state.limits.check_signup(addr)?;
     validate_user(&body)?;
     let email = body.email.trim().to_lowercase();
     if state
@@ -92,7 +97,7 @@ pub async fn create_user(
             "an account with that email already exists".into(),
         ));
     }
-    let hash = hash_password(body.password).await?;
+    let hash = hash_password(&state.argon2, body.password).await?;
     let user = state
         .db_call(state.db.create_user(body.name.trim(), &email, &hash, false))
         .await
@@ -123,9 +128,11 @@ pub async fn create_user(
         (status = 401, body = ErrorBody, description = "`unauthorized`: wrong email or password"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
         (status = 422, body = ErrorBody, description = "`validation_failed`: an empty or unreadable body, or `username` or `password` missing"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many attempts from this address, the account is locked out after failed attempts, or too many passwords being checked; see `Retry-After`"),
         (status = 503, body = ErrorBody)))]
 pub async fn create_login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<Token>> {
@@ -151,22 +158,43 @@ pub async fn create_login(
         serde_urlencoded_form(&body)?
     };
     let email = form.username.trim().to_lowercase();
+    state.limits.check_login(addr, &email)?;
     let user = state.db_call(state.db.user_by_email(&email)).await?;
     let ok = verify_password(
+        &state.argon2,
         form.password,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
     .await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => return Err(ApiError::Unauthorized("wrong email or password".into())),
+        _ => {
+            state.limits.login_failed(&email);
+            return Err(ApiError::Unauthorized("wrong email or password".into()));
+        }
     };
+    state.limits.login_succeeded(&email);
     let token = state.jwt.issue(user.view.id)?;
     Ok(Json(Token {
         access_token: token,
         token_type: TokenType::Bearer,
         expires_in: state.jwt.ttl_secs,
     }))
+}
+
+/// Logs out: the caller's token is revoked until it would have expired (any copy of it is
+/// refused from now on).
+#[utoipa::path(post, path = "/logout", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "the token is revoked"), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "`unavailable`: the database did not answer in time")))]
+pub async fn create_logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode> {
+    if !user.token_id.is_empty() {
+        let expires_ms = i64::try_from(user.token_exp.saturating_mul(1000)).unwrap_or(i64::MAX);
+        state
+            .db_call(state.db.revoke_token(&user.token_id, expires_ms))
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn serde_urlencoded_form(body: &[u8]) -> Result<LoginRequest> {

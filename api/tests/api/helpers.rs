@@ -22,7 +22,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub const PASSWORD: &str = "password123";
 
 /// The api's configuration for a test: dev mode, the test secret, the shared models, an admin.
-fn config(db_url: &str, redis_url: &str) -> api::config::ApiConfig {
+fn config(db_url: &str, redis_url: &str, extra: &[&str]) -> api::config::ApiConfig {
     let models = shared_dir().join("models");
     let registry = repo().join("models/registry.toml");
     let args = [
@@ -46,6 +46,9 @@ fn config(db_url: &str, redis_url: &str) -> api::config::ApiConfig {
         "--admin-password".into(),
         ADMIN_PASSWORD.into(),
     ];
+    let args = args
+        .into_iter()
+        .chain(extra.iter().map(|a| (*a).to_owned()));
     <api::config::Cli as clap::Parser>::parse_from(args).config
 }
 
@@ -61,14 +64,23 @@ pub struct Ctx {
 impl Ctx {
     /// A fresh database of `backend`, a private Redis, and the app on them.
     pub async fn new(backend: Backend) -> Ctx {
+        Ctx::with(backend, &[]).await
+    }
+
+    /// [`Ctx::new`] with extra command-line settings for the API (e.g. low limits).
+    pub async fn with(backend: Backend, extra: &[&str]) -> Ctx {
         let dir = tempfile::tempdir().unwrap();
         let redis = Redis::start(dir.path());
-        Ctx::on(TestDb::new(backend), redis, dir).await
+        Ctx::on_with(TestDb::new(backend), redis, dir, extra).await
     }
 
     /// The state and router built on an existing database and Redis.
     async fn on(db: TestDb, redis: Redis, dir: tempfile::TempDir) -> Ctx {
-        let state = api::build_state(config(&db.url, &redis.url()))
+        Ctx::on_with(db, redis, dir, &[]).await
+    }
+
+    async fn on_with(db: TestDb, redis: Redis, dir: tempfile::TempDir, extra: &[&str]) -> Ctx {
+        let state = api::build_state(config(&db.url, &redis.url(), extra))
             .await
             .unwrap();
         let app = api::app(state.clone());
@@ -108,6 +120,79 @@ impl Ctx {
             .to_bytes()
             .to_vec();
         (status, headers, body)
+    }
+
+    /// `POST path` of a multipart form with `bytes` as `file` (and `model`), as the owner of
+    /// `token`, from `addr` (as the connection's peer) when given.
+    pub async fn upload_from(
+        &self,
+        path: &str,
+        token: &str,
+        bytes: &[u8],
+        model: Option<&str>,
+        addr: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let boundary = format!("b{}", uuid::Uuid::new_v4().simple());
+        let mut body = Vec::new();
+        if let Some(m) = model {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{m}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        if let Some(a) = addr {
+            let peer: std::net::SocketAddr = format!("{a}:40000").parse().unwrap();
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        let (s, h, b) = self.send(req).await;
+        let v = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        (s, h, v)
+    }
+
+    /// `POST /predictions` with `bytes` as the owner of `token`.
+    pub async fn upload(&self, token: &str, bytes: &[u8]) -> (StatusCode, HeaderMap, Value) {
+        self.upload_from("/predictions", token, bytes, None, None)
+            .await
+    }
+
+    /// A JSON request from `addr` (the connection's peer): status, headers, body.
+    pub async fn json_from(
+        &self,
+        addr: &str,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = b.body(Body::from(body.to_string())).unwrap();
+        let peer: std::net::SocketAddr = format!("{addr}:40000").parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let (s, h, bytes) = self.send(req).await;
+        (s, h, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     pub async fn raw(

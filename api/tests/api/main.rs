@@ -12,6 +12,7 @@ mod contract;
 mod feedback;
 mod health;
 mod hostile;
+mod limits;
 mod predictions;
 mod restart;
 mod users;

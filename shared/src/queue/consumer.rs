@@ -213,12 +213,15 @@ impl Consumer {
             keys_.push(keys::job(&it.job.job_id));
             keys_.push(it.delivery.stream.clone());
             keys_.push(keys::cache(&it.job.model, &it.job.sha256, it.job.top_k));
+            keys_.push(keys::image(&it.job.sha256));
+            keys_.push(keys::image_refs(&it.job.sha256));
         }
         let doc = json!({
             "group": keys::GROUP,
             "ttl": self.result_ttl,
             "events": keys::EVENTS,
             "maxlen": RESULTS_MAXLEN,
+            "quota_prefix": keys::QUOTA_PREFIX,
             "jobs": jobs,
         });
         let answers: Vec<i64> = argv

@@ -9,7 +9,12 @@
 //!   never lost: it can be claimed again (`XAUTOCLAIM`) after the visibility timeout.
 //! - `ic:job:{id}`: a hash with the job's state ([`JobRecord`](super::JobRecord), fields in
 //!   [`field`]); expires with the result TTL.
-//! - `ic:img:{sha256}`: the uploaded bytes, shared by every job of the same image (own TTL).
+//! - `ic:img:{sha256}`: the uploaded bytes, shared by every job of the same image (own TTL);
+//!   deleted as soon as no unfinished job uses them: `ic:imgrefs:{sha256}` counts those jobs
+//!   (incremented at enqueue, decremented by `finish.lua`; same TTL).
+//! - `ic:quota:{user id}`: a hash with the user's queued `jobs` and `bytes` (incremented at
+//!   enqueue, decremented by `finish.lua`; expires with the result TTL, so a lost decrement
+//!   cannot lock a user out for good).
 //! - `ic:cache:{model}:{sha256}:{top_k}`: a finished result ([`CachedResult`](super::CachedResult)),
 //!   reused for identical uploads.
 //! - `ic:events`: pub/sub channel; the job id is published when a job finishes.
@@ -46,6 +51,25 @@ pub fn job(job_id: &str) -> String {
 /// The uploaded image bytes, keyed by their SHA-256.
 pub fn image(sha256: &str) -> String {
     format!("ic:img:{sha256}")
+}
+
+/// How many unfinished jobs use the bytes of [`image`].
+pub fn image_refs(sha256: &str) -> String {
+    format!("ic:imgrefs:{sha256}")
+}
+
+/// Prefix of the per-user quota hashes (`finish.lua` appends the owner id from the job hash).
+pub const QUOTA_PREFIX: &str = "ic:quota:";
+
+/// A user's queued jobs and bytes (fields [`quota_field::JOBS`], [`quota_field::BYTES`]).
+pub fn quota(user_id: i64) -> String {
+    format!("{QUOTA_PREFIX}{user_id}")
+}
+
+/// Field names of the quota hash.
+pub mod quota_field {
+    pub const JOBS: &str = "jobs";
+    pub const BYTES: &str = "bytes";
 }
 
 /// A cached result for the same bytes, model and `top_k`.
@@ -118,6 +142,8 @@ mod tests {
             queue("m"),
             job("j"),
             image("s"),
+            image_refs("s"),
+            quota(7),
             cache("m", "s", 5),
             worker("w"),
         ];

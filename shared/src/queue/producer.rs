@@ -52,8 +52,37 @@ pub async fn depth<C: ConnectionLike + Send + Sync>(conn: &mut C, model: &str) -
     conn.xlen(keys::queue(model)).await
 }
 
+/// Redis memory in use and its `maxmemory` (0: no limit), from `INFO memory`.
+pub async fn memory<C: ConnectionLike + Send + Sync>(conn: &mut C) -> RedisResult<(u64, u64)> {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("used_memory"), field("maxmemory")))
+}
+
+/// A user's unfinished jobs and their bytes, as `(jobs, bytes)`.
+pub async fn queued_by<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    user_id: i64,
+) -> RedisResult<(u64, u64)> {
+    let (jobs, bytes): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+        .arg(keys::quota(user_id))
+        .arg(keys::quota_field::JOBS)
+        .arg(keys::quota_field::BYTES)
+        .query_async(conn)
+        .await?;
+    let n = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+    Ok((n(jobs), n(bytes)))
+}
+
 /// Stores the image, writes the job record and appends the job to its model's queue, all in
-/// one `MULTI`: a worker never sees a job whose record or image is missing.
+/// one `MULTI`: a worker never sees a job whose record or image is missing. The owner's quota
+/// and the image's count of unfinished jobs go up in the same step (`finish.lua` takes them
+/// back down and deletes the image).
 pub async fn enqueue<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     job: &QueuedJob,
@@ -62,11 +91,26 @@ pub async fn enqueue<C: ConnectionLike + Send + Sync>(
     ttls: Ttls,
 ) -> RedisResult<()> {
     let key = keys::job(&job.job_id);
-    let _: () = redis::pipe()
-        .atomic()
+    let refs = keys::image_refs(&job.sha256);
+    let mut pipe = redis::pipe();
+    pipe.atomic()
         .set_ex(keys::image(&job.sha256), image, ttls.image)
+        .incr(&refs, 1)
+        .ignore()
+        .expire(&refs, ttls.image as i64)
+        .ignore()
         .hset_multiple(&key, &record.fields())
-        .expire(&key, ttls.result as i64)
+        .expire(&key, ttls.result as i64);
+    if let Some(owner) = record.owner {
+        let quota = keys::quota(owner);
+        pipe.hincr(&quota, keys::quota_field::JOBS, 1)
+            .ignore()
+            .hincr(&quota, keys::quota_field::BYTES, image.len())
+            .ignore()
+            .expire(&quota, ttls.result as i64)
+            .ignore();
+    }
+    let _: () = pipe
         .xadd(keys::queue(&job.model), "*", &job.entry())
         .query_async(conn)
         .await?;

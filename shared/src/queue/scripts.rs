@@ -57,7 +57,7 @@ impl Argv {
 
 #[cfg(test)]
 mod tests {
-    use super::super::keys::{field, stream};
+    use super::super::keys::{field, quota_field, stream};
 
     /// The scripts name hash fields only where the state machine reads them; whatever they
     /// name must be a field the Rust side defines.
@@ -65,7 +65,7 @@ mod tests {
     fn scripts_name_only_known_fields() {
         let commands = [
             "HGET", "HSET", "HINCRBY", "XACK", "XDEL", "XADD", "EXPIRE", "PUBLISH", "MAXLEN", "~",
-            "*", "done", "failed",
+            "*", "done", "failed", "STRLEN", "DECR", "DEL",
         ];
         for (name, src) in [
             ("start", include_str!("lua/start.lua")),
@@ -81,7 +81,8 @@ mod tests {
                 assert!(
                     commands.contains(&literal)
                         || field::ALL.contains(&literal)
-                        || [stream::JOB, stream::FINISHED].contains(&literal),
+                        || [stream::JOB, stream::FINISHED].contains(&literal)
+                        || [quota_field::JOBS, quota_field::BYTES].contains(&literal),
                     "{name}.lua names `{literal}`, which is no known command or field"
                 );
             }

@@ -559,3 +559,56 @@ async fn heartbeats_register_and_deregister_a_worker() {
     let gone: Option<String> = conn.get(keys::worker("w1")).await.unwrap();
     assert_eq!(gone, None);
 }
+
+#[tokio::test]
+async fn a_finished_job_gives_back_its_image_and_its_owners_quota() {
+    let (_redis, mut conn, mut w) = setup().await;
+    // Two jobs of the same image: the bytes stay until both are finished.
+    let a = job("a");
+    let b = QueuedJob {
+        sha256: a.sha256.clone(),
+        ..job("b")
+    };
+    enqueue(&mut conn, &a, TTLS).await;
+    enqueue(&mut conn, &b, TTLS).await;
+    let len = b"image bytes".len() as u64;
+    assert_eq!(
+        producer::queued_by(&mut conn, 7).await.unwrap(),
+        (2, 2 * len)
+    );
+    let got = w.read(&[MODEL.to_owned()], 10, 100).await.unwrap();
+    assert_eq!(got.len(), 2);
+    for (d, q) in got.iter().zip([&a, &b]) {
+        assert!(matches!(
+            w.start(d, &q.job_id).await.unwrap(),
+            Started::Attempt(_)
+        ));
+    }
+    let image = keys::image(&a.sha256);
+    w.finish(&got[0], &a, done("x")).await.unwrap();
+    assert!(
+        conn.exists::<_, bool>(&image).await.unwrap(),
+        "b still needs it"
+    );
+    assert_eq!(producer::queued_by(&mut conn, 7).await.unwrap(), (1, len));
+    w.finish(
+        &got[1],
+        &b,
+        Outcome::Failed {
+            error: "bad".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !conn.exists::<_, bool>(&image).await.unwrap(),
+        "deleted when done"
+    );
+    assert!(!conn
+        .exists::<_, bool>(keys::image_refs(&a.sha256))
+        .await
+        .unwrap());
+    assert_eq!(producer::queued_by(&mut conn, 7).await.unwrap(), (0, 0));
+    // The results and the records stay.
+    assert_eq!(record(&mut conn, "a").await.status, Some(JobStatus::Done));
+}

@@ -106,6 +106,12 @@ pub async fn login(
                 "Enter a valid email address and your password.",
             ))
         }
+        Err(ApiError::Status { status, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
+            return Ok(again(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many log-in attempts. Wait a minute, then try again.",
+            ))
+        }
         Err(e @ ApiError::Unavailable(_)) => {
             tracing::warn!(error = %e, "login: API unavailable");
             return Ok(again(
@@ -127,6 +133,7 @@ pub async fn login(
         token.expires_in,
         state.cookie_secure,
     );
+    let jar = crate::csrf::rotated(jar, state.cookie_secure);
     Ok((jar, Redirect::to(&next)).into_response())
 }
 
@@ -229,12 +236,19 @@ pub struct LogoutForm {
     csrf: String,
 }
 
-/// `POST /logout`: forget the token.
+/// `POST /logout`: revoke the token at the API (so a copy of it is worthless too), then
+/// forget it. The cookies are cleared even when the API cannot be reached.
 pub async fn logout(
+    State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response> {
     csrf.verify(&form.csrf)?;
+    if let Some(s) = session::from_jar(&jar) {
+        if let Err(e) = state.api.logout(&s.token).await {
+            tracing::warn!(error = %e, "logout: the API did not revoke the token");
+        }
+    }
     Ok((session::end(jar), Redirect::to("/login?logged_out=1")).into_response())
 }

@@ -217,8 +217,11 @@ pub fn upload_problem(file: &str, err: &ApiError) -> String {
         Some(ErrorCode::ImageTooSmall) => "is too small to classify. Choose a larger picture.",
         Some(ErrorCode::InvalidImage) => "looks damaged: it could not be read as an image.",
         Some(ErrorCode::EmptyFile | ErrorCode::MissingFile) => "is empty.",
-        Some(ErrorCode::UnknownModel) => {
+        Some(ErrorCode::UnknownModel | ErrorCode::ModelUnavailable) => {
             "could not be classified: the chosen model is not available. Pick another model."
+        }
+        Some(ErrorCode::QuotaExceeded) => {
+            "could not be sent: you have many images waiting. Try again when they have finished."
         }
         Some(ErrorCode::QueueFull) => {
             "could not be sent: the service is busy. Please try again in a few seconds."

@@ -243,7 +243,12 @@ pub async fn image<const THUMBNAIL: bool>(
 
 async fn proxy_image(state: &AppState, jar: &CookieJar, id: &str, thumbnail: bool) -> Response {
     let fetched = match (session::from_jar(jar), check_id(id)) {
-        (Some(s), Ok(())) => state.api.image(&s.token, id, thumbnail).await.ok(),
+        (Some(s), Ok(())) => match state.api.image(&s.token, id, thumbnail).await {
+            Ok(img) => Some(img),
+            // The API drops the upload once its job is done; the thumbnail stays.
+            Err(_) if !thumbnail => state.api.image(&s.token, id, true).await.ok(),
+            Err(_) => None,
+        },
         _ => None,
     };
     match fetched {

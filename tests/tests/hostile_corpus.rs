@@ -1,0 +1,130 @@
+//! The hostile corpus (`test_support::hostile`, `tests/fixtures/hostile/`) end to end: real api,
+//! real worker, the real EfficientNet-Lite0 model, a private Redis. Every file is refused at
+//! upload with its expected status and code, or accepted and finished (done, or failed with a
+//! reason) in bounded time; api and worker stay up and keep classifying; the worker's peak RSS
+//! over the corpus is measured (README, "Hostile input").
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use api_types::{Job, JobStatus};
+use test_support::hostile::{corpus, Expect, COMMITTED_MAX};
+use test_support::*;
+
+/// Longest a file may take from upload to a finished job.
+const PER_FILE: Duration = Duration::from_secs(30);
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn committed_files_match_the_generator() {
+    let dir = repo().join("tests/fixtures/hostile");
+    let mut committed = 0;
+    for case in corpus() {
+        if case.bytes.len() > COMMITTED_MAX {
+            continue;
+        }
+        let on_disk = std::fs::read(dir.join(case.name))
+            .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask hostile-corpus`)", case.name));
+        assert!(
+            on_disk == case.bytes,
+            "{} differs from the generator",
+            case.name
+        );
+        committed += 1;
+    }
+    assert!(committed >= 30, "only {committed} committed files");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() {
+    let mut stack = Stack::builder().workers(1).start().await;
+    let c = Client::register(stack.api_url()).await;
+    let worker_pid = stack
+        .processes()
+        .into_iter()
+        .find(|(name, _)| name.starts_with("worker"))
+        .map(|(_, pid)| pid)
+        .unwrap();
+    let rss_before = vm_hwm_kb(worker_pid);
+    let mut report = Vec::new();
+    for case in corpus() {
+        eprintln!("hostile corpus: {}", case.name);
+        let started = Instant::now();
+        let (status, body, _) = c.upload("/predictions", case.bytes.clone(), None).await;
+        let outcome = match case.expect {
+            Expect::Refused(want, code) => {
+                assert_eq!(
+                    (status, body["error"]["code"].as_str().unwrap_or_default()),
+                    (want, code),
+                    "{}: {body}",
+                    case.name
+                );
+                format!("{status} {code}")
+            }
+            Expect::Processed => {
+                assert!(
+                    status == 202 || status == 200,
+                    "{}: {status} {body}",
+                    case.name
+                );
+                let id = body["job_id"].as_str().unwrap().to_owned();
+                let job: Job = c.wait_done(&id, PER_FILE).await;
+                match job.status {
+                    JobStatus::Done => "done".to_owned(),
+                    JobStatus::Failed => {
+                        let why = job.error.clone().unwrap_or_default();
+                        assert!(!why.is_empty(), "{}: failed without a reason", case.name);
+                        format!("failed: {why}")
+                    }
+                    other => panic!("{}: not finished within {PER_FILE:?}: {other:?}", case.name),
+                }
+            }
+        };
+        assert!(
+            started.elapsed() < PER_FILE,
+            "{} took {:?}",
+            case.name,
+            started.elapsed()
+        );
+        report.push(format!(
+            "{:<36} {:>9} B  {outcome}",
+            case.name,
+            case.bytes.len()
+        ));
+        assert!(
+            stack.exited().is_none(),
+            "a process died on {}: {:?}",
+            case.name,
+            stack.exited()
+        );
+    }
+    let peak_kb = vm_hwm_kb(worker_pid);
+    println!("{}", report.join("\n"));
+    println!(
+        "worker peak RSS (VmHWM): {:.0} MB before the corpus, {:.0} MB after",
+        rss_before as f64 / 1024.0,
+        peak_kb as f64 / 1024.0
+    );
+    // The biggest accepted decode is 105 MB (7000x5000 RGB) plus its RGB copy and the model.
+    assert!(peak_kb < 1024 * 1024, "worker peak RSS {peak_kb} kB");
+
+    // Both still serve: a normal photo is classified.
+    let (status, body, _) = c
+        .upload("/predictions", unique_photo("after-corpus"), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job = c
+        .wait_done(body["job_id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
+    assert_eq!(top1(&job), "academic gown", "{job:?}");
+    assert!(stack.exited().is_none());
+}
