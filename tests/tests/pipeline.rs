@@ -221,7 +221,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         *b = 0xAB;
     }
     let sha = "f".repeat(64);
-    let job_id = "hostile-job";
+    let job_id = "0193a1b2-7c3d-7e4f-8a9b-00000000b0b0"; // job ids are UUIDs (400 otherwise)
     let _: () = conn.set(shared::keys::image(&sha), hostile).await.unwrap();
     let _: () = conn
         .hset_multiple(
