@@ -46,6 +46,19 @@ function logTail(file, lines = 40) {
   }
 }
 
+/**
+ * The JPEG at `file` with a comment segment (COM) carrying `text` right after its start marker:
+ * other image bytes, the same picture. (Bytes after the end marker would not do: the API keeps
+ * only the image's own bytes, so such a copy is the same upload.)
+ */
+function jpegWithComment(file, text) {
+  const src = fs.readFileSync(file);
+  const body = Buffer.from(text);
+  const len = body.length + 2;
+  const com = Buffer.concat([Buffer.from([0xff, 0xfe, len >> 8, len & 0xff]), body]);
+  return Buffer.concat([src.subarray(0, 2), com, src.subarray(2)]);
+}
+
 /** Starts `xtask stack` and resolves with its ready line. */
 function startStack(args, timeoutMs) {
   const xtask = path.join(repo, "target/debug/xtask");
@@ -329,7 +342,7 @@ test("several images sent together get a card each on one page", { timeout: 1200
   const page = await newPage();
   await logIn(page);
   const second = path.join(tmp, "grace-second.jpg");
-  fs.writeFileSync(second, Buffer.concat([fs.readFileSync(grace), Buffer.from("second copy")]));
+  fs.writeFileSync(second, jpegWithComment(grace, "second copy"));
   await page.getByLabel("Choose images").setInputFiles([grace, second]);
   await page.getByText("Ready to send (2 images)").waitFor();
   await page.getByRole("button", { name: "Classify" }).click();
@@ -348,9 +361,9 @@ test("the result page updates by itself while the job waits for a worker", { tim
   await logIn(page);
   // No worker: the job has to wait in the queue.
   await control("stop worker-1");
-  // Different bytes from the first upload, so the API cannot answer from its cache.
+  // Different image bytes from the first upload, so the API cannot answer from its cache.
   const variant = path.join(tmp, "grace-variant.jpg");
-  fs.writeFileSync(variant, Buffer.concat([fs.readFileSync(grace), Buffer.from("variant")]));
+  fs.writeFileSync(variant, jpegWithComment(grace, "variant"));
   await page.getByLabel("Choose images").setInputFiles(variant);
   await page.getByRole("button", { name: "Classify" }).click();
   await page.waitForURL(/\/results\/[0-9a-f-]+$/);
