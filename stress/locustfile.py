@@ -26,11 +26,10 @@ beside the checkout), MODEL (model name to ask for; default: the service's defau
 
 import os
 import random
-import struct
 import uuid
-import zlib
 from pathlib import Path
 
+from imagetag import tagged
 from locust import HttpUser, between, events, task
 from locust.exception import StopUser
 
@@ -63,18 +62,6 @@ def base_image():
         # other tools may have cached.
         _image["repeat"] = tagged(data, f"locust-repeat-{uuid.uuid4().hex}")
     return _image["name"], _image["data"], _image["ctype"]
-
-
-def tagged(data, tag):
-    """The image with `tag` stored inside it: a JPEG COM segment right after SOI, or a PNG
-    tEXt chunk right after IHDR. The pixels are the same; the bytes (and SHA-256) are not."""
-    text = tag.encode()
-    if data.startswith(b"\xff\xd8"):
-        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text + data[2:]
-    ihdr_end = 8 + 8 + 13 + 4  # magic, IHDR length+type, IHDR data, CRC
-    chunk = b"tEXt" + b"locust\x00" + text
-    packed = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    return data[:ihdr_end] + packed + data[ihdr_end:]
 
 
 def upload_bytes():

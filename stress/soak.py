@@ -36,6 +36,8 @@ import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from imagetag import tagged
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_IMAGE = HERE.parent.parent / "shared" / "testdata" / "grace_hopper.jpg"
 
@@ -139,7 +141,7 @@ def user_loop(idx, args, image, stats, deadline, stop):
             if rng.random() < 0.2:
                 data = image + f"#repeat-{rng.randrange(5)}".encode()
             else:
-                data = image + f"#soak-{idx}-{n}-{uuid.uuid4().hex}".encode()
+                data = tagged(image, f"soak-{idx}-{n}-{uuid.uuid4().hex}")
             st, body = http.multipart("upload", "/predictions", "photo.jpg", data)
             if st == 200 and body:
                 with stats.lock:
@@ -165,7 +167,7 @@ def user_loop(idx, args, image, stats, deadline, stop):
                     with stats.lock:
                         stats.jobs[job_id] = final
         elif kind == "predict":
-            data = image + f"#sync-{idx}-{n}-{uuid.uuid4().hex}".encode()
+            data = tagged(image, f"sync-{idx}-{n}-{uuid.uuid4().hex}")
             http.multipart("predict", "/predict", "photo.jpg", data)
         elif kind == "history":
             http.request("history", "GET", "/predictions?per_page=20")
