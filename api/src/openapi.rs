@@ -68,6 +68,27 @@ impl Modify for FeedbackNamesItsJob {
 
 /// The answers any route can give, whatever its handler does: 500 (a bug; the cause is logged)
 /// and 504 (`REQUEST_TIMEOUT` passed). Added here so no route's annotation can forget them.
+const EVERY_ROUTE: &[(&str, &str)] = &[
+    (
+        "500",
+        "`internal`: a bug on the server's side; the cause is logged, not sent",
+    ),
+    ("504", "`timeout`: no answer within `REQUEST_TIMEOUT`"),
+];
+
+/// The refusals of an upload (`POST /predictions`, `POST /predict`), written once for both.
+const UPLOAD_REFUSALS: &[(&str, &str)] = &[
+    ("400", "`bad_request` (not a multipart form), `missing_file`, `empty_file`, `invalid_image` (truncated or undecodable; for `/predict` also when the worker could not classify it)"),
+    ("401", "`unauthorized`: no token, or a bad, expired or revoked one"),
+    ("413", "`payload_too_large` (over `MAX_UPLOAD_BYTES`), `image_too_large` (over `MAX_PIXELS` or `MAX_DECODED_BYTES`, read from the header)"),
+    ("415", "`unsupported_media_type`: not JPEG, PNG, WebP, GIF or BMP"),
+    ("422", "`validation_failed` (`top_k`), `image_too_small`, `unknown_model`, `model_unavailable` (benchmark-only, or no live worker serves it)"),
+    ("429", "`queue_full`, `quota_exceeded` (the caller's unfinished jobs or bytes), `rate_limited` (uploads per address or account); retry after `Retry-After` seconds"),
+    ("503", "`unavailable`: Redis or the database cannot be reached, or Redis is nearly full"),
+];
+
+/// Adds [`EVERY_ROUTE`] to every operation and [`UPLOAD_REFUSALS`] to the two upload
+/// operations, each with the error body its route answers.
 struct EveryRoute;
 
 impl Modify for EveryRoute {
@@ -80,27 +101,24 @@ impl Modify for EveryRoute {
             } else {
                 "ErrorBody"
             };
+            let upload = matches!(path.as_str(), "/predict" | "/predictions");
             let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (false, &mut item.get),
+                (false, &mut item.put),
+                (upload, &mut item.post),
+                (false, &mut item.delete),
+                (false, &mut item.patch),
             ];
-            for op in ops.into_iter().flatten() {
-                for (status, description) in [
-                    (
-                        "500",
-                        "`internal`: a bug on the server's side; the cause is logged, not sent",
-                    ),
-                    ("504", "`timeout`: no answer within `REQUEST_TIMEOUT`"),
-                ] {
+            for (is_upload, op) in ops {
+                let Some(op) = op else { continue };
+                let refusals = if is_upload { UPLOAD_REFUSALS } else { &[] };
+                for (status, description) in EVERY_ROUTE.iter().chain(refusals) {
                     op.responses
                         .responses
-                        .entry(status.into())
+                        .entry((*status).into())
                         .or_insert_with(|| {
                             ResponseBuilder::new()
-                                .description(description)
+                                .description(*description)
                                 .content(
                                     "application/json",
                                     ContentBuilder::new()

@@ -55,13 +55,7 @@ async fn with_success_false(resp: Response) -> Response {
 #[utoipa::path(post, path = "/predict", tag = "predictions", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 200, body = PredictResponse),
-        (status = 400, body = PredictError, description = "`bad_request` (not a multipart form), `missing_file`, `empty_file`, `invalid_image` (also when the worker could not classify it)"),
-        (status = 401, body = PredictError, description = "`unauthorized`: no token, or a bad or expired one"),
-        (status = 413, body = PredictError, description = "`payload_too_large` (over `MAX_UPLOAD_BYTES`), `image_too_large` (over `MAX_PIXELS`)"),
-        (status = 415, body = PredictError, description = "`unsupported_media_type`: not JPEG, PNG, WebP, GIF or BMP"),
-        (status = 422, body = PredictError, description = "`validation_failed` (`top_k`), `image_too_small`, `unknown_model`"),
-        (status = 429, body = PredictError, description = "`queue_full`; retry after `Retry-After` seconds"),
-        (status = 503, body = PredictError, description = "`unavailable`: Redis or the database cannot be reached"),
+        // 400, 401, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
         (status = 504, body = PredictError, description = "no result within `PREDICT_TIMEOUT`; the job goes on")))]
 pub async fn create_predict(
     State(state): State<AppState>,

@@ -46,13 +46,8 @@ pub fn router(body_limit: usize) -> Router<AppState> {
     responses(
         (status = 202, body = JobAccepted, description = "queued; poll `status_url` (also in `Location`)"),
         (status = 200, body = Job, description = "the same image was already classified by this model: the cached result"),
-        (status = 400, body = ErrorBody, description = "`bad_request` (not a multipart form), `missing_file`, `empty_file`, `invalid_image` (truncated or undecodable)"),
-        (status = 401, body = ErrorBody, description = "`unauthorized`: no token, or a bad or expired one"),
-        (status = 413, body = ErrorBody, description = "`payload_too_large` (over `MAX_UPLOAD_BYTES`), `image_too_large` (over `MAX_PIXELS`)"),
-        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not JPEG, PNG, WebP, GIF or BMP"),
-        (status = 422, body = ErrorBody, description = "`validation_failed` (`top_k`), `image_too_small`, `unknown_model`"),
-        (status = 429, body = ErrorBody, description = "`queue_full`; retry after `Retry-After` seconds"),
-        (status = 503, body = ErrorBody, description = "`unavailable`: Redis or the database cannot be reached")))]
+        // 400, 401, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
+    ))]
 pub async fn create_prediction(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -133,12 +128,12 @@ pub async fn list_predictions(
     ))
 }
 
-/// The uploaded bytes, while they live in Redis.
+/// The uploaded bytes, until the job finishes (they are deleted then; the thumbnail stays).
 #[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
     responses((status = 200, description = "the image, with its own content type", content_type = "application/octet-stream"),
         (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image has expired"),
+        (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image is gone (the job finished, or `IMAGE_TTL` passed)"),
         (status = 503, body = ErrorBody)))]
 pub async fn get_prediction_image(
     State(state): State<AppState>,
