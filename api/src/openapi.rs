@@ -76,10 +76,24 @@ const EVERY_ROUTE: &[(&str, &str)] = &[
     ("504", "`timeout`: no answer within `REQUEST_TIMEOUT`"),
 ];
 
+/// What every route that needs a token can answer.
+const SECURED_ROUTE: &[(&str, &str)] = &[(
+    "401",
+    "`unauthorized`: no token, or a bad, expired or revoked one",
+)];
+
+/// What every route that reads Redis or the database can answer.
+const STATEFUL_ROUTE: &[(&str, &str)] = &[(
+    "503",
+    "`unavailable`: Redis or the database did not answer within its deadline",
+)];
+
+/// Routes that touch neither Redis nor the database (or, `/ready`, document their own 503).
+const STATELESS: &[&str] = &["/health", "/metrics", "/models/{name}/labels", "/ready"];
+
 /// The refusals of an upload (`POST /predictions`, `POST /predict`), written once for both.
 const UPLOAD_REFUSALS: &[(&str, &str)] = &[
     ("400", "`bad_request` (not a multipart form), `missing_file`, `empty_file`, `invalid_image` (truncated or undecodable; for `/predict` also when the worker could not classify it)"),
-    ("401", "`unauthorized`: no token, or a bad, expired or revoked one"),
     ("413", "`payload_too_large` (over `MAX_UPLOAD_BYTES`), `image_too_large` (over `MAX_PIXELS` or `MAX_DECODED_BYTES`, read from the header)"),
     ("415", "`unsupported_media_type`: not JPEG, PNG, WebP, GIF or BMP"),
     ("422", "`validation_failed` (`top_k`), `image_too_small`, `unknown_model`, `model_unavailable` (benchmark-only, or no live worker serves it)"),
@@ -87,8 +101,10 @@ const UPLOAD_REFUSALS: &[(&str, &str)] = &[
     ("503", "`unavailable`: Redis or the database cannot be reached, or Redis is nearly full"),
 ];
 
-/// Adds [`EVERY_ROUTE`] to every operation and [`UPLOAD_REFUSALS`] to the two upload
-/// operations, each with the error body its route answers.
+/// Adds [`EVERY_ROUTE`] to every operation, [`SECURED_ROUTE`] to those that need a token,
+/// [`STATEFUL_ROUTE`] to those that use Redis or the database and [`UPLOAD_REFUSALS`] to the two
+/// upload operations, each with the error body its route answers; a route's own annotation of
+/// the same status (e.g. the log-in's 401) wins.
 struct EveryRoute;
 
 impl Modify for EveryRoute {
@@ -112,7 +128,19 @@ impl Modify for EveryRoute {
             for (is_upload, op) in ops {
                 let Some(op) = op else { continue };
                 let refusals = if is_upload { UPLOAD_REFUSALS } else { &[] };
-                for (status, description) in EVERY_ROUTE.iter().chain(refusals) {
+                let secured = if op.security.is_some() {
+                    SECURED_ROUTE
+                } else {
+                    &[]
+                };
+                let stateful = if STATELESS.contains(&path.as_str()) {
+                    &[]
+                } else {
+                    STATEFUL_ROUTE
+                };
+                // The first description of a status wins: the upload's own list first.
+                let answers = refusals.iter().chain(EVERY_ROUTE).chain(secured);
+                for (status, description) in answers.chain(stateful) {
                     op.responses
                         .responses
                         .entry((*status).into())
@@ -214,7 +242,9 @@ mod tests {
     /// The statuses every route of a kind can answer are documented on each such route: 401
     /// where a token is needed, 400 where a path or query parameter or a body can be
     /// unreadable, 413 where there is a body, 503 where Redis or the database is used, and
-    /// 500 and 504 everywhere. (schemathesis checks the answers against these in CI.)
+    /// 500 and 504 everywhere. (401, 503, 500, 504 and the upload refusals are added by
+    /// [`EveryRoute`] from one list each; 400 and 413 come from the routes' annotations. This
+    /// checks the served document either way; schemathesis checks the answers against it in CI.)
     #[tokio::test]
     async fn every_route_documents_the_statuses_it_can_answer() {
         let doc: serde_json::Value = serde_json::from_str(&served().await).unwrap();

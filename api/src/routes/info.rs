@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Models (those of the registry, benchmark graphs only while a worker serves them).
-#[utoipa::path(get, path = "/info", tag = "info", responses((status = 200, body = Info), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/info", tag = "info", responses((status = 200, body = Info)))]
 pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
     let workers = live_workers(&state).await?;
     let mut conn = state.redis.get().await?;

@@ -55,7 +55,7 @@ async fn with_success_false(resp: Response) -> Response {
 #[utoipa::path(post, path = "/predict", tag = "predictions", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 200, body = PredictResponse),
-        // 400, 401, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
+        // 400, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
         (status = 504, body = PredictError, description = "no result within `PREDICT_TIMEOUT`; the job goes on")))]
 pub async fn create_predict(
     State(state): State<AppState>,

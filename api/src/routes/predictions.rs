@@ -46,7 +46,7 @@ pub fn router(body_limit: usize) -> Router<AppState> {
     responses(
         (status = 202, body = JobAccepted, description = "queued; poll `status_url` (also in `Location`)"),
         (status = 200, body = Job, description = "the same image was already classified by this model: the cached result"),
-        // 400, 401, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
+        // 400, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
     ))]
 pub async fn create_prediction(
     State(state): State<AppState>,
@@ -85,9 +85,8 @@ pub struct WaitQuery {
 #[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400"), WaitQuery),
     responses((status = 200, body = Job, description = "the job; unfinished when `wait` passed first"),
         (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID, or `wait` is not a number"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such job of the caller's"),
-        (status = 422, body = ErrorBody, description = "`validation_failed`: `wait` outside 0..=30"),
-        (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no such job of the caller's"),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `wait` outside 0..=30")))]
 pub async fn get_prediction(
     State(state): State<AppState>,
     user: AuthUser,
@@ -115,9 +114,7 @@ pub async fn get_prediction(
 /// The caller's history, newest first.
 #[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page),
     responses((status = 200, body = JobPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
-        (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range"),
-        (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range")))]
 pub async fn list_predictions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -132,9 +129,7 @@ pub async fn list_predictions(
 #[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
     responses((status = 200, description = "the image, with its own content type", content_type = "application/octet-stream"),
         (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image is gone (the job finished, or `IMAGE_TTL` passed)"),
-        (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image is gone (the job finished, or `IMAGE_TTL` passed)")))]
 pub async fn get_prediction_image(
     State(state): State<AppState>,
     user: AuthUser,
@@ -155,9 +150,7 @@ pub async fn get_prediction_image(
 #[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
         (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such job of the caller's, or it has no thumbnail"),
-        (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no such job of the caller's, or it has no thumbnail")))]
 pub async fn get_prediction_thumbnail(
     State(state): State<AppState>,
     user: AuthUser,

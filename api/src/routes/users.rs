@@ -78,8 +78,7 @@ pub fn valid_email(e: &str) -> bool {
         (status = 409, body = ErrorBody, description = "`conflict`: the email is registered"),
         (status = 429, body = ErrorBody, description = "`rate_limited`: too many sign-ups from this address, or too many passwords being hashed; see `Retry-After`"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
-        (status = 422, body = ErrorBody, description = "`validation_failed` with `field`: a missing field or one breaking the schema's rules"),
-        (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody, description = "`validation_failed` with `field`: a missing field or one breaking the schema's rules")))]
 pub async fn create_user(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -128,8 +127,7 @@ pub async fn create_user(
         (status = 401, body = ErrorBody, description = "`unauthorized`: wrong email or password"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
         (status = 422, body = ErrorBody, description = "`validation_failed`: an empty or unreadable body, or `username` or `password` missing"),
-        (status = 429, body = ErrorBody, description = "`rate_limited`: too many attempts from this address, the account is locked out after failed attempts, or too many passwords being checked; see `Retry-After`"),
-        (status = 503, body = ErrorBody)))]
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many attempts from this address, the account is locked out after failed attempts, or too many passwords being checked; see `Retry-After`")))]
 pub async fn create_login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -185,8 +183,7 @@ pub async fn create_login(
 /// Logs out: the caller's token is revoked until it would have expired (any copy of it is
 /// refused from now on).
 #[utoipa::path(post, path = "/logout", tag = "users", security(("bearer" = [])),
-    responses((status = 204, description = "the token is revoked"), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody, description = "`unavailable`: the database did not answer in time")))]
+    responses((status = 204, description = "the token is revoked"), (status = 503, body = ErrorBody, description = "`unavailable`: the database did not answer in time")))]
 pub async fn create_logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode> {
     if !user.token_id.is_empty() {
         let expires_ms = i64::try_from(user.token_exp.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -255,7 +252,7 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The caller.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = User)))]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
     get_user(State(state), UserInReach(user.id)).await
 }
@@ -281,8 +278,7 @@ impl FromRequestParts<AppState> for UserInReach {
 /// One user (self or admin).
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = User), (status = 400, body = ErrorBody, description = "`bad_request`: `id` is not a whole number"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)"),
-        (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)")))]
 pub async fn get_user(
     State(state): State<AppState>,
     UserInReach(id): UserInReach,
@@ -298,8 +294,7 @@ pub async fn get_user(
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
     responses((status = 204, description = "deleted, with their history and feedback"),
         (status = 400, body = ErrorBody, description = "`bad_request`: `id` is not a whole number"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)"),
-        (status = 503, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)")))]
 pub async fn delete_user(
     State(state): State<AppState>,
     UserInReach(id): UserInReach,
@@ -314,9 +309,8 @@ pub async fn delete_user(
 /// All users (admin only).
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page),
     responses((status = 200, body = UserPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "`forbidden`: not an admin"),
-        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range"),
-        (status = 503, body = ErrorBody)))]
+        (status = 403, body = ErrorBody, description = "`forbidden`: not an admin"),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range")))]
 pub async fn list_users(
     State(state): State<AppState>,
     user: AuthUser,
