@@ -83,7 +83,8 @@ if [[ " ${failed[*]:-} " == *" build "* ]]; then
     summaries+=("netns test     not run (the build failed)")
     failed+=("netns test")
 else
-    step "netns test" "$netns_log" cargo nextest run -p e2e --test netns --no-capture --no-fail-fast
+    # --workspace (not -p e2e): the same feature set as the build above, so nothing recompiles.
+    step "netns test" "$netns_log" cargo nextest run --workspace -E 'binary_id(e2e::netns)' --no-capture --no-fail-fast
 fi
 
 # The locustfile against a private stack for a few seconds (zero failures); `make locust` is
