@@ -42,5 +42,6 @@ cargo build --release -p api -p worker -p xtask
 
 for model in ${BENCH_MODELS:-resnet50-synthetic efficientnet-lite0}; do
   target/release/xtask stack --profile release --workers 1 --models "$model" --default-model "$model" \
-    --models-dir "$models_dir" --env RUST_LOG=warn --env ALLOW_BENCHMARK_MODELS=true -- "$0" --measure "$model"
+    --models-dir "$models_dir" --env RUST_LOG=warn --env ALLOW_BENCHMARK_MODELS=true --env UPLOAD_RATE_PER_ADDRESS=off \
+    --env UPLOAD_RATE_PER_USER=off -- "$0" --measure "$model"
 done

@@ -20,6 +20,9 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'locust: %s\n' "$*" >&2; exit 1; }
 
 out="$repo/stress/reports/locust"
+# Every Locust user comes from this machine's one address: the per-address limits (sign-up,
+# log-in, uploads) are for the internet, not for a load generator; the per-account ones stay.
+one_address=(--env SIGNUP_RATE_PER_ADDRESS=off --env LOGIN_RATE_PER_ADDRESS=off --env UPLOAD_RATE_PER_ADDRESS=off)
 seconds="${LOCUST_SECONDS:-60}"
 
 # CI's smoke (`scripts/locust.sh --smoke`, in scripts/test.sh): the locustfile for a few
@@ -28,7 +31,7 @@ if [ "${1:-}" = --smoke ]; then
     [ -x .venv/bin/locust ] || die ".venv/bin/locust missing: run scripts/provision.sh"
     exec target/debug/xtask stack --profile debug --workers 1 --models efficientnet-lite0 \
         --default-model efficientnet-lite0 --models-dir "${MODELS_DIR:-$repo/../shared/models}" \
-        --env RUST_LOG=warn --env INTRA_THREADS=1 -- \
+        --env RUST_LOG=warn --env INTRA_THREADS=1 "${one_address[@]}" -- \
         bash -c '.venv/bin/locust -f stress/locustfile.py --host "$STACK_API_URL" --headless \
             -u 2 -r 2 -t "${LOCUST_SMOKE_SECONDS:-5}s" --stop-timeout 10 --only-summary \
             --loglevel WARNING'
@@ -76,7 +79,7 @@ for workers in ${LOCUST_WORKERS:-1 2}; do
     say "stack with $workers worker(s)"
     "target/$profile/xtask" stack --profile "$profile" --workers "$workers" --models "$models" \
         --default-model "${DEFAULT_MODEL:-${models%%,*}}" --models-dir "$models_dir" \
-        --env RUST_LOG=warn -- "$0" --inside "$workers"
+        --env RUST_LOG=warn "${one_address[@]}" -- "$0" --inside "$workers"
 done
 date -u +%Y-%m-%dT%H:%M:%SZ >"$out/finished"
 .venv/bin/python stress/locust_report.py --dir "$out" --seconds "$seconds" \

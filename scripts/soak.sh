@@ -44,4 +44,5 @@ if [ "${KEEP_TMP:-0}" = 1 ]; then
 fi
 exec target/release/xtask stack --profile release --workers "${WORKERS:-2}" --models "$models" \
     --default-model "${DEFAULT_MODEL:-${models%%,*}}" --models-dir "$models_dir" "${dir_args[@]}" \
+    --env SIGNUP_RATE_PER_ADDRESS=off --env LOGIN_RATE_PER_ADDRESS=off --env UPLOAD_RATE_PER_ADDRESS=off \
     -- "$0" --inside "$@"
