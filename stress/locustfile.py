@@ -120,9 +120,9 @@ class ApiUser(HttpUser):
             r = self.client.post(path, name=name, catch_response=True, **kwargs)
             if r.status_code != 429:
                 return r
-            r.request_meta["name"] = f"{name} (429, retried)"
-            r.success()
-            r.__exit__(None, None, None)
+            with r:
+                r.request_meta["name"] = f"{name} (429, retried)"
+                r.success()
             time.sleep(min(float(r.headers.get("Retry-After", "1") or 1), 10.0))
         return self.client.post(path, name=name, catch_response=True, **kwargs)
 
