@@ -132,10 +132,17 @@ pub struct ApiConfig {
     /// Password hashes (log-ins, sign-ups) waiting or running at once; more get 429.
     #[arg(long, env = "ARGON2_QUEUE", default_value_t = crate::auth::DEFAULT_ARGON2_QUEUE)]
     pub argon2_queue: usize,
-    /// Behind a reverse proxy: the header it sets to the client's address (e.g.
-    /// `X-Forwarded-For`, whose last entry is used, or `X-Real-IP`). Unset: the peer address.
-    #[arg(long, env = "TRUSTED_PROXY_HEADER")]
-    pub trusted_proxy_header: Option<String>,
+    /// Addresses of the proxies in front of the API (the UI, a load balancer, an ingress),
+    /// comma-separated IPs or CIDR blocks. A request from one of them is attributed to the
+    /// address its `TRUSTED_PROXY_HEADER` names: the entries are walked from the right (the one
+    /// the nearest proxy appended) past every trusted address, so a client cannot choose its
+    /// own. Empty: the header is ignored and the peer address counts.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::limits::parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header trusted proxies set to the client's address (`X-Forwarded-For`, or a
+    /// one-address header such as `X-Real-IP`).
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "X-Forwarded-For")]
+    pub trusted_proxy_header: String,
 }
 
 /// The dev-mode signing key: never valid in production.

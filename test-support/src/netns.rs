@@ -342,17 +342,33 @@ impl Lab {
     /// from its `PORT_FILE`. `/health` cannot be probed from here (the test process has no
     /// route into the lab): go through a [`Lab::relay`].
     pub async fn api(&self, role: &str, env: &[(String, String)]) -> anyhow::Result<NsHttp> {
+        self.http_server(role, "api", "API_BIND", env).await
+    }
+
+    /// Starts the ui binary in `role`'s host, as [`Lab::api`] starts the api (`API_URL` in
+    /// `env` says where the api is).
+    pub async fn ui(&self, role: &str, env: &[(String, String)]) -> anyhow::Result<NsHttp> {
+        self.http_server(role, "ui", "UI_BIND", env).await
+    }
+
+    async fn http_server(
+        &self,
+        role: &str,
+        bin: &str,
+        bind_var: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<NsHttp> {
         let host = self.host(role)?;
         let port_file = self.dir().join(format!("{role}.port"));
         let bind = format!("{}:0", host.addr);
         let env = crate::with(
             env,
             &[
-                ("API_BIND", bind.as_str()),
+                (bind_var, bind.as_str()),
                 ("PORT_FILE", &port_file.display().to_string()),
             ],
         );
-        let mut proc = self.spawn(role, "api", &crate::paths::binary_path("api")?, &[], &env)?;
+        let mut proc = self.spawn(role, bin, &crate::paths::binary_path(bin)?, &[], &env)?;
         let port =
             crate::stack::wait_port_file(&mut proc, &port_file, Duration::from_secs(90)).await?;
         Ok(NsHttp {

@@ -484,6 +484,102 @@ async fn wait_health(http: &reqwest::Client, base: &str, api: &Proc) {
     }
 }
 
+/// Per-address limits behind the UI count each browser, not the UI. Two browsers on two hosts
+/// sign up through one UI, on an api that allows one sign-up per address per hour and trusts the
+/// UI's host as a proxy (`TRUSTED_PROXIES`): each gets its first sign-up, the second from the
+/// same host is refused with 429, and an `X-Forwarded-For` the browser writes itself buys it no
+/// new address. (Before the UI forwarded the browser's address, bob's first sign-up was
+/// refused: every UI user was the UI's one address.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_address_limits_count_each_browser_behind_the_ui() {
+    let lab = match Lab::create(&["redis", "api", "ui", "alice", "bob"]) {
+        Ok(lab) => lab,
+        Err(LabError::Unsupported(why)) => {
+            println!("netns: SKIPPED: {why}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let _logs = LogsOnFailure(lab.dir());
+    let redis = lab.redis("redis").unwrap();
+    let ui_host = lab.host("ui").unwrap().addr.to_string();
+    let db_url = format!("sqlite://{}", lab.dir().join("app.db").display());
+    let api_env = with(
+        &test_defaults(),
+        &[
+            ("REDIS_URL", &redis.url),
+            ("DATABASE_URL", &db_url),
+            ("SIGNUP_RATE_PER_ADDRESS", "1/1h"),
+            ("TRUSTED_PROXIES", &ui_host),
+        ],
+    );
+    let api = lab.api("api", &api_env).await.unwrap();
+    let ui = lab
+        .ui("ui", &with(&test_defaults(), &[("API_URL", &api.url)]))
+        .await
+        .unwrap();
+    let target = ui.url.trim_start_matches("http://").to_owned();
+    let browser = |role: &str| {
+        let relay = lab.relay(role, &format!("{role}-relay"), &target).unwrap();
+        let http = relay.http_client().unwrap();
+        (relay, http)
+    };
+    let (_alice_relay, alice) = browser("alice");
+    let (_bob_relay, bob) = browser("bob");
+
+    let alice_first = ui_signup(&alice, "alice-1@example.com", None).await;
+    let bob_first = ui_signup(&bob, "bob-1@example.com", None).await;
+    let alice_again = ui_signup(&alice, "alice-2@example.com", None).await;
+    let alice_forged = ui_signup(&alice, "alice-3@example.com", Some("198.51.100.77")).await;
+    // A sign-up that worked is redirected on (followed: 200); a refused one re-renders the form
+    // with the API's status.
+    assert_eq!(alice_first.as_u16(), 200, "alice's first sign-up");
+    assert_eq!(
+        bob_first.as_u16(),
+        200,
+        "bob's first sign-up (another address)"
+    );
+    assert_eq!(alice_again.as_u16(), 429, "alice's second sign-up");
+    assert_eq!(
+        alice_forged.as_u16(),
+        429,
+        "a forwarded-for header the browser wrote"
+    );
+    println!("netns: ok: one UI, two browsers, each counted at its own address");
+}
+
+/// Signs up through the UI's form as a browser would (csrf cookie from the form page, then the
+/// post); returns the answer's status.
+async fn ui_signup(
+    http: &reqwest::Client,
+    email: &str,
+    forged: Option<&str>,
+) -> reqwest::StatusCode {
+    let form = http.get("http://ui/signup").send().await.unwrap();
+    let csrf = form
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("a csrf cookie")
+        .to_owned();
+    let mut post = http
+        .post("http://ui/signup")
+        .header(reqwest::header::COOKIE, format!("csrf={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Browser"),
+            ("email", email),
+            ("password", "correct horse battery"),
+        ]);
+    if let Some(addr) = forged {
+        post = post.header("x-forwarded-for", addr);
+    }
+    post.send().await.unwrap().status()
+}
+
 /// Prints the tail of every process log of the lab when the test fails.
 struct LogsOnFailure<'a>(&'a Path);
 

@@ -8,6 +8,7 @@ use api_types::{
     ErrorBody, ErrorCode, FeedbackRequest, Info, Job, JobPage, LoginRequest, ModelLabels,
     RegisterRequest, Submitted, Token, User,
 };
+use reqwest::header::HeaderValue;
 use reqwest::{multipart, Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -87,6 +88,54 @@ pub struct ApiClient {
     base: String,
 }
 
+tokio::task_local! {
+    /// The `X-Forwarded-For` chain of the browser request being served (see
+    /// [`forward_client_address`]); every API call made while serving it carries the chain.
+    static FORWARDED_FOR: HeaderValue;
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+/// Entries of an incoming `X-Forwarded-For` kept (the rightmost ones), so a client cannot make
+/// the UI send the API an oversized header.
+const MAX_FORWARDED: usize = 15;
+
+/// Middleware: the API counts per-address limits (log-in, sign-up, uploads) by the browser's
+/// address, not the UI's. It appends the peer address to any `X-Forwarded-For` the request came
+/// with, like a reverse proxy; the API believes it only from `TRUSTED_PROXIES` and walks the
+/// chain from the right, so entries a client wrote itself are never taken for its address.
+pub async fn forward_client_address(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let Some(peer) = peer else {
+        return next.run(req).await;
+    };
+    let incoming: Vec<String> = req
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_graphic()))
+        .collect();
+    let kept = &incoming[incoming.len().saturating_sub(MAX_FORWARDED)..];
+    let mut chain = kept.join(", ");
+    if !chain.is_empty() {
+        chain.push_str(", ");
+    }
+    chain.push_str(&peer.to_string());
+    // Visible ASCII only (filtered above), so always a valid header value.
+    match HeaderValue::from_str(&chain) {
+        Ok(v) => FORWARDED_FOR.scope(v, next.run(req)).await,
+        Err(_) => next.run(req).await,
+    }
+}
+
 impl ApiClient {
     /// A client for the API at `base` (e.g. `http://127.0.0.1:8000`).
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
@@ -102,7 +151,10 @@ impl ApiClient {
     }
 
     fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let req = self.http.request(method, format!("{}{}", self.base, path));
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Ok(chain) = FORWARDED_FOR.try_with(HeaderValue::clone) {
+            req = req.header(X_FORWARDED_FOR, chain);
+        }
         match token {
             Some(t) => req.bearer_auth(t),
             None => req,

@@ -139,6 +139,7 @@ pub fn app(state: AppState) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
+        .layer(axum::middleware::from_fn(api::forward_client_address))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -155,9 +156,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         std::fs::rename(&tmp, path)?;
     }
     tracing::info!(addr = %listener.local_addr()?, api = %config.api_url, "ui listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    // With the peer address: the API calls made for a browser say whose they are.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
     tracing::info!("ui stopped");
     Ok(())
 }
