@@ -101,7 +101,37 @@ const UPLOAD_REFUSALS: &[(&str, &str)] = &[
     ("503", "`unavailable`: Redis or the database cannot be reached, or Redis is nearly full"),
 ];
 
-/// Adds [`EVERY_ROUTE`] to every operation, [`SECURED_ROUTE`] to those that need a token,
+/// What a route with a JSON body can answer (its own annotation may say more).
+const JSON_BODY_ROUTE: &[(&str, &str)] = &[
+    ("400", "`bad_request`: not JSON, or no `Content-Type: application/json`; a value the database cannot store"),
+    ("413", "`payload_too_large`: the body is over the limit"),
+    ("422", "`validation_failed` with `field`: a missing field or one breaking the schema's rules"),
+];
+
+/// What a paged list (`page`, `per_page`) can answer.
+const PAGED_ROUTE: &[(&str, &str)] = &[
+    ("400", "`bad_request`: an unreadable query"),
+    (
+        "422",
+        "`validation_failed`: `page` or `per_page` out of range",
+    ),
+];
+
+/// The 400 of a malformed path parameter, by the parameter in the route's path.
+const PATH_PARAMETERS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "{job_id}",
+        &[("400", "`bad_request`: `job_id` is not a UUID")],
+    ),
+    (
+        "{id}",
+        &[("400", "`bad_request`: `id` is not a whole number")],
+    ),
+    ("{name}", &[("400", "`bad_request`: an unreadable path")]),
+];
+
+/// Adds [`EVERY_ROUTE`] to every operation, [`JSON_BODY_ROUTE`], [`PAGED_ROUTE`] and
+/// [`PATH_PARAMETERS`] to the routes they describe, [`SECURED_ROUTE`] to those that need a token,
 /// [`STATEFUL_ROUTE`] to those that use Redis or the database and [`UPLOAD_REFUSALS`] to the two
 /// upload operations, each with the error body its route answers; a route's own annotation of
 /// the same status (e.g. the log-in's 401) wins.
@@ -127,7 +157,19 @@ impl Modify for EveryRoute {
             ];
             for (is_upload, op) in ops {
                 let Some(op) = op else { continue };
-                let refusals = if is_upload { UPLOAD_REFUSALS } else { &[] };
+                let refusals = if is_upload {
+                    UPLOAD_REFUSALS
+                } else if op.request_body.is_some() {
+                    JSON_BODY_ROUTE
+                } else {
+                    &[]
+                };
+                let paged = op.parameters.iter().flatten().any(|p| p.name == "per_page");
+                let paged = if paged { PAGED_ROUTE } else { &[] };
+                let malformed = PATH_PARAMETERS
+                    .iter()
+                    .filter(|(param, _)| path.contains(param))
+                    .flat_map(|(_, answers)| answers.iter());
                 let secured = if op.security.is_some() {
                     SECURED_ROUTE
                 } else {
@@ -139,8 +181,9 @@ impl Modify for EveryRoute {
                     STATEFUL_ROUTE
                 };
                 // The first description of a status wins: the upload's own list first.
-                let answers = refusals.iter().chain(EVERY_ROUTE).chain(secured);
-                for (status, description) in answers.chain(stateful) {
+                let answers = refusals.iter().chain(paged).chain(malformed);
+                let answers = answers.chain(EVERY_ROUTE).chain(secured).chain(stateful);
+                for (status, description) in answers {
                     op.responses
                         .responses
                         .entry((*status).into())

@@ -33,10 +33,7 @@ fn check_len(value: &str, max: usize, field: &'static str) -> Result<()> {
 /// Records feedback on one of the caller's classifications: 201.
 #[utoipa::path(post, path = "/feedback", tag = "feedback", security(("bearer" = [])), request_body = FeedbackRequest,
     responses((status = 201, body = Feedback),
-        (status = 400, body = ErrorBody, description = "`bad_request`: not JSON, or no `Content-Type: application/json`; a value the database cannot store"),
-        (status = 404, body = ErrorBody, description = "no such job (or image) of the caller's"),
-        (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
-        (status = 422, body = ErrorBody, description = "`validation_failed` with `field`")))]
+        (status = 404, body = ErrorBody, description = "no such job (or image) of the caller's")))]
 pub async fn create_feedback(
     State(state): State<AppState>,
     user: AuthUser,
@@ -90,8 +87,7 @@ pub async fn create_feedback(
 
 /// The caller's feedback, newest first.
 #[utoipa::path(get, path = "/feedback", tag = "feedback", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = FeedbackPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
-        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range")))]
+    responses((status = 200, body = FeedbackPage)))]
 pub async fn list_feedback(
     State(state): State<AppState>,
     user: AuthUser,

@@ -52,7 +52,7 @@ pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
 
 /// The class names of a model, index = class id.
 #[utoipa::path(get, path = "/models/{name}/labels", tag = "info", params(("name" = String, Path, description = "model name")),
-    responses((status = 200, body = ModelLabels), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable path"),
+    responses((status = 200, body = ModelLabels),
         (status = 404, body = ErrorBody, description = "no such model")))]
 pub async fn get_labels(
     State(state): State<AppState>,

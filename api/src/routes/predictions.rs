@@ -113,8 +113,7 @@ pub async fn get_prediction(
 
 /// The caller's history, newest first.
 #[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
-        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range")))]
+    responses((status = 200, body = JobPage)))]
 pub async fn list_predictions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -128,7 +127,6 @@ pub async fn list_predictions(
 /// The uploaded bytes, until the job finishes (they are deleted then; the thumbnail stays).
 #[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
     responses((status = 200, description = "the image, with its own content type", content_type = "application/octet-stream"),
-        (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
         (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image is gone (the job finished, or `IMAGE_TTL` passed)")))]
 pub async fn get_prediction_image(
     State(state): State<AppState>,
@@ -149,7 +147,6 @@ pub async fn get_prediction_image(
 /// A small JPEG kept with the history.
 #[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
-        (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID"),
         (status = 404, body = ErrorBody, description = "no such job of the caller's, or it has no thumbnail")))]
 pub async fn get_prediction_thumbnail(
     State(state): State<AppState>,

@@ -74,11 +74,9 @@ pub fn valid_email(e: &str) -> bool {
 /// Registers a user: 201, 409 on a taken email, 422 naming an invalid field.
 #[utoipa::path(post, path = "/users", tag = "users", request_body = RegisterRequest,
     responses((status = 201, body = User, description = "created; `Location` names it"),
-        (status = 400, body = ErrorBody, description = "`bad_request`: not JSON, or no `Content-Type: application/json`; a value the database cannot store"),
         (status = 409, body = ErrorBody, description = "`conflict`: the email is registered"),
         (status = 429, body = ErrorBody, description = "`rate_limited`: too many sign-ups from this address, or too many passwords being hashed; see `Retry-After`"),
-        (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
-        (status = 422, body = ErrorBody, description = "`validation_failed` with `field`: a missing field or one breaking the schema's rules")))]
+))]
 pub async fn create_user(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -277,7 +275,7 @@ impl FromRequestParts<AppState> for UserInReach {
 
 /// One user (self or admin).
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
-    responses((status = 200, body = User), (status = 400, body = ErrorBody, description = "`bad_request`: `id` is not a whole number"),
+    responses((status = 200, body = User),
         (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)")))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -293,7 +291,6 @@ pub async fn get_user(
 /// Deletes a user and all their data (self or admin).
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = i64, Path, description = "user id")),
     responses((status = 204, description = "deleted, with their history and feedback"),
-        (status = 400, body = ErrorBody, description = "`bad_request`: `id` is not a whole number"),
         (status = 404, body = ErrorBody, description = "no such user, or not the caller (unless an admin)")))]
 pub async fn delete_user(
     State(state): State<AppState>,
@@ -308,9 +305,8 @@ pub async fn delete_user(
 
 /// All users (admin only).
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = UserPage), (status = 400, body = ErrorBody, description = "`bad_request`: an unreadable query"),
-        (status = 403, body = ErrorBody, description = "`forbidden`: not an admin"),
-        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range")))]
+    responses((status = 200, body = UserPage),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not an admin")))]
 pub async fn list_users(
     State(state): State<AppState>,
     user: AuthUser,
