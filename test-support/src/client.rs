@@ -177,6 +177,34 @@ impl Client {
         }
     }
 
+    /// Waits until the caller's history holds exactly `ids`, once each, all done (the api's
+    /// recorder writes it from the results stream and may lag); panics, naming `when`, on a
+    /// duplicate or missing row or when `within` passes first.
+    pub async fn assert_history_exactly(&self, ids: &[String], within: Duration, when: &str) {
+        let want: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let deadline = Instant::now() + within;
+        loop {
+            let hist: api_types::JobPage = self.get_ok("/predictions?per_page=100").await;
+            let rows: Vec<&str> = hist.items.iter().map(|j| j.job_id.as_str()).collect();
+            let unique: std::collections::HashSet<&str> = rows.iter().copied().collect();
+            assert_eq!(unique.len(), rows.len(), "{when}: duplicate history rows");
+            assert_eq!(hist.total, ids.len() as i64, "{when}: history total");
+            assert_eq!(unique, want, "{when}: history rows are the uploaded jobs");
+            if hist
+                .items
+                .iter()
+                .all(|j| j.status == api_types::JobStatus::Done)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{when}: history rows not all done: {hist:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Polls `/info` until `n` workers are live.
     pub async fn wait_workers(&self, n: u64, within: Duration) {
         let deadline = Instant::now() + within;

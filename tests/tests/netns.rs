@@ -37,21 +37,14 @@ const VISIBILITY: Duration = Duration::from_secs(3);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
     let t0 = Instant::now();
-    let lab = match Lab::create(&["redis", "api", "worker-1", "worker-2", "client"]) {
-        Ok(lab) => lab,
-        Err(LabError::Unsupported(why)) => {
-            println!("netns: SKIPPED: {why}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(lab) = lab(&["redis", "api", "worker-1", "worker-2", "client"]) else {
+        return;
     };
     // Declared after the lab, so dropped before it: the logs are still there to print.
     let _logs = LogsOnFailure(lab.dir());
 
     // --- the hosts ------------------------------------------------------------------------------
-    let redis = lab.redis("redis").unwrap();
-    let env = with(&test_defaults(), &[("REDIS_URL", &redis.url)]);
-    let db_url = format!("sqlite://{}", lab.dir().join("app.db").display());
+    let (redis, env, db_url) = redis_and_database(&lab);
     // A worker counts as gone after 3 s without a heartbeat (1 s apart).
     let api_env = with(&env, &[("DATABASE_URL", &db_url), ("WORKER_STALE", "3s")]);
     let api = lab.api("api", &api_env).await.unwrap();
@@ -358,25 +351,8 @@ async fn assert_exactly_once(
         .unwrap();
     assert_eq!(pending.count(), 0, "{when}: entries still pending");
 
-    // The api's recorder writes the history from the results stream; it may lag a little.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
-        let rows: Vec<&str> = hist.items.iter().map(|j| j.job_id.as_str()).collect();
-        let unique: HashSet<&str> = rows.iter().copied().collect();
-        assert_eq!(unique.len(), rows.len(), "{when}: duplicate history rows");
-        assert_eq!(hist.total, ids.len() as i64, "{when}: history total");
-        let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        assert_eq!(unique, want, "{when}: history rows are the uploaded jobs");
-        if hist.items.iter().all(|j| j.status == JobStatus::Done) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{when}: history rows not all done: {hist:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.assert_history_exactly(ids, Duration::from_secs(30), when)
+        .await;
 }
 
 /// Every job through the api's `?wait`, in parallel.
@@ -492,22 +468,15 @@ async fn wait_health(http: &reqwest::Client, base: &str, api: &Proc) {
 /// refused: every UI user was the UI's one address.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_address_limits_count_each_browser_behind_the_ui() {
-    let lab = match Lab::create(&["redis", "api", "ui", "alice", "bob"]) {
-        Ok(lab) => lab,
-        Err(LabError::Unsupported(why)) => {
-            println!("netns: SKIPPED: {why}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(lab) = lab(&["redis", "api", "ui", "alice", "bob"]) else {
+        return;
     };
     let _logs = LogsOnFailure(lab.dir());
-    let redis = lab.redis("redis").unwrap();
+    let (_redis, env, db_url) = redis_and_database(&lab);
     let ui_host = lab.host("ui").unwrap().addr.to_string();
-    let db_url = format!("sqlite://{}", lab.dir().join("app.db").display());
     let api_env = with(
-        &test_defaults(),
+        &env,
         &[
-            ("REDIS_URL", &redis.url),
             ("DATABASE_URL", &db_url),
             ("SIGNUP_RATE_PER_ADDRESS", "1/1h"),
             ("TRUSTED_PROXIES", &ui_host),
@@ -578,6 +547,27 @@ async fn ui_signup(
         post = post.header("x-forwarded-for", addr);
     }
     post.send().await.unwrap().status()
+}
+
+/// A lab of `roles`, or `None` (printing `netns: SKIPPED: <why>`) where namespaces are forbidden.
+fn lab(roles: &[&str]) -> Option<Lab> {
+    match Lab::create(roles) {
+        Ok(lab) => Some(lab),
+        Err(LabError::Unsupported(why)) => {
+            println!("netns: SKIPPED: {why}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Redis on the `redis` host, the test environment pointing at it, and a SQLite database URL
+/// in the lab's folder.
+fn redis_and_database(lab: &Lab) -> (test_support::netns::NsRedis, Vec<(String, String)>, String) {
+    let redis = lab.redis("redis").unwrap();
+    let env = with(&test_defaults(), &[("REDIS_URL", &redis.url)]);
+    let db_url = format!("sqlite://{}", lab.dir().join("app.db").display());
+    (redis, env, db_url)
 }
 
 /// Prints the tail of every process log of the lab when the test fails.

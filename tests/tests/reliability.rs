@@ -85,28 +85,6 @@ async fn assert_all_done(c: &Client, ids: &[String], within: Duration) {
     }
 }
 
-/// The caller's history must hold exactly `ids`, once each, all done (the recorder may lag).
-async fn assert_history_exactly(c: &Client, ids: &[String]) {
-    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let hist: JobPage = c.get_ok("/predictions?per_page=100").await;
-        let got: Vec<&str> = hist.items.iter().map(|j| j.job_id.as_str()).collect();
-        let unique: HashSet<&str> = got.iter().copied().collect();
-        assert_eq!(unique.len(), got.len(), "duplicate rows in the history");
-        assert_eq!(hist.total, ids.len() as i64, "history total: {hist:?}");
-        assert_eq!(unique, want, "history rows are the jobs uploaded");
-        if hist.items.iter().all(|j| j.status == JobStatus::Done) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "history rows not all done: {hist:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_mid_batch_loses_nothing_and_duplicates_nothing() {
     // worker-1 keeps running; the newest worker is the one killed.
@@ -145,7 +123,8 @@ async fn kill9_mid_batch_loses_nothing_and_duplicates_nothing() {
         .await
         .unwrap();
     assert_eq!(pending.count(), 0, "entries still pending");
-    assert_history_exactly(&c, &ids).await;
+    c.assert_history_exactly(&ids, Duration::from_secs(30), "history")
+        .await;
     eprintln!("kill9: 100 jobs done, {retried} of them after a crash");
 }
 
@@ -488,7 +467,8 @@ async fn sigterm_worker_mid_batch_exits_0_and_every_job_completes() {
 
     stack.add_worker().unwrap();
     assert_all_done(&c, &ids, Duration::from_secs(120)).await;
-    assert_history_exactly(&c, &ids).await;
+    c.assert_history_exactly(&ids, Duration::from_secs(30), "history")
+        .await;
     eprintln!("sigterm: first worker finished {done_by_first} jobs, exited in {took:?}");
 }
 

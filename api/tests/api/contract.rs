@@ -117,6 +117,24 @@ async fn malformed_ids_are_400_and_protected_routes_401(b: Backend) {
         );
         assert!(h.contains_key("www-authenticate"), "{method} {uri}");
     }
+    // Ids and queries a client made up: a JSON 4xx, and the database untouched.
+    for uri in [
+        "/users/abc",
+        "/users/99999999999999999999999",
+        "/users/1%27%3B%20DROP%20TABLE%20users%3B%20--",
+        "/users?page=abc",
+        "/predictions?page=-1",
+        "/feedback?per_page=lots",
+        "/predictions/x?wait=soon",
+    ] {
+        let (s, _, body) = c.get_bytes(uri, &ta).await;
+        assert!(s.is_client_error(), "{uri}: {s}");
+        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            panic!("{uri}: {s} is not JSON: {}", String::from_utf8_lossy(&body))
+        });
+        assert!(v["error"]["code"].is_string(), "{uri}: {v}");
+    }
+    c.tables_exist().await;
 }
 
 async fn empty_and_oversized_logins_are_json_errors(b: Backend) {

@@ -24,6 +24,14 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
 }
 
+/// The answer is `status` with error `code` and a message that mentions `says`.
+#[track_caller]
+fn assert_refused(s: StatusCode, v: &Value, status: StatusCode, code_: &str, says: &str) {
+    assert_eq!((s, code(v)), (status, code_), "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{v}");
+}
+
 async fn conn(c: &Ctx) -> redis::aio::MultiplexedConnection {
     redis::Client::open(c.redis.url())
         .unwrap()
@@ -98,14 +106,12 @@ async fn only_the_images_own_bytes_are_stored_and_lies_are_refused(b: Backend) {
     // Under the pixel limit (6320x6320 < 40 MP) but 16-bit RGBA: 320 MB decoded, over the
     // decoded-memory budget.
     let (s, _, v) = c.upload(&t, &png16_declaring(6320, 6320)).await;
-    assert_eq!(
-        (s, code(&v)),
-        (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("decoded"),
-        "{v}"
+    assert_refused(
+        s,
+        &v,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "image_too_large",
+        "decoded",
     );
 }
 
@@ -242,14 +248,12 @@ async fn models_no_live_worker_serves_are_422(b: Backend) {
         .await
         .unwrap();
     let (s, _, v) = c.upload(&t, &photo).await;
-    assert_eq!(
-        (s, code(&v)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "model_unavailable"),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("resnet50"),
-        "{v}"
+    assert_refused(
+        s,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "model_unavailable",
+        "resnet50",
     );
     // The same upload naming the served model is queued.
     let (s, _, v) = c
@@ -381,15 +385,7 @@ async fn logging_out_revokes_the_token(b: Backend) {
     let (s, _, _) = c.json(Method::POST, "/logout", Some(&t), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = c.get("/users/me", &t).await;
-    assert_eq!(
-        (s, code(&v)),
-        (StatusCode::UNAUTHORIZED, "unauthorized"),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("revoked"),
-        "{v}"
-    );
+    assert_refused(s, &v, StatusCode::UNAUTHORIZED, "unauthorized", "revoked");
     // Logging out twice is 401 (the token is already dead); other sessions live on.
     let (s, _, _) = c.json(Method::POST, "/logout", Some(&t), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
