@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api_types::{Info, Job, JobPage, JobStatus};
+use api_types::{Info, Job, JobStatus};
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
