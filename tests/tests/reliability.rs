@@ -5,11 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api_types::{JobPage, JobStatus};
+use api_types::JobStatus;
 use redis::AsyncCommands;
 use serde_json::Value;
 use test_support::*;
