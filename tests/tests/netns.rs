@@ -60,20 +60,12 @@ async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
         &env,
         &[("MODELS", MODEL), ("VISIBILITY_TIMEOUT", &visibility)],
     );
-    let mut w1 = lab
-        .worker(
-            "worker-1",
-            "worker-1",
-            &with(&worker_env, &[("WORKER_ID", W1)]),
-        )
-        .unwrap();
-    let mut w2 = lab
-        .worker(
-            "worker-2",
-            "worker-2",
-            &with(&worker_env, &[("WORKER_ID", W2)]),
-        )
-        .unwrap();
+    let worker = |host: &str, id: &str| {
+        lab.worker(host, host, &with(&worker_env, &[("WORKER_ID", id)]))
+            .unwrap()
+    };
+    let mut w1 = worker("worker-1", W1);
+    let mut w2 = worker("worker-2", W2);
 
     let c = Client::register_with(http, base).await;
     c.wait_workers(2, Duration::from_secs(60)).await;

@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -22,6 +22,13 @@ both_backends!(
 
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// The answer is `status` with error `code` and a `Retry-After`.
+#[track_caller]
+fn assert_retry_later(s: StatusCode, h: &HeaderMap, v: &Value, status: StatusCode, code_: &str) {
+    assert_eq!((s, code(v)), (status, code_), "{v}");
+    assert!(h.contains_key(header::RETRY_AFTER), "{v}");
 }
 
 /// The answer is `status` with error `code` and a message that mentions `says`.
@@ -138,12 +145,7 @@ async fn each_user_has_a_quota_of_unfinished_jobs_and_bytes(b: Backend) {
     }
     // The third photo would pass 2.5 photos' worth of bytes.
     let (s, h, v) = c.upload(&alice, &test_support::unique_photo("a2")).await;
-    assert_eq!(
-        (s, code(&v)),
-        (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
-        "{v}"
-    );
-    assert!(h.contains_key(header::RETRY_AFTER));
+    assert_retry_later(s, &h, &v, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
     // Small images count as jobs: the fourth job is refused whatever its size.
     let small = |i: u8| {
         encode(
@@ -200,12 +202,7 @@ async fn uploads_get_503_before_redis_is_full(b: Backend) {
         .await
         .unwrap();
     let (s, h, v) = c.upload(&t, &test_support::unique_photo("full")).await;
-    assert_eq!(
-        (s, code(&v)),
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        "{v}"
-    );
-    assert!(h.contains_key(header::RETRY_AFTER));
+    assert_retry_later(s, &h, &v, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory")
@@ -328,12 +325,7 @@ async fn log_ins_sign_ups_and_uploads_are_throttled(b: Backend) {
             Some(json!({"email": "m1@example.com", "password": PASSWORD})),
         )
         .await;
-    assert_eq!(
-        (s, code(&v)),
-        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        "{v}"
-    );
-    assert!(h.contains_key(header::RETRY_AFTER));
+    assert_retry_later(s, &h, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (s, v) = login(PASSWORD).await;
     assert_eq!(s, StatusCode::OK, "{v}");
