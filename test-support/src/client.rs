@@ -207,18 +207,15 @@ impl Client {
 
     /// Polls `/info` until `n` workers are live.
     pub async fn wait_workers(&self, n: u64, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        crate::eventually(within, Duration::from_millis(200), || async {
             let info: Info = self.get_ok("/info").await;
             if info.workers_live == n {
-                return;
+                Ok(())
+            } else {
+                Err(format!("expected {n} live workers: {info:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} live workers: {info:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await;
     }
 }
 

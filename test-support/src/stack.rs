@@ -385,6 +385,13 @@ impl StackBuilder {
         self.try_start().await.unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    /// [`StackBuilder::start`], then a freshly registered user's [`Client`](crate::Client).
+    pub async fn start_with_client(self) -> (Stack, crate::Client) {
+        let stack = self.start().await;
+        let c = crate::Client::register(stack.api_url()).await;
+        (stack, c)
+    }
+
     /// [`StackBuilder::start`] returning the failure (for `xtask`).
     pub async fn try_start(self) -> anyhow::Result<Stack> {
         let tmp = match &self.dir {

@@ -46,8 +46,7 @@ fn committed_files_match_the_generator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() {
-    let mut stack = Stack::builder().workers(1).start().await;
-    let c = Client::register(stack.api_url()).await;
+    let (mut stack, c) = Stack::builder().workers(1).start_with_client().await;
     let worker_pid = stack
         .processes()
         .into_iter()

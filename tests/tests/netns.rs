@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api_types::{Info, Job, JobStatus};
+use api_types::{Job, JobStatus};
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
@@ -118,13 +118,7 @@ async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
         held.len()
     );
     // The cut is real: worker-1's heartbeats stop reaching Redis, so the api counts one worker.
-    wait_info(
-        &c,
-        "worker-1 to count as gone",
-        Duration::from_secs(15),
-        |i| i.workers_live == 1,
-    )
-    .await;
+    c.wait_workers(1, Duration::from_secs(15)).await;
 
     // --- every job finishes, the held ones on worker-2 ------------------------------------------
     let ids = uploader.await.unwrap();
@@ -178,13 +172,8 @@ async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
     let healed_at = Instant::now();
     lab.heal("worker-1").unwrap();
     let rejoin = wait_rejoined(&lab, &mut conn, healed_at).await;
-    wait_info(
-        &c,
-        "the api to count worker-1 again",
-        Duration::from_secs(10),
-        |i| i.workers_live == 2,
-    )
-    .await;
+    // (the api counts worker-1 again)
+    c.wait_workers(2, Duration::from_secs(10)).await;
     assert_exactly_once(&c, &mut conn, &ids, &finished, "after worker-1 rejoined").await;
     let after = job_field(&mut conn, &ids, shared::keys::field::WORKER).await;
     assert_eq!(after, workers, "no job changed hands after the heal");
@@ -354,22 +343,6 @@ async fn wait_all_done(c: &Client, ids: &[String]) -> Vec<Job> {
         async move { c.wait_done(&id, Duration::from_secs(60)).await }
     });
     futures::future::join_all(waits).await
-}
-
-/// Polls `/info` until `ok` holds.
-async fn wait_info(c: &Client, what: &str, within: Duration, ok: impl Fn(&Info) -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        let info: Info = c.get_ok("/info").await;
-        if ok(&info) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {within:?} for {what}: {info:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits (up to 30 s) until worker-1 is back after the heal: a heartbeat written after it,

@@ -12,8 +12,7 @@ use test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upload_wait_predict_and_cache() {
-    let stack = Stack::builder().workers(1).start().await;
-    let c = Client::register(stack.api_url()).await;
+    let (stack, c) = Stack::builder().workers(1).start_with_client().await;
 
     // 202 + job id + Location, then one ?wait call returns the finished result.
     let (status, body, location) = c.upload("/predictions", grace_hopper(), None).await;
@@ -113,12 +112,11 @@ async fn upload_wait_predict_and_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
-    let mut stack = Stack::builder()
+    let (mut stack, c) = Stack::builder()
         .env("MAX_UPLOAD_BYTES", "1000000")
         .workers(1)
-        .start()
+        .start_with_client()
         .await;
-    let c = Client::register(stack.api_url()).await;
     let photo = grace_hopper();
 
     // (what, bytes, model, status, error code)
@@ -353,8 +351,10 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_and_wait_end_at_their_limits_without_a_worker() {
-    let stack = Stack::builder().env("PREDICT_TIMEOUT", "2").start().await;
-    let c = Client::register(stack.api_url()).await;
+    let (_stack, c) = Stack::builder()
+        .env("PREDICT_TIMEOUT", "2")
+        .start_with_client()
+        .await;
 
     let started = Instant::now();
     let (status, body, _) = c.upload("/predict", grace_hopper(), None).await;

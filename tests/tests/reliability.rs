@@ -87,12 +87,11 @@ async fn assert_all_done(c: &Client, ids: &[String], within: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_mid_batch_loses_nothing_and_duplicates_nothing() {
     // worker-1 keeps running; the newest worker is the one killed.
-    let mut stack = Stack::builder()
+    let (mut stack, c) = Stack::builder()
         .env("VISIBILITY_TIMEOUT", "3")
         .workers(2)
-        .start()
+        .start_with_client()
         .await;
-    let c = Client::register(stack.api_url()).await;
     c.wait_workers(2, Duration::from_secs(30)).await;
     let mut conn = redis_conn(stack.redis_url()).await;
 
@@ -129,14 +128,13 @@ async fn kill9_mid_batch_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn panics_and_hangs_are_dead_lettered_after_max_attempts() {
-    let stack = Stack::builder()
+    let (stack, c) = Stack::builder()
         .env("FAULT_INJECTION", "1")
         .env("MAX_ATTEMPTS", "2")
         .env("JOB_TIMEOUT", "3")
         .workers(1)
-        .start()
+        .start_with_client()
         .await;
-    let c = Client::register(stack.api_url()).await;
 
     let mut bad = Vec::new();
     for tag in ["#panic", "#hang"] {
@@ -345,13 +343,12 @@ async fn database_outage_gives_quick_503s_and_recovers_without_restarts() {
     let db = TestDb::postgres();
     let proxy = Proxy::start(test_support::db::host_port(&db.url)).await;
     let proxied = test_support::db::with_host_port(&db.url, &format!("127.0.0.1:{}", proxy.port));
-    let stack = Stack::builder()
+    let (stack, c) = Stack::builder()
         .database_url(proxied)
         .env("DB_TIMEOUT_MS", "2000")
         .workers(1)
-        .start()
+        .start_with_client()
         .await;
-    let c = Client::register(stack.api_url()).await;
     upload_recovers(&c, "pg-before").await;
 
     proxy.set_open(false);
@@ -381,8 +378,10 @@ async fn database_outage_gives_quick_503s_and_recovers_without_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_queue_answers_429_with_retry_after() {
     // No worker: nothing drains the queue.
-    let stack = Stack::builder().env("MAX_QUEUE_DEPTH", "20").start().await;
-    let c = Client::register(stack.api_url()).await;
+    let (stack, c) = Stack::builder()
+        .env("MAX_QUEUE_DEPTH", "20")
+        .start_with_client()
+        .await;
     upload_batch(&c, "queue", 20).await;
 
     for path in ["/predictions", "/predict"] {
@@ -428,12 +427,11 @@ async fn full_queue_answers_429_with_retry_after() {
 async fn sigterm_worker_mid_batch_exits_0_and_every_job_completes() {
     // A long visibility timeout: the second worker can only finish what the first one
     // handed back (or never took), not reclaim it.
-    let mut stack = Stack::builder()
+    let (mut stack, c) = Stack::builder()
         .env("VISIBILITY_TIMEOUT", "600")
         .env("SHUTDOWN_GRACE", "10")
-        .start()
+        .start_with_client()
         .await;
-    let c = Client::register(stack.api_url()).await;
     let ids = upload_batch(&c, "sigterm", 30).await;
     stack.add_worker().unwrap();
     let mut conn = redis_conn(stack.redis_url()).await;
