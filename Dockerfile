@@ -90,35 +90,33 @@ FROM runtime AS http-runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
+ARG UID
+ARG GID
+USER ${UID}:${GID}
+# Each service sets HEALTH_PORT to the port it listens on.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["sh", "-c", "curl -fsS -o /dev/null http://127.0.0.1:${HEALTH_PORT}/health"]
 
 # --- api: no ONNX Runtime, no models (only the registry, to validate model names) -------------
 FROM http-runtime AS api
-ARG UID
-ARG GID
 COPY models/registry.toml models/imagenet_classes.txt /app/models/
 COPY --from=builder /out/api /usr/local/bin/api
 ENV API_BIND=0.0.0.0:8000 \
     MODEL_REGISTRY=/app/models/registry.toml \
     MODELS_DIR=/app/models \
     DATABASE_URL=sqlite:///app/data/app.db \
-    REDIS_URL=redis://redis:6379
-USER ${UID}:${GID}
+    REDIS_URL=redis://redis:6379 \
+    HEALTH_PORT=8000
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8000/health"]
 ENTRYPOINT ["/usr/local/bin/api"]
 
 # --- ui: its binary (templates and static files are compiled in) -------------------------------
 FROM http-runtime AS ui
-ARG UID
-ARG GID
 COPY --from=builder /out/ui /usr/local/bin/ui
 ENV UI_BIND=0.0.0.0:8080 \
-    API_URL=http://api:8000
-USER ${UID}:${GID}
+    API_URL=http://api:8000 \
+    HEALTH_PORT=8080
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health"]
 ENTRYPOINT ["/usr/local/bin/ui"]
 
 # --- worker: ONNX Runtime + the verified models; health = its own heartbeat in Redis -----------
