@@ -30,9 +30,11 @@ fn check_len(value: &str, max: usize, field: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Records feedback on one of the caller's classifications: 201.
+/// Records feedback on one of the caller's classifications: 201 when new; 200 when the caller
+/// had already given feedback on that job, which is then replaced (one per job per user).
 #[utoipa::path(post, path = "/feedback", tag = "feedback", security(("bearer" = [])), request_body = FeedbackRequest,
-    responses((status = 201, body = Feedback),
+    responses((status = 201, body = Feedback, description = "the first feedback on this job"),
+        (status = 200, body = Feedback, description = "the caller's earlier feedback on this job, replaced"),
         (status = 400, body = ErrorBody, description = "`bad_request`: not JSON, or no `Content-Type: application/json`; a value the database cannot store"),
         (status = 404, body = ErrorBody, description = "no such job (or image) of the caller's"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over the limit"),
@@ -73,8 +75,8 @@ pub async fn create_feedback(
             ))
         }
     };
-    let fb = state
-        .db_call(state.db.insert_feedback(&NewFeedback {
+    let (fb, new) = state
+        .db_call(state.db.upsert_feedback(&NewFeedback {
             user_id: user.id,
             job_id: job_id.as_deref(),
             image_file_name: &image,
@@ -85,7 +87,12 @@ pub async fn create_feedback(
             is_correct: b.is_correct,
         }))
         .await?;
-    Ok((StatusCode::CREATED, Json(fb)))
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(fb)))
 }
 
 /// The caller's feedback, newest first.
