@@ -205,6 +205,7 @@
               li.classList.add("preview-warn");
               var p = document.createElement("span");
               p.className = "preview-error";
+              p.setAttribute("role", "alert");
               p.textContent = why;
               li.appendChild(p);
             }
