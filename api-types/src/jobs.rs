@@ -155,6 +155,8 @@ pub struct JobAccepted {
 /// image was already classified by the same model, `200` with the finished [`Job`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+// Held only while one answer is read; boxing would change the public pattern for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Submitted {
     /// Queued; poll `status_url`.
     Accepted(JobAccepted),

@@ -68,7 +68,10 @@ pub async fn compute(state: AppState, stop: CancellationToken) {
     }
 }
 
-async fn attempt(state: &AppState, account: &mut Option<(String, String)>) -> anyhow::Result<Example> {
+async fn attempt(
+    state: &AppState,
+    account: &mut Option<(String, String)>,
+) -> anyhow::Result<Example> {
     let info = state.api.info().await?;
     state.remember_models(&info);
     anyhow::ensure!(
@@ -82,10 +85,7 @@ async fn attempt(state: &AppState, account: &mut Option<(String, String)>) -> an
             rand::thread_rng().fill_bytes(&mut bytes);
             let id = hex::encode(bytes);
             let email = format!("landing-example-{}@lens.example.com", &id[..12]);
-            state
-                .api
-                .register("Landing example", &email, &id)
-                .await?;
+            state.api.register("Landing example", &email, &id).await?;
             *account = Some((email.clone(), id.clone()));
             (email, id)
         }
@@ -105,7 +105,11 @@ async fn attempt(state: &AppState, account: &mut Option<(String, String)>) -> an
         .await?;
     let job = state.api.job(&token, submitted.job_id(), Some(30)).await?;
     let _ = state.api.logout(&token).await;
-    anyhow::ensure!(job.status == api_types::JobStatus::Done, "the example job is {:?}", job.status);
+    anyhow::ensure!(
+        job.status == api_types::JobStatus::Done,
+        "the example job is {:?}",
+        job.status
+    );
     let view = JobView::from_job(&job);
     anyhow::ensure!(!view.bars.is_empty(), "the example has no predictions");
     Ok(Example {

@@ -586,7 +586,12 @@ mod tests {
         let sure = job(&[("espresso", 0.956), ("cup", 0.02)]);
         assert!(sure.sure());
         assert_eq!(sure.name, "peony.jpg");
-        let unsure = job(&[("daisy", 0.222), ("rose", 0.2), ("tulip", 0.1), ("pot", 0.01)]);
+        let unsure = job(&[
+            ("daisy", 0.222),
+            ("rose", 0.2),
+            ("tulip", 0.1),
+            ("pot", 0.01),
+        ]);
         assert!(!unsure.sure());
         assert_eq!(unsure.candidates(), "“Daisy”, “Rose” or “Tulip”");
         let two = job(&[("daisy", 0.4), ("rose", 0.1), ("tulip", 0.05)]);

@@ -562,9 +562,16 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
         html.contains("It could be “Academic gown”, “Mortarboard” or “Military uniform”"),
         "{html}"
     );
-    assert!(html.contains("<title>peony in the garden.jpg — not sure · Lens</title>"), "{html}");
+    assert!(
+        html.contains("<title>peony in the garden.jpg — not sure · Lens</title>"),
+        "{html}"
+    );
     assert!(html.contains("<h1 class=\"result-name\">peony in the garden.jpg</h1>"));
-    assert!(html.contains("placeholder=\"Start typing, e.g. “tench”\"") || html.contains("e.g. “goldfish”"), "a real label as the example");
+    assert!(
+        html.contains("placeholder=\"Start typing, e.g. “tench”\"")
+            || html.contains("e.g. “goldfish”"),
+        "a real label as the example"
+    );
     assert!(
         html.contains("<option value=\"goldfish\">"),
         "labels feed the datalist"
@@ -657,8 +664,14 @@ async fn visitors_get_the_landing_page_and_people_the_available_models_only() {
 
     let html = page(&ui, get_req("/", Some(&logged_in())), StatusCode::OK).await;
     assert!(html.contains(">EfficientNet-Lite0</option>"), "{html}");
-    assert!(!html.contains("resnet50"), "a model no worker serves is not offered: {html}");
-    assert!(!html.contains("converted from"), "no developer text: {html}");
+    assert!(
+        !html.contains("resnet50"),
+        "a model no worker serves is not offered: {html}"
+    );
+    assert!(
+        !html.contains("converted from"),
+        "no developer text: {html}"
+    );
     assert!(html.contains("75% right"), "{html}");
     assert!(html.contains("accept=\"image/*\""));
 }

@@ -28,9 +28,13 @@ pub struct HistoryQuery {
 fn date(text: &str) -> String {
     let t = text.trim();
     let ok = t.len() == 10
-        && t.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && t.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if ok {
         t.to_owned()
     } else {
