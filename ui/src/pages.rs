@@ -112,6 +112,9 @@ pub struct LoginPage {
     pub email: String,
     pub next: String,
     pub notice: Option<Notice>,
+    /// Field errors, shown next to their fields (all at once).
+    pub email_error: Option<String>,
+    pub password_error: Option<String>,
 }
 
 #[derive(Template)]

@@ -675,3 +675,21 @@ async fn visitors_get_the_landing_page_and_people_the_available_models_only() {
     assert!(html.contains("75% right"), "{html}");
     assert!(html.contains("accept=\"image/*\""));
 }
+
+#[tokio::test]
+async fn the_login_form_marks_both_empty_fields_at_once() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let body = format!("csrf={CSRF}&email=&password=");
+    let html = page(
+        &ui,
+        form_req("/login", &format!("csrf={CSRF}"), &body),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    for field in ["email", "password"] {
+        assert!(
+            html.contains(&format!(r#"<p class="field-error" id="{field}-error">"#)),
+            "{field}: {html}"
+        );
+    }
+}

@@ -51,6 +51,8 @@ pub async fn login_form(
         email: String::new(),
         next: session::safe_next(q.next.as_deref()),
         notice,
+        email_error: None,
+        password_error: None,
     })
 }
 
@@ -82,15 +84,27 @@ pub async fn login(
                 email: email.clone(),
                 next: next.clone(),
                 notice: Some(Notice::new("error", text)),
+                email_error: None,
+                password_error: None,
             },
         )
         .into_response()
     };
     if email.is_empty() || form.password.is_empty() {
-        return Ok(again(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Enter your email and password.",
-        ));
+        let page = LoginPage {
+            layout: Layout::new("Log in", None, &csrf.0, "login"),
+            email: email.clone(),
+            next: next.clone(),
+            notice: None,
+            email_error: email
+                .is_empty()
+                .then(|| "Enter the email you signed up with.".to_owned()),
+            password_error: form
+                .password
+                .is_empty()
+                .then(|| "Enter your password.".to_owned()),
+        };
+        return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let token = match state.api.login(&email, &form.password).await {
         Ok(t) => t,
