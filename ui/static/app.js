@@ -44,6 +44,13 @@
           urls.push(url);
           img.src = url;
           img.alt = "Preview of " + file.name;
+          // Named like a picture but not one: say so instead of a broken image.
+          img.addEventListener("error", function () {
+            var ph = document.createElement("div");
+            ph.className = "preview-missing";
+            ph.textContent = "No preview";
+            if (img.parentNode) img.parentNode.replaceChild(ph, img);
+          });
           li.appendChild(img);
         } else {
           var ph = document.createElement("div");
@@ -201,6 +208,7 @@
               var n = doc.querySelector(".notice-error");
               if (n) why = n.textContent.trim();
             } catch (err) { /* keep the short text */ }
+            if (bar.parentNode) bar.parentNode.removeChild(bar);
             if (li) {
               li.classList.add("preview-warn");
               var p = document.createElement("span");
