@@ -4,9 +4,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// One model in `/info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ModelInfo {
     pub name: String,
+    /// What a person reads: "EfficientNet-Lite0".
+    pub display_name: String,
+    /// ImageNet top-1 accuracy in percent, as published for the weights (`null` when unknown).
+    pub top1_accuracy_pct: Option<f32>,
+    /// "fast", "medium" or "slow": how long one image takes on a CPU worker, roughly.
+    pub speed: String,
+    /// Whether uploads may name it now: a live worker serves it. A model no worker serves is
+    /// listed (with `available: false`) but an upload naming it is refused.
+    pub available: bool,
     pub description: String,
     /// Side of the square input, in pixels.
     pub input_size: u32,
@@ -19,7 +28,7 @@ pub struct ModelInfo {
 }
 
 /// `GET /info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Info {
     pub version: String,
     pub default_model: String,
@@ -28,6 +37,11 @@ pub struct Info {
     /// Workers whose heartbeat is fresh.
     pub workers_live: u64,
     pub models: Vec<ModelInfo>,
+    /// The caller's own jobs that are waiting or running; present only when the request
+    /// carries a valid token (never other people's jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub your_jobs_waiting: Option<u64>,
 }
 
 /// `GET /models/{name}/labels`: class names, index = class id.

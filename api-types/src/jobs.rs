@@ -100,12 +100,35 @@ pub struct Job {
     pub image_file_name: String,
     /// RFC 3339 time the job was accepted.
     pub created_at: String,
-    /// True when the result was reused from an identical earlier upload.
+    /// The name the file had on the uploader's machine (the multipart part's `filename`),
+    /// sanitised: no folders, no control or direction-changing characters, at most 120
+    /// characters. Absent when the upload named none.
+    pub original_file_name: Option<String>,
+    /// True when the result was reused from the caller's own identical earlier upload. A result
+    /// reused from another account's upload is not marked: that would tell one user what
+    /// another uploaded.
     pub cached: bool,
     /// Present once the job is done.
     pub result: Option<JobResult>,
     /// Why the job failed; present only when it did.
     pub error: Option<String>,
+    /// The caller's feedback on this job, once given (one per job per user).
+    pub feedback: Option<JobFeedback>,
+}
+
+/// The feedback a user gave on one of their jobs, as the job view carries it.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobFeedback {
+    /// Whether the best guess was right; `null` when the user did not say.
+    pub is_correct: Option<bool>,
+    /// What is really in the picture, when the user said.
+    pub correct_label: Option<String>,
+    /// Free text (may be empty).
+    #[serde(default)]
+    pub feedback: String,
+    /// RFC 3339 time the feedback was last given or changed.
+    pub updated_at: String,
 }
 
 impl Job {
@@ -132,6 +155,8 @@ pub struct JobAccepted {
 /// image was already classified by the same model, `200` with the finished [`Job`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+// Held only while one answer is read; boxing would change the public pattern for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Submitted {
     /// Queued; poll `status_url`.
     Accepted(JobAccepted),
@@ -193,9 +218,11 @@ mod tests {
             model: "m".into(),
             image_file_name: "a.jpeg".into(),
             created_at: "1970-01-01T00:00:00Z".into(),
+            original_file_name: None,
             cached: false,
             result: None,
             error: None,
+            feedback: None,
         };
         let wire = serde_json::to_value(&job).unwrap();
         let keys: Vec<&str> = wire

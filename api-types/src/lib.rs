@@ -19,8 +19,8 @@ pub use feedback::{Feedback, FeedbackPage, FeedbackRequest};
 pub use health::{Health, HealthStatus, Readiness, ReadyChecks, ReadyStatus};
 pub use info::{Info, ModelInfo, ModelLabels};
 pub use jobs::{
-    Job, JobAccepted, JobPage, JobResult, JobStatus, PredictError, PredictResponse, Prediction,
-    Submitted, UploadForm, DEFAULT_TOP_K, MAX_TOP_K,
+    Job, JobAccepted, JobFeedback, JobPage, JobResult, JobStatus, PredictError, PredictResponse,
+    Prediction, Submitted, UploadForm, DEFAULT_TOP_K, MAX_TOP_K,
 };
 pub use users::{
     LoginRequest, RegisterRequest, Token, TokenType, User, UserPage, MAX_EMAIL_LEN, MAX_NAME_CHARS,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use api_types::Feedback;
+use api_types::{Feedback, JobFeedback};
 use shared::time_util::rfc3339;
 use shared::{Job, JobResult, JobStatus};
 
@@ -259,6 +259,8 @@ pub struct NewPrediction<'a> {
     pub model: &'a str,
     pub top_k: usize,
     pub created_ms: i64,
+    /// The sanitised name the file had on the uploader's machine.
+    pub original_name: Option<&'a str>,
 }
 
 /// How a job ended, as the persistence consumer or a cache hit records it.
@@ -272,8 +274,44 @@ pub struct Finished<'a> {
     pub cached: bool,
 }
 
-const PRED_COLS: &str =
-    "job_id, user_id, image_file_name, model, status, cached, result, error, created_ms";
+/// A history row with its owner's feedback (`p` the prediction, `f` the feedback, if any).
+const PRED_COLS: &str = "p.job_id, p.user_id, p.image_file_name, p.original_name, p.model, p.status, p.cached, p.result, p.error, p.created_ms, f.is_correct, f.correct_label, f.feedback, f.created_ms AS feedback_ms";
+/// The tables [`PRED_COLS`] reads.
+const PRED_FROM: &str =
+    "predictions p LEFT JOIN feedback f ON f.job_id = p.job_id AND f.user_id = p.user_id";
+
+/// What the history keeps of a job beyond its Redis record: the original name, whether the
+/// result was the caller's own repeat, the caller's feedback.
+#[derive(Debug, Clone, Default)]
+pub struct JobExtras {
+    pub original_file_name: Option<String>,
+    pub cached: bool,
+    pub feedback: Option<JobFeedback>,
+}
+
+fn job_feedback_from(row: &AnyRow) -> Result<Option<JobFeedback>, sqlx::Error> {
+    let Some(ms) = row.try_get::<Option<i64>, _>("feedback_ms")? else {
+        return Ok(None);
+    };
+    Ok(Some(JobFeedback {
+        is_correct: row.try_get::<Option<i64>, _>("is_correct")?.map(|v| v != 0),
+        correct_label: row.try_get("correct_label")?,
+        feedback: row
+            .try_get::<Option<String>, _>("feedback")?
+            .unwrap_or_default(),
+        updated_at: rfc3339(ms),
+    }))
+}
+
+/// The lower-case top-k labels joined by `|`, as history search reads them.
+fn search_labels(result: &JobResult) -> String {
+    result
+        .predictions
+        .iter()
+        .map(|p| p.label.to_lowercase().replace('|', " "))
+        .collect::<Vec<_>>()
+        .join("|")
+}
 
 fn job_from(row: &AnyRow) -> Result<Job, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -283,10 +321,12 @@ fn job_from(row: &AnyRow) -> Result<Job, sqlx::Error> {
         status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
         model: row.try_get("model")?,
         image_file_name: row.try_get("image_file_name")?,
+        original_file_name: row.try_get("original_name")?,
         created_at: rfc3339(row.try_get("created_ms")?),
         cached: row.try_get::<i64, _>("cached")? != 0,
         result: result.and_then(|r| serde_json::from_str(&r).ok()),
         error: row.try_get("error")?,
+        feedback: job_feedback_from(row)?,
     })
 }
 
@@ -294,7 +334,7 @@ fn job_from(row: &AnyRow) -> Result<Job, sqlx::Error> {
 impl Db {
     pub async fn insert_prediction(&self, p: &NewPrediction<'_>) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO predictions (job_id, user_id, image_file_name, sha256, model, top_k, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)",
+            "INSERT INTO predictions (job_id, user_id, image_file_name, sha256, model, top_k, status, created_ms, original_name) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)",
         )
         .bind(p.job_id)
         .bind(p.user_id)
@@ -303,6 +343,7 @@ impl Db {
         .bind(p.model)
         .bind(p.top_k as i64)
         .bind(p.created_ms)
+        .bind(p.original_name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -316,7 +357,7 @@ impl Db {
             .map(|r| serde_json::to_string(r).unwrap_or_default());
         let top = f.result.and_then(|r| r.predictions.first());
         let n = sqlx::query(
-            "UPDATE predictions SET status = $1, result = $2, error = $3, top_label = $4, top_score = $5, elapsed_ms = $6, thumbnail = COALESCE($7, thumbnail), finished_ms = $8, cached = $9 WHERE job_id = $10",
+            "UPDATE predictions SET status = $1, result = $2, error = $3, top_label = $4, top_score = $5, elapsed_ms = $6, thumbnail = COALESCE($7, thumbnail), finished_ms = $8, cached = $9, labels = $10 WHERE job_id = $11",
         )
         .bind(f.status.as_str())
         .bind(result_json)
@@ -327,6 +368,7 @@ impl Db {
         .bind(f.thumbnail.map(<[u8]>::to_vec))
         .bind(f.finished_ms)
         .bind(i64::from(f.cached))
+        .bind(f.result.map(search_labels))
         .bind(f.job_id)
         .execute(&self.pool)
         .await?;
@@ -342,7 +384,7 @@ impl Db {
     /// the wire, so it travels beside the [`Job`]).
     pub async fn owned_prediction(&self, job_id: &str) -> Result<Option<(i64, Job)>, sqlx::Error> {
         let row = sqlx::query(&format!(
-            "SELECT {PRED_COLS} FROM predictions WHERE job_id = $1"
+            "SELECT {PRED_COLS} FROM {PRED_FROM} WHERE p.job_id = $1"
         ))
         .bind(job_id)
         .fetch_optional(&self.pool)
@@ -364,6 +406,154 @@ impl Db {
     }
 }
 
+/// What `GET /predictions` may narrow the history to; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Substring of any of the top-k labels, case-insensitive.
+    pub label: Option<String>,
+    pub model: Option<String>,
+    /// Unix ms, inclusive.
+    pub from_ms: Option<i64>,
+    /// Unix ms, exclusive.
+    pub until_ms: Option<i64>,
+    pub feedback: Option<FeedbackFilter>,
+}
+
+/// Jobs by the feedback their owner gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackFilter {
+    /// Any feedback given.
+    Given,
+    /// None given.
+    None,
+    /// Marked wrong.
+    Wrong,
+    /// Marked right.
+    Right,
+}
+
+/// A bound value of a query built at run time.
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// `sql` with `args` bound in order.
+fn bind_args<'q>(
+    sql: &'q str,
+    args: &[Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = sqlx::query(sql);
+    for a in args {
+        q = match a {
+            Arg::Int(i) => q.bind(*i),
+            Arg::Text(t) => q.bind(t.clone()),
+        };
+    }
+    q
+}
+
+impl Db {
+    /// Extras of a job the live Redis record does not carry (see [`JobExtras`]).
+    pub async fn job_extras(&self, job_id: &str) -> Result<Option<JobExtras>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {PRED_COLS} FROM {PRED_FROM} WHERE p.job_id = $1"
+        ))
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(JobExtras {
+                original_file_name: r.try_get("original_name")?,
+                cached: r.try_get::<i64, _>("cached")? != 0,
+                feedback: job_feedback_from(&r)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether `user_id` already has a job on these bytes with this model (then a cache hit may
+    /// say "reused": it discloses nothing they do not know).
+    pub async fn has_own_upload(
+        &self,
+        user_id: i64,
+        sha256: &str,
+        model: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM predictions WHERE user_id = $1 AND sha256 = $2 AND model = $3 LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(sha256)
+        .bind(model)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// One page of a user's history narrowed by `filter`, newest first, and how many match.
+    pub async fn history_page(
+        &self,
+        user_id: i64,
+        filter: &HistoryFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Job>, i64), sqlx::Error> {
+        let mut args = vec![Arg::Int(user_id)];
+        let mut cond = String::from("p.user_id = $1");
+        let mut push = |args: &mut Vec<Arg>, sql: &str, arg: Arg| {
+            args.push(arg);
+            cond.push_str(&sql.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(label) = filter.label.as_deref() {
+            // LIKE with the pattern characters escaped: the text is matched literally.
+            let escaped = label
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            push(
+                &mut args,
+                " AND p.labels LIKE ? ESCAPE '\\'",
+                Arg::Text(format!("%{escaped}%")),
+            );
+        }
+        if let Some(m) = filter.model.as_deref() {
+            push(&mut args, " AND p.model = ?", Arg::Text(m.to_owned()));
+        }
+        if let Some(ms) = filter.from_ms {
+            push(&mut args, " AND p.created_ms >= ?", Arg::Int(ms));
+        }
+        if let Some(ms) = filter.until_ms {
+            push(&mut args, " AND p.created_ms < ?", Arg::Int(ms));
+        }
+        match filter.feedback {
+            Some(FeedbackFilter::Given) => cond.push_str(" AND f.id IS NOT NULL"),
+            Some(FeedbackFilter::None) => cond.push_str(" AND f.id IS NULL"),
+            Some(FeedbackFilter::Wrong) => cond.push_str(" AND f.is_correct = 0"),
+            Some(FeedbackFilter::Right) => cond.push_str(" AND f.is_correct = 1"),
+            None => {}
+        }
+        let n = args.len();
+        let sql = format!(
+            "SELECT {PRED_COLS} FROM {PRED_FROM} WHERE {cond} ORDER BY p.created_ms DESC, p.job_id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let rows = bind_args(&sql, &args)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let count = format!("SELECT COUNT(*) AS n FROM {PRED_FROM} WHERE {cond}");
+        let total: i64 = bind_args(&count, &args)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok((rows.iter().map(job_from).collect::<Result<_, _>>()?, total))
+    }
+}
+
 /// A per-user list: which table, which columns, newest first by what, and how a row reads.
 pub struct UserListing<T> {
     table: &'static str,
@@ -371,14 +561,6 @@ pub struct UserListing<T> {
     order: &'static str,
     from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
 }
-
-/// The caller's history (`GET /predictions`).
-pub const HISTORY: UserListing<Job> = UserListing {
-    table: "predictions",
-    cols: PRED_COLS,
-    order: "created_ms DESC, job_id DESC",
-    from_row: job_from,
-};
 
 /// The caller's feedback (`GET /feedback`).
 pub const FEEDBACK: UserListing<Feedback> = UserListing {
@@ -452,9 +634,25 @@ const FB_COLS: &str = "id, job_id, image_file_name, predicted_class, score, feed
 
 /// Feedback queries.
 impl Db {
-    pub async fn insert_feedback(&self, f: &NewFeedback<'_>) -> Result<Feedback, sqlx::Error> {
+    /// Records feedback: a new row, or, when the user already gave feedback on this job, that
+    /// row rewritten (one per job per user). The flag says whether the row is new.
+    pub async fn upsert_feedback(
+        &self,
+        f: &NewFeedback<'_>,
+    ) -> Result<(Feedback, bool), sqlx::Error> {
+        let existed = match f.job_id {
+            Some(job) => sqlx::query("SELECT id FROM feedback WHERE user_id = $1 AND job_id = $2")
+                .bind(f.user_id)
+                .bind(job)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+            None => false,
+        };
         let row = sqlx::query(&format!(
-            "INSERT INTO feedback (user_id, job_id, image_file_name, predicted_class, score, feedback, correct_label, is_correct, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {FB_COLS}"
+            "INSERT INTO feedback (user_id, job_id, image_file_name, predicted_class, score, feedback, correct_label, is_correct, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (user_id, job_id) DO UPDATE SET image_file_name = excluded.image_file_name, predicted_class = excluded.predicted_class, score = excluded.score, feedback = excluded.feedback, correct_label = excluded.correct_label, is_correct = excluded.is_correct, created_ms = excluded.created_ms \
+             RETURNING {FB_COLS}"
         ))
         .bind(f.user_id)
         .bind(f.job_id)
@@ -467,7 +665,7 @@ impl Db {
         .bind(shared::time_util::now_ms())
         .fetch_one(&self.pool)
         .await?;
-        feedback_from(&row)
+        Ok((feedback_from(&row)?, !existed))
     }
 
     /// The job id and image of a prediction by its image name, for feedback sent by name.

@@ -27,6 +27,8 @@ pub struct Upload {
     pub bytes: Vec<u8>,
     pub model: Option<String>,
     pub top_k: Option<usize>,
+    /// The sanitised name of the file on the client's machine.
+    pub original_name: Option<String>,
 }
 
 /// An upload that passed every check: the job to queue, and what the record and history
@@ -36,6 +38,7 @@ struct Checked {
     bytes: Vec<u8>,
     image_file_name: String,
     content_type: &'static str,
+    original_name: Option<String>,
 }
 
 /// Validates and enqueues an upload for `user` (sent from `addr`); a cached result comes back
@@ -51,20 +54,24 @@ pub async fn submit(
     let job = &upload.job;
     let mut conn = state.redis.get().await?;
     let cached = producer::cached_result(&mut conn, &job.model, &job.sha256, job.top_k).await?;
-    let record = match cached {
+    let (record, own_repeat) = match cached {
         Some(hit) => answer_from_cache(state, &mut conn, user, &upload, hit).await?,
         None => {
             admit(state, &mut conn, user, &upload).await?;
-            enqueue(state, &mut conn, user, &upload).await?
+            (enqueue(state, &mut conn, user, &upload).await?, false)
         }
     };
-    record
+    let mut view = record
         .to_job(&job.job_id)
-        .ok_or_else(|| anyhow::anyhow!("a new job record lacks its status or model").into())
+        .ok_or_else(|| anyhow::anyhow!("a new job record lacks its status or model"))?;
+    view.original_file_name = upload.original_name.clone();
+    view.cached = own_repeat;
+    Ok(view)
 }
 
 /// Checks the model, `top_k` and the bytes (type, size, pixels) before anything is stored.
 fn validate(state: &AppState, up: Upload) -> Result<Checked> {
+    let original_name = up.original_name;
     let model = state.model(up.model.as_deref())?;
     let benchmark_only = state.registry.get(&model).is_ok_and(|s| s.benchmark_only);
     if benchmark_only && !state.cfg.allow_benchmark_models {
@@ -87,6 +94,7 @@ fn validate(state: &AppState, up: Upload) -> Result<Checked> {
     Ok(Checked {
         image_file_name: format!("{sha256}.{}", info.ext()),
         content_type: info.content_type(),
+        original_name,
         bytes,
         job: QueuedJob {
             job_id: uuid::Uuid::now_v7().to_string(),
@@ -109,19 +117,25 @@ fn history_row<'a>(user: &AuthUser, upload: &'a Checked) -> NewPrediction<'a> {
         model: &job.model,
         top_k: job.top_k,
         created_ms: job.enqueued_ms,
+        original_name: upload.original_name.as_deref(),
     }
 }
 
 /// Same bytes + model + `top_k` within the result TTL: the job is done at once, in Redis and
-/// in the history.
+/// in the history. It is marked `cached` only when the caller had sent these bytes before: the
+/// cache is shared, and saying "reused" to anyone else would tell them what another account
+/// uploaded. The flag says whether it was the caller's own repeat.
 async fn answer_from_cache(
     state: &AppState,
     conn: &mut redis::aio::ConnectionManager,
     user: &AuthUser,
     upload: &Checked,
     hit: CachedResult,
-) -> Result<JobRecord> {
+) -> Result<(JobRecord, bool)> {
     let job = &upload.job;
+    let own = state
+        .db_call(state.db.has_own_upload(user.id, &job.sha256, &job.model))
+        .await?;
     state
         .db_call(state.db.insert_prediction(&history_row(user, upload)))
         .await?;
@@ -141,11 +155,11 @@ async fn answer_from_cache(
             error: None,
             thumbnail: record.thumb.as_deref().filter(|t| !t.is_empty()),
             finished_ms: job.enqueued_ms,
-            cached: true,
+            cached: own,
         }))
         .await?;
     metrics::counter!(crate::prom::JOBS_CACHE_HITS).increment(1);
-    Ok(record)
+    Ok((record, own))
 }
 
 /// Admission of a job that must be queued: a live worker serves its model, Redis has room,
@@ -265,11 +279,27 @@ pub async fn read(state: &AppState, user: &AuthUser, job_id: &str) -> Result<Job
     let record = producer::read_record(&mut conn, job_id).await?;
     // A live record without an owner is malformed: 404, not a fall-through to history.
     let owned = match record.to_job(job_id) {
-        Some(job) => record.owner.map(|owner| (owner, job)),
-        None => state.db_call(state.db.owned_prediction(job_id)).await?,
+        Some(job) => record.owner.map(|owner| (owner, job, true)),
+        None => state
+            .db_call(state.db.owned_prediction(job_id))
+            .await?
+            .map(|(owner, job)| (owner, job, false)),
     };
     match owned {
-        Some((owner, job)) if user.may_access(owner) => Ok(job),
+        Some((owner, mut job, live)) if user.may_access(owner) => {
+            if live {
+                // The live record lacks what only the history keeps; a job whose history row
+                // is gone (its owner deleted meanwhile) has none of it.
+                let extras = state
+                    .db_call(state.db.job_extras(job_id))
+                    .await?
+                    .unwrap_or_default();
+                job.original_file_name = extras.original_file_name;
+                job.cached = extras.cached;
+                job.feedback = extras.feedback;
+            }
+            Ok(job)
+        }
         _ => Err(ApiError::not_found("job")),
     }
 }

@@ -92,6 +92,11 @@ async fn register_classify_history_restart(backend: Backend) {
     assert_eq!(status, 201, "{fb}\n{}", stack.api.proc.log_text());
     let fb: Feedback = typed(&fb);
     assert_eq!(fb.job_id.as_deref(), Some(jobs[1].as_str()));
+    // The history now carries it on that job (and only there).
+    let hist: JobPage = c.get_ok("/predictions").await;
+    let marked: Vec<bool> = hist.items.iter().map(|j| j.feedback.is_some()).collect();
+    let expect: Vec<bool> = hist.items.iter().map(|j| j.job_id == jobs[1]).collect();
+    assert_eq!(marked, expect, "{hist:?}");
 
     // A second user sees none of it.
     let other = Client::register(&api_url).await;

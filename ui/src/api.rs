@@ -357,6 +357,26 @@ impl ApiClient {
         })
     }
 
+    /// `GET /info` as the caller: the same as [`ApiClient::info`] plus their own waiting jobs.
+    pub async fn info_for(&self, token: &str) -> Result<Info, ApiError> {
+        Self::send_json(self.request(Method::GET, "/info", Some(token))).await
+    }
+
+    /// `GET /predictions` narrowed by `filter` (label text, model, dates, feedback), one page.
+    pub async fn history_search(
+        &self,
+        token: &str,
+        page: u64,
+        per_page: u64,
+        filter: &[(&str, &str)],
+    ) -> Result<JobPage, ApiError> {
+        let mut path = format!("/predictions?page={page}&per_page={per_page}");
+        for (k, v) in filter.iter().filter(|(_, v)| !v.is_empty()) {
+            path.push_str(&format!("&{k}={}", crate::percent_encode(v)));
+        }
+        Self::send_json(self.request(Method::GET, &path, Some(token))).await
+    }
+
     /// `POST /feedback`.
     pub async fn feedback(&self, token: &str, feedback: &FeedbackRequest) -> Result<(), ApiError> {
         Self::send(

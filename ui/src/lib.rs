@@ -7,6 +7,7 @@ pub mod assets;
 pub mod config;
 pub mod csrf;
 pub mod error;
+pub mod example;
 pub mod pages;
 pub mod routes;
 pub mod session;
@@ -33,6 +34,10 @@ pub struct AppState {
     pub max_upload_mb: usize,
     /// Label lists per model: fetched once, they do not change while the API runs.
     labels: Arc<Mutex<HashMap<String, Arc<Vec<String>>>>>,
+    /// Human model names from `/info` ("EfficientNet-Lite0"), by model.
+    model_names: Arc<Mutex<HashMap<String, String>>>,
+    /// The landing page's worked example, once the running model has classified it.
+    example: Arc<Mutex<Option<example::Example>>>,
 }
 
 impl AppState {
@@ -43,6 +48,8 @@ impl AppState {
             cookie_secure,
             max_upload_mb: max_upload_mb.max(1),
             labels: Arc::default(),
+            model_names: Arc::default(),
+            example: Arc::default(),
         }
     }
 
@@ -50,6 +57,50 @@ impl AppState {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let api = ApiClient::new(&config.api_url, config.api_timeout())?;
         Ok(Self::new(api, config.cookie_secure(), config.max_upload_mb))
+    }
+
+    /// The human name of `model` from `/info` (cached); the model's own name when unknown.
+    pub async fn model_name(&self, model: &str) -> String {
+        if model.is_empty() {
+            return String::new();
+        }
+        if let Some(hit) = self
+            .model_names
+            .lock()
+            .ok()
+            .and_then(|m| m.get(model).cloned())
+        {
+            return hit;
+        }
+        if let Ok(info) = self.api.info().await {
+            self.remember_models(&info);
+        }
+        self.model_names
+            .lock()
+            .ok()
+            .and_then(|m| m.get(model).cloned())
+            .unwrap_or_else(|| model.to_owned())
+    }
+
+    /// Keeps the human model names of an `/info` answer.
+    pub fn remember_models(&self, info: &api_types::Info) {
+        if let Ok(mut map) = self.model_names.lock() {
+            for m in &info.models {
+                map.insert(m.name.clone(), m.display_name.clone());
+            }
+        }
+    }
+
+    /// The landing page's worked example, if it has been classified yet.
+    pub fn example(&self) -> Option<example::Example> {
+        self.example.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Stores the worked example (see [`example::compute`]).
+    pub fn set_example(&self, ex: example::Example) {
+        if let Ok(mut slot) = self.example.lock() {
+            *slot = Some(ex);
+        }
     }
 
     /// The labels of `model`, from the cache or the API. An empty list when the API has none:
@@ -116,6 +167,7 @@ pub fn app(state: AppState) -> Router {
             get(routes::classify::redirect_home).post(routes::auth::logout),
         )
         .route("/health", get(routes::health))
+        .route("/example.jpg", get(example::image))
         .route("/static/{name}", get(assets::serve))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn(error::render_errors))
@@ -148,6 +200,7 @@ pub fn app(state: AppState) -> Router {
 /// requests in flight.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::from_config(&config)?;
+    tokio::spawn(example::compute(state.clone(), shutdown.clone()));
     let listener = tokio::net::TcpListener::bind(config.ui_bind).await?;
     if let Some(path) = &config.port_file {
         // Through a rename, so a reader never sees a half-written file.

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use api_types::{Job, JobStatus, Prediction, Submitted};
+use api_types::{Job, JobFeedback, JobStatus, Prediction, Submitted};
 
 use crate::assets;
 
@@ -112,12 +112,17 @@ pub struct LoginPage {
     pub email: String,
     pub next: String,
     pub notice: Option<Notice>,
+    /// Field errors, shown next to their fields (all at once).
+    pub email_error: Option<String>,
+    pub password_error: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "signup.html")]
 pub struct SignupPage {
     pub layout: Layout,
+    /// Where to go once signed up (a path on this site).
+    pub next: String,
     pub name: String,
     pub email: String,
     pub notice: Option<Notice>,
@@ -130,6 +135,9 @@ pub struct SignupPage {
 #[derive(Debug, Clone)]
 pub struct ModelChoice {
     pub name: String,
+    /// The human name ("EfficientNet-Lite0").
+    pub display_name: String,
+    /// Accuracy and speed, in words.
     pub description: String,
     pub selected: bool,
     pub workers: u64,
@@ -142,8 +150,20 @@ pub struct ClassifyPage {
     pub models: Vec<ModelChoice>,
     pub workers_live: u64,
     pub queue_depth: u64,
+    /// The person's own images waiting or being classified (`None`: the API did not say).
+    pub yours_waiting: Option<u64>,
     pub notices: Vec<Notice>,
     pub max_upload_mb: usize,
+}
+
+/// `/` for visitors: what Lens does, a worked example, sign up and log in.
+#[derive(Template)]
+#[template(path = "landing.html")]
+pub struct LandingPage {
+    pub layout: Layout,
+    /// The example photo's real result, once the running model has classified it.
+    pub example: Option<crate::example::Example>,
+    pub example_name: &'static str,
 }
 
 #[derive(Template)]
@@ -162,6 +182,8 @@ pub struct ResultPanel {
     pub job: JobView,
     pub csrf: String,
     pub labels: Vec<String>,
+    /// A real label for the placeholder of the "right label" field.
+    pub label_example: String,
     pub notice: Option<Notice>,
 }
 
@@ -190,6 +212,47 @@ pub struct HistoryPage {
     pub page: u64,
     pub pages: u64,
     pub total: u64,
+    pub filters: HistoryFilters,
+    /// (name, human name) of every model, for the model filter.
+    pub models: Vec<(String, String)>,
+}
+
+/// The history page's search and filters, as the form shows them (empty: not used).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilters {
+    pub label: String,
+    pub model: String,
+    pub from: String,
+    pub to: String,
+    /// `given`, `none`, `wrong`, `right` or empty.
+    pub feedback: String,
+}
+
+impl HistoryFilters {
+    /// The API's query parameters.
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("label", self.label.as_str()),
+            ("model", self.model.as_str()),
+            ("from", self.from.as_str()),
+            ("to", self.to.as_str()),
+            ("feedback", self.feedback.as_str()),
+        ]
+    }
+
+    /// True when any filter is set.
+    pub fn any(&self) -> bool {
+        self.pairs().iter().any(|(_, v)| !v.is_empty())
+    }
+
+    /// `&label=…&model=…` for page links, so paging keeps the filters.
+    pub fn query(&self) -> String {
+        self.pairs()
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("&{k}={}", crate::percent_encode(v)))
+            .collect()
+    }
 }
 
 impl HistoryPage {
@@ -221,6 +284,10 @@ pub struct Bar {
     pub percent: String,
     /// 0..=100, the CSS width class `w-N`.
     pub width: u8,
+    /// The score, 0..=1.
+    pub score: f64,
+    /// The class's index in the model's label list.
+    pub class_id: usize,
 }
 
 impl Bar {
@@ -241,10 +308,56 @@ impl Bar {
         // A visible sliver even for tiny scores, so every row has a bar.
         let width = (pct.round() as u8).max(1);
         Self {
-            label: p.label.clone(),
+            label: display_label(&p.label),
             percent,
             width,
+            score,
+            class_id: p.class_id,
         }
+    }
+}
+
+/// Below this top score the result page says it is not sure and names the likely candidates
+/// instead of one answer.
+pub const CONFIDENT: f64 = 0.5;
+
+/// A label as every page shows it: the model's wording with its first letter in upper case
+/// ("tabby, tabby cat" → "Tabby, tabby cat"; "Egyptian cat" stays).
+pub fn display_label(label: &str) -> String {
+    let label = label.trim();
+    let mut chars = label.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The feedback a person gave, as the result page and history show it.
+#[derive(Debug, Clone)]
+pub struct FeedbackView {
+    /// `Some(true)` right, `Some(false)` wrong, `None` only a comment.
+    pub is_correct: Option<bool>,
+    pub correct_label: String,
+    pub comment: String,
+}
+
+impl FeedbackView {
+    fn from_api(f: &JobFeedback) -> Self {
+        Self {
+            is_correct: f.is_correct,
+            correct_label: f.correct_label.clone().unwrap_or_default(),
+            comment: f.feedback.clone(),
+        }
+    }
+
+    /// True when the person said the best guess was wrong.
+    pub fn wrong(&self) -> bool {
+        self.is_correct == Some(false)
+    }
+
+    /// True when the person said the best guess was right.
+    pub fn right(&self) -> bool {
+        self.is_correct == Some(true)
     }
 }
 
@@ -268,19 +381,43 @@ pub struct JobView {
     pub bars: Vec<Bar>,
     pub error: Option<String>,
     pub elapsed: Option<String>,
+    /// The file's own name when the API kept one, else a description ("Image of 22 Nov …").
+    pub name: String,
+    /// The model's human name ("EfficientNet-Lite0"), filled in by the page handler.
+    pub model_name: String,
+    /// The person's feedback, once given.
+    pub feedback: Option<FeedbackView>,
+    /// The top score as a fraction (0 when there is none).
+    pub top_score: f64,
 }
 
 impl JobView {
     /// Shape a job for display.
     pub fn from_job(job: &Job) -> Self {
         let created_iso = job.created_at.clone();
+        let created = human_time(&created_iso);
+        let name = job
+            .original_file_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("Image of {created}"));
+        let top_score = job
+            .predictions()
+            .first()
+            .map(|p| score_as_sent(p.score))
+            .filter(|s| s.is_finite())
+            .unwrap_or(0.0);
         Self {
+            name,
+            model_name: job.model.clone(),
+            feedback: job.feedback.as_ref().map(FeedbackView::from_api),
+            top_score,
             id: job.job_id.clone(),
             status: job.status.as_str().to_owned(),
             status_text: status_text(job.status),
             finished: job.status.is_terminal(),
             model: job.model.clone(),
-            created: human_time(&created_iso),
+            created,
             created_iso,
             cached: job.cached,
             bars: job.predictions().iter().map(Bar::from_prediction).collect(),
@@ -308,6 +445,10 @@ impl JobView {
                 bars: Vec::new(),
                 error: None,
                 elapsed: None,
+                name: "Your image".into(),
+                model_name: String::new(),
+                feedback: None,
+                top_score: 0.0,
             },
         }
     }
@@ -315,6 +456,37 @@ impl JobView {
     /// The best guess, if the job is done.
     pub fn top(&self) -> Option<&Bar> {
         self.bars.first()
+    }
+
+    /// True when the best guess is confident enough to be stated as the answer.
+    pub fn sure(&self) -> bool {
+        self.top_score >= CONFIDENT
+    }
+
+    /// The guesses after the best one.
+    pub fn others(&self) -> &[Bar] {
+        self.bars.get(1..).unwrap_or_default()
+    }
+
+    /// "“Daisy” or “Rose”" (or three names): the likely candidates when not sure. Candidates
+    /// are those within reach of the best (at least a third of its score), two or three.
+    pub fn candidates(&self) -> String {
+        let best = self.top_score;
+        let mut names: Vec<String> = self
+            .bars
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| *i < 2 || (*i < 3 && b.score * 3.0 >= best))
+            .map(|(_, b)| format!("“{}”", b.label))
+            .collect();
+        match names.len() {
+            0 => String::new(),
+            1 => names.remove(0),
+            _ => {
+                let last = names.pop().unwrap_or_default();
+                format!("{} or {last}", names.join(", "))
+            }
+        }
     }
 
     /// True when the job finished with predictions.
@@ -376,12 +548,58 @@ mod tests {
                 score,
             })
         };
+        assert_eq!(bar(0.5).label, "Academic gown");
         let big = bar(0.255);
         assert_eq!(big.percent, "25.5%");
         assert_eq!(big.width, 26);
         let tiny = bar(0.0004);
         assert_eq!(tiny.percent, "< 0.1%");
         assert_eq!(tiny.width, 1);
+    }
+
+    fn job(scores: &[(&str, f32)]) -> JobView {
+        JobView::from_job(&Job {
+            job_id: "j".into(),
+            status: JobStatus::Done,
+            model: "m".into(),
+            image_file_name: "x.jpg".into(),
+            original_file_name: Some("peony.jpg".into()),
+            created_at: "2025-11-22T14:03:09Z".into(),
+            cached: false,
+            result: Some(api_types::JobResult {
+                predictions: scores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (l, s))| Prediction {
+                        label: (*l).into(),
+                        class_id: i,
+                        score: *s,
+                    })
+                    .collect(),
+                model: "m".into(),
+                elapsed_ms: 1.0,
+            }),
+            error: None,
+            feedback: None,
+        })
+    }
+
+    #[test]
+    fn low_confidence_names_the_candidates() {
+        let sure = job(&[("espresso", 0.956), ("cup", 0.02)]);
+        assert!(sure.sure());
+        assert_eq!(sure.name, "peony.jpg");
+        let unsure = job(&[
+            ("daisy", 0.222),
+            ("rose", 0.2),
+            ("tulip", 0.1),
+            ("pot", 0.01),
+        ]);
+        assert!(!unsure.sure());
+        assert_eq!(unsure.candidates(), "“Daisy”, “Rose” or “Tulip”");
+        let two = job(&[("daisy", 0.4), ("rose", 0.1), ("tulip", 0.05)]);
+        assert_eq!(two.candidates(), "“Daisy” or “Rose”");
+        assert_eq!(two.others().len(), 2);
     }
 
     #[test]

@@ -55,8 +55,10 @@ fn done_job() -> Job {
         status: JobStatus::Done,
         model: "efficientnet-lite0".into(),
         image_file_name: "abc.jpg".into(),
+        original_file_name: Some("peony in the garden.jpg".into()),
         created_at: "2025-11-22T14:03:09Z".into(),
         cached: false,
+        feedback: None,
         result: Some(JobResult {
             model: "efficientnet-lite0".into(),
             elapsed_ms: 42.0,
@@ -81,14 +83,33 @@ fn fake_api() -> Router {
                     default_model: "efficientnet-lite0".into(),
                     queue_depth: 0,
                     workers_live: 1,
-                    models: vec![ModelInfo {
-                        name: "efficientnet-lite0".into(),
-                        description: "EfficientNet-Lite0".into(),
-                        input_size: 224,
-                        default: true,
-                        workers: 1,
-                        queue_depth: 0,
-                    }],
+                    models: vec![
+                        ModelInfo {
+                            name: "efficientnet-lite0".into(),
+                            display_name: "EfficientNet-Lite0".into(),
+                            top1_accuracy_pct: Some(75.0),
+                            speed: "fast".into(),
+                            available: true,
+                            description: "converted from something".into(),
+                            input_size: 224,
+                            default: true,
+                            workers: 1,
+                            queue_depth: 0,
+                        },
+                        ModelInfo {
+                            name: "resnet50".into(),
+                            display_name: "ResNet-50".into(),
+                            top1_accuracy_pct: Some(75.0),
+                            speed: "medium".into(),
+                            available: false,
+                            description: "ResNet".into(),
+                            input_size: 224,
+                            default: false,
+                            workers: 0,
+                            queue_depth: 0,
+                        },
+                    ],
+                    your_jobs_waiting: None,
                 })
             }),
         )
@@ -383,7 +404,7 @@ async fn the_signup_form_marks_every_invalid_field_next_to_it() {
     );
     assert!(!html.contains("aria-invalid"), "{html}");
 
-    let body = format!("csrf={CSRF}&name=&email=nope&password=");
+    let body = format!("csrf={CSRF}&name=&email=nope&password=short");
     let html = page(
         &ui,
         form_req("/signup", &format!("csrf={CSRF}"), &body),
@@ -533,8 +554,24 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
         StatusCode::OK,
     )
     .await;
-    assert!(html.contains("academic gown") && html.contains("25.5%"));
-    assert!(html.contains("class=\"bar-fill w-26\""));
+    assert!(html.contains("Academic gown") && html.contains("25.5%"));
+    assert!(html.contains("w-26\""));
+    // 25.5% is not an answer: the page says it is not sure and names the candidates, and the
+    // title and heading name the image by its file name.
+    assert!(
+        html.contains("It could be “Academic gown”, “Mortarboard” or “Military uniform”"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<title>peony in the garden.jpg — not sure · Lens</title>"),
+        "{html}"
+    );
+    assert!(html.contains("<h1 class=\"result-name\">peony in the garden.jpg</h1>"));
+    assert!(
+        html.contains("placeholder=\"Start typing, e.g. “tench”\"")
+            || html.contains("e.g. “goldfish”"),
+        "a real label as the example"
+    );
     assert!(
         html.contains("<option value=\"goldfish\">"),
         "labels feed the datalist"
@@ -567,7 +604,7 @@ async fn the_status_endpoint_returns_the_finished_panel_as_json() {
     )
     .unwrap();
     assert_eq!(body["finished"], true);
-    assert!(body["html"].as_str().unwrap().contains("academic gown"));
+    assert!(body["html"].as_str().unwrap().contains("Academic gown"));
 
     let body: serde_json::Value = serde_json::from_str(
         &page(
@@ -614,4 +651,45 @@ async fn static_assets_are_cached_and_pages_are_not() {
         .headers()
         .get(header::CONTENT_SECURITY_POLICY)
         .is_some());
+}
+
+#[tokio::test]
+async fn visitors_get_the_landing_page_and_people_the_available_models_only() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let html = page(&ui, get_req("/", None), StatusCode::OK).await;
+    assert!(html.contains("See what is in your photos"), "{html}");
+    assert!(html.contains("href=\"/signup\"") && html.contains("/example.jpg"));
+    let resp = send(&ui, get_req("/example.jpg", None)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let html = page(&ui, get_req("/", Some(&logged_in())), StatusCode::OK).await;
+    assert!(html.contains(">EfficientNet-Lite0</option>"), "{html}");
+    assert!(
+        !html.contains("resnet50"),
+        "a model no worker serves is not offered: {html}"
+    );
+    assert!(
+        !html.contains("converted from"),
+        "no developer text: {html}"
+    );
+    assert!(html.contains("75% right"), "{html}");
+    assert!(html.contains("accept=\"image/*\""));
+}
+
+#[tokio::test]
+async fn the_login_form_marks_both_empty_fields_at_once() {
+    let ui = ui_for(&spawn_fake_api().await);
+    let body = format!("csrf={CSRF}&email=&password=");
+    let html = page(
+        &ui,
+        form_req("/login", &format!("csrf={CSRF}"), &body),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    for field in ["email", "password"] {
+        assert!(
+            html.contains(&format!(r#"<p class="field-error" id="{field}-error">"#)),
+            "{field}: {html}"
+        );
+    }
 }

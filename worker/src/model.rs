@@ -17,8 +17,9 @@ use shared::{JobResult, ModelSpec, Prediction, Registry};
 
 use crate::preprocess::{self, DecodeLimits, ImageError};
 
-/// Side of the thumbnails kept with the history.
-pub const THUMB_SIDE: u32 = 160;
+/// Longest side of the thumbnails kept with the history: twice the 160 CSS px the UI shows
+/// them at, so they stay sharp on 2x screens.
+pub const THUMB_SIDE: u32 = 320;
 
 /// Loads the ONNX Runtime shared library once per process. The path comes from
 /// `ORT_DYLIB_PATH`, else the project's own install (`.ort/` in the checkout, found from the

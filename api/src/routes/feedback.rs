@@ -30,9 +30,11 @@ fn check_len(value: &str, max: usize, field: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Records feedback on one of the caller's classifications: 201.
+/// Records feedback on one of the caller's classifications: 201 when new; 200 when the caller
+/// had already given feedback on that job, which is then replaced (one per job per user).
 #[utoipa::path(post, path = "/feedback", tag = "feedback", security(("bearer" = [])), request_body = FeedbackRequest,
-    responses((status = 201, body = Feedback),
+    responses((status = 201, body = Feedback, description = "the first feedback on this job"),
+        (status = 200, body = Feedback, description = "the caller's earlier feedback on this job, replaced"),
         (status = 404, body = ErrorBody, description = "no such job (or image) of the caller's")))]
 pub async fn create_feedback(
     State(state): State<AppState>,
@@ -70,8 +72,8 @@ pub async fn create_feedback(
             ))
         }
     };
-    let fb = state
-        .db_call(state.db.insert_feedback(&NewFeedback {
+    let (fb, new) = state
+        .db_call(state.db.upsert_feedback(&NewFeedback {
             user_id: user.id,
             job_id: job_id.as_deref(),
             image_file_name: &image,
@@ -82,7 +84,12 @@ pub async fn create_feedback(
             is_correct: b.is_correct,
         }))
         .await?;
-    Ok((StatusCode::CREATED, Json(fb)))
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(fb)))
 }
 
 /// The caller's feedback, newest first.

@@ -8,6 +8,7 @@ use redis::AsyncCommands;
 
 use shared::keys;
 
+use crate::auth::AuthUser;
 use crate::error::{ApiError, AppPath as Path, Result};
 use crate::routes::health::live_workers;
 use crate::state::AppState;
@@ -18,9 +19,27 @@ pub fn router() -> Router<AppState> {
         .route("/models/{name}/labels", get(get_labels))
 }
 
-/// Models (those of the registry, benchmark graphs only while a worker serves them).
-#[utoipa::path(get, path = "/info", tag = "info", responses((status = 200, body = Info)))]
-pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
+/// What a person is shown for a model: its name as written, the published ImageNet top-1
+/// accuracy (percent) and a speed class on a CPU worker. Unknown models show their registry
+/// name, no accuracy, "medium".
+pub fn display(name: &str) -> (&str, Option<f32>, &'static str) {
+    match name {
+        "resnet50" => ("ResNet-50", Some(75.0), "medium"),
+        "resnet50-int8" => ("ResNet-50 (int8)", Some(74.8), "fast"),
+        "efficientnet-lite0" => ("EfficientNet-Lite0", Some(75.0), "fast"),
+        "resnet50-synthetic" => ("ResNet-50 (synthetic benchmark)", None, "medium"),
+        other => (other, None, "medium"),
+    }
+}
+
+/// Models (those of the registry, benchmark graphs only while a worker serves them), each
+/// with display fields and whether a live worker serves it; with a token, the caller's own
+/// unfinished jobs.
+#[utoipa::path(get, path = "/info", tag = "info", security((), ("bearer" = [])), responses((status = 200, body = Info)))]
+pub async fn get_info(
+    State(state): State<AppState>,
+    user: std::result::Result<AuthUser, ApiError>,
+) -> Result<Json<Info>> {
     let workers = live_workers(&state).await?;
     let mut conn = state.redis.get().await?;
     let mut models = Vec::new();
@@ -32,7 +51,12 @@ pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
         }
         let depth: u64 = conn.xlen(keys::queue(name)).await?;
         total += depth;
+        let (display_name, accuracy, speed) = display(name);
         models.push(ModelInfo {
+            display_name: display_name.to_owned(),
+            top1_accuracy_pct: accuracy,
+            speed: speed.to_owned(),
+            available: serving > 0,
             name: name.clone(),
             description: spec.description.clone(),
             input_size: spec.input_size,
@@ -41,12 +65,17 @@ pub async fn get_info(State(state): State<AppState>) -> Result<Json<Info>> {
             queue_depth: depth,
         });
     }
+    let your_jobs_waiting = match user {
+        Ok(u) => Some(shared::queue::producer::queued_by(&mut conn, u.id).await?.0),
+        Err(_) => None,
+    };
     Ok(Json(Info {
         version: shared::VERSION.to_owned(),
         default_model: state.default_model.clone(),
         queue_depth: total,
         workers_live: workers.len() as u64,
         models,
+        your_jobs_waiting,
     }))
 }
 

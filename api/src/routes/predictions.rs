@@ -45,7 +45,7 @@ pub fn router(body_limit: usize) -> Router<AppState> {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, body = JobAccepted, description = "queued; poll `status_url` (also in `Location`)"),
-        (status = 200, body = Job, description = "the same image was already classified by this model: the cached result"),
+        (status = 200, body = Job, description = "the same image was already classified by this model: the cached result (`cached` is true only when the caller had sent it before)"),
         // 400, 413, 415, 422, 429, 503: `openapi::UPLOAD_REFUSALS`, one list for both uploads.
     ))]
 pub async fn create_prediction(
@@ -56,7 +56,9 @@ pub async fn create_prediction(
 ) -> Result<Response> {
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
     let job = jobs::submit(&state, &user, addr, upload).await?;
-    if job.cached {
+    // Answered from the result cache: already done (`cached` says whether it was the caller's
+    // own repeat).
+    if job.status.is_terminal() {
         return Ok((StatusCode::OK, Json(job)).into_response());
     }
     let url = format!("/predictions/{}", job.job_id);
@@ -111,17 +113,102 @@ pub async fn get_prediction(
     ))
 }
 
-/// The caller's history, newest first.
-#[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = JobPage)))]
+/// `GET /predictions` narrowed: every filter is optional and they combine (AND).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Text found (case-insensitively) in any of a job's top-k labels: `dog` finds
+    /// "hot dog" and "dogsled"; at most 100 characters.
+    #[param(max_length = 100)]
+    pub label: Option<String>,
+    /// Only jobs of this model.
+    pub model: Option<String>,
+    /// Only jobs accepted on or after this day (`YYYY-MM-DD`, UTC).
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<String>,
+    /// Only jobs accepted on or before this day (`YYYY-MM-DD`, UTC, the whole day).
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<String>,
+    /// `given`, `none`, `wrong` (marked wrong) or `right` (marked right).
+    #[param(value_type = Option<String>, pattern = "^(given|none|wrong|right)$")]
+    pub feedback: Option<String>,
+}
+
+/// Unix ms of 00:00 UTC of a `YYYY-MM-DD` day (1970 or later), or `None` when it is not one.
+pub fn day_start_ms(text: &str) -> Option<i64> {
+    let format = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]").ok()?;
+    let day = time::Date::parse(text.trim(), &format).ok()?;
+    if day.year() < 1970 {
+        return None;
+    }
+    Some(day.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+impl HistoryQuery {
+    /// The database filter; 422 naming the parameter when one cannot be read.
+    pub fn filter(&self) -> Result<db::HistoryFilter> {
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        let label = nonempty(&self.label);
+        if label.as_ref().is_some_and(|l| l.chars().count() > 100) {
+            return Err(ApiError::Validation(
+                "label must be at most 100 characters".into(),
+                "label",
+            ));
+        }
+        let day = |v: &Option<String>, field: &'static str| -> Result<Option<i64>> {
+            match nonempty(v) {
+                None => Ok(None),
+                Some(t) => day_start_ms(&t).map(Some).ok_or_else(|| {
+                    ApiError::Validation(format!("{field} must be a date, YYYY-MM-DD"), field)
+                }),
+            }
+        };
+        let from_ms = day(&self.from, "from")?;
+        let until_ms = day(&self.to, "to")?.map(|ms| ms + 86_400_000);
+        let feedback = match nonempty(&self.feedback).as_deref() {
+            None => None,
+            Some("given") => Some(db::FeedbackFilter::Given),
+            Some("none") => Some(db::FeedbackFilter::None),
+            Some("wrong") => Some(db::FeedbackFilter::Wrong),
+            Some("right") => Some(db::FeedbackFilter::Right),
+            Some(_) => {
+                return Err(ApiError::Validation(
+                    "feedback must be one of given, none, wrong, right".into(),
+                    "feedback",
+                ))
+            }
+        };
+        Ok(db::HistoryFilter {
+            label,
+            model: nonempty(&self.model),
+            from_ms,
+            until_ms,
+            feedback,
+        })
+    }
+}
+
+/// The caller's history, newest first, optionally narrowed by label, model, dates and feedback.
+#[utoipa::path(get, path = "/predictions", tag = "predictions", security(("bearer" = [])), params(Page, HistoryQuery),
+    responses((status = 200, body = JobPage),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `page` or `per_page` out of range, or a filter that cannot be read (`field` names it)")))]
 pub async fn list_predictions(
     State(state): State<AppState>,
     user: AuthUser,
     Query(p): Query<Page>,
+    Query(h): Query<HistoryQuery>,
 ) -> Result<Json<JobPage>> {
-    Ok(Json(
-        p.fetch(&state, user.id, &db::HISTORY, JobPage::new).await?,
-    ))
+    let (page, per_page, limit, offset) = p.bounds()?;
+    let filter = h.filter()?;
+    let (items, total) = state
+        .db_call(state.db.history_page(user.id, &filter, limit, offset))
+        .await?;
+    Ok(Json(JobPage::new(items, page, per_page, total)))
 }
 
 /// The uploaded bytes, until the job finishes (they are deleted then; the thumbnail stays).
@@ -166,5 +253,21 @@ pub async fn get_prediction_thumbnail(
         )
             .into_response()),
         _ => Err(ApiError::not_found("thumbnail")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn days_are_read_as_utc_midnight() {
+        assert_eq!(day_start_ms("1970-01-01"), Some(0));
+        assert_eq!(day_start_ms("2000-03-01"), Some(951_868_800_000));
+        assert_eq!(day_start_ms("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(day_start_ms("2023-02-29"), None);
+        assert_eq!(day_start_ms("2024-13-01"), None);
+        assert_eq!(day_start_ms("yesterday"), None);
     }
 }

@@ -38,10 +38,12 @@ pub async fn read_upload(
         bytes: Vec::new(),
         model: None,
         top_k: None,
+        original_name: None,
     };
     let mut have_file = false;
     while let Some(field) = form.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
         let data = field.bytes().await.map_err(unreadable)?;
         match name.as_str() {
             "file" | "image" => {
@@ -49,6 +51,7 @@ pub async fn read_upload(
                     return Err(ApiError::PayloadTooLarge(max_bytes));
                 }
                 up.bytes = data.to_vec();
+                up.original_name = file_name.as_deref().and_then(sanitize_file_name);
                 have_file = true;
             }
             "model" => up.model = Some(String::from_utf8_lossy(&data).into_owned()),
@@ -69,6 +72,50 @@ pub async fn read_upload(
         });
     }
     Ok(up)
+}
+
+/// Longest original file name kept, in characters (longer names keep their start and their
+/// extension).
+pub const MAX_ORIGINAL_NAME: usize = 120;
+
+/// The name a client gave its file, made safe to keep and show: the last path component only,
+/// control, format (bidirectional overrides, zero-width) and other invisible characters
+/// dropped, runs of white space made one space, at most [`MAX_ORIGINAL_NAME`] characters.
+/// `None` when nothing is left.
+pub fn sanitize_file_name(raw: &str) -> Option<String> {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    };
+    let mut out = String::new();
+    for c in base.chars().filter(|c| !invisible(*c)) {
+        if c.is_whitespace() {
+            if !out.is_empty() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    let out = out.trim().to_owned();
+    if out.is_empty() || out == "." || out == ".." {
+        return None;
+    }
+    let n = out.chars().count();
+    if n <= MAX_ORIGINAL_NAME {
+        return Some(out);
+    }
+    // Keep a short extension after an ellipsis: "a-very-long…name.jpg".
+    let ext: String = match out.rfind('.') {
+        Some(i) if out.len() - i <= 6 => out[i..].to_owned(),
+        _ => String::new(),
+    };
+    let head: String = out
+        .chars()
+        .take(MAX_ORIGINAL_NAME - 1 - ext.chars().count())
+        .collect();
+    Some(format!("{head}…{ext}"))
 }
 
 /// Reads the whole request body (up to `limit`) before any extractor runs. An early answer
@@ -98,5 +145,33 @@ pub async fn read_body_first(State(limit): State<usize>, req: Request, next: Nex
                 .into_response()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn file_names_are_made_safe() {
+        assert_eq!(sanitize_file_name("peony.jpg").unwrap(), "peony.jpg");
+        assert_eq!(
+            sanitize_file_name("C:\\Users\\me\\My  Photos\\cat.png").unwrap(),
+            "cat.png"
+        );
+        assert_eq!(sanitize_file_name("../../etc/passwd").unwrap(), "passwd");
+        assert_eq!(
+            sanitize_file_name("evil\u{202E}gpj.exe\n").unwrap(),
+            "evilgpj.exe"
+        );
+        assert_eq!(sanitize_file_name(" a \t b .jpg ").unwrap(), "a b .jpg");
+        assert_eq!(sanitize_file_name(""), None);
+        assert_eq!(sanitize_file_name("dir/"), None);
+        assert_eq!(sanitize_file_name("\u{200B}"), None);
+        let long = format!("{}.jpeg", "x".repeat(300));
+        let short = sanitize_file_name(&long).unwrap();
+        assert_eq!(short.chars().count(), MAX_ORIGINAL_NAME);
+        assert!(short.ends_with("….jpeg"), "{short}");
     }
 }

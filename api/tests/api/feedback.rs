@@ -5,13 +5,18 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-both_backends!(feedback_round_trip_newest_first,);
+both_backends!(
+    feedback_round_trip_newest_first,
+    feedback_is_one_per_job_and_shown_on_the_job,
+);
 
 async fn feedback_round_trip_newest_first(b: Backend) {
     let c = Ctx::new(b).await;
     let (a, ta) = c.user("Alice", "alice@example.com").await;
     let (_, tb) = c.user("Bob", "bob@example.com").await;
-    let [job1, job2] = c.history(a, [(2000, true), (1000, false)]).await;
+    let [job1, job2, job3] = c
+        .history(a, [(3000, true), (2000, false), (1000, true)])
+        .await;
 
     let f1 = c
         .feedback(
@@ -51,7 +56,7 @@ async fn feedback_round_trip_newest_first(b: Backend) {
     let f3 = c
         .feedback(
             &ta,
-            json!({"job_id": job1, "predicted_class": "academic gown", "score": 0.0,
+            json!({"job_id": job3, "predicted_class": "academic gown", "score": 0.0,
                    "feedback": "third"}),
         )
         .await;
@@ -112,4 +117,61 @@ async fn feedback_round_trip_newest_first(b: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// A second feedback on a job replaces the first (200, same id); the job view and the history
+/// carry the caller's feedback; `feedback=wrong` finds it.
+async fn feedback_is_one_per_job_and_shown_on_the_job(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (a, ta) = c.user("Alice", "alice@example.com").await;
+    let [job, other] = c.history(a, [(2000, true), (1000, true)]).await;
+    let (s, v) = c.get(&format!("/predictions/{job}"), &ta).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.get("feedback"), None, "no feedback yet: {v}");
+
+    let first = c
+        .feedback(
+            &ta,
+            json!({"job_id": job, "predicted_class": "academic gown", "score": 0.25,
+                   "feedback": "", "is_correct": true}),
+        )
+        .await;
+    let (s, second) = c
+        .post(
+            "/feedback",
+            Some(&ta),
+            json!({"job_id": job, "predicted_class": "academic gown", "score": 0.25,
+                   "feedback": "on second look, a uniform", "correct_label": "military uniform",
+                   "is_correct": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "a change, not a new row: {second}");
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["is_correct"], false);
+    assert_eq!(second["correct_label"], "military uniform");
+    assert_eq!(c.count("feedback", a).await, 1);
+
+    let (_, v) = c.get(&format!("/predictions/{job}"), &ta).await;
+    assert_eq!(v["feedback"]["is_correct"], false, "{v}");
+    assert_eq!(v["feedback"]["correct_label"], "military uniform");
+    assert_eq!(v["feedback"]["feedback"], "on second look, a uniform");
+    let (_, hist) = c.get("/predictions", &ta).await;
+    assert_eq!(hist["items"][1]["job_id"], job.as_str());
+    assert_eq!(hist["items"][1]["feedback"]["is_correct"], false);
+    assert_eq!(hist["items"][0].get("feedback"), None, "{hist}");
+    for (filter, expect) in [
+        ("wrong", vec![job.as_str()]),
+        ("given", vec![job.as_str()]),
+        ("right", vec![]),
+        ("none", vec![other.as_str()]),
+    ] {
+        let (s, list) = c.get(&format!("/predictions?feedback={filter}"), &ta).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        assert_eq!(item_strs(&list, "job_id"), expect, "feedback={filter}");
+        assert_eq!(list["total"], expect.len());
+    }
+    // Bob's feedback on nothing of his does not show on Alice's job.
+    let (_, tb) = c.user("Bob", "bob@example.com").await;
+    let (s, _) = c.get(&format!("/predictions/{job}"), &tb).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

@@ -324,6 +324,7 @@ impl Ctx {
                 model: "efficientnet-lite0",
                 top_k: 5,
                 created_ms,
+                original_name: Some("peony in the garden.jpg"),
             })
             .await
             .unwrap();

@@ -257,6 +257,17 @@ async fn models_no_live_worker_serves_are_422(b: Backend) {
         .upload_from("/predictions", &t, &photo, Some("resnet50"), None)
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // `/info` offers exactly the served model as available.
+    let (s, _, info) = c.json(Method::GET, "/info", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let available: Vec<&str> = info["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["available"] == true)
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(available, ["resnet50"], "{info}");
 }
 
 async fn log_ins_sign_ups_and_uploads_are_throttled(b: Backend) {

@@ -5,13 +5,23 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-both_backends!(history_is_per_user_and_foreign_jobs_are_404,);
+both_backends!(
+    history_is_per_user_and_foreign_jobs_are_404,
+    the_original_file_name_is_kept_safe,
+    history_search_and_filters,
+    a_cache_hit_does_not_disclose_another_accounts_upload,
+    info_lists_display_fields_and_the_callers_own_waiting_jobs,
+);
 
 fn multipart(bytes: &[u8]) -> (String, Vec<u8>) {
+    multipart_named(bytes, "photo.jpg")
+}
+
+fn multipart_named(bytes: &[u8], file_name: &str) -> (String, Vec<u8>) {
     let boundary = format!("b{}", uuid::Uuid::new_v4().simple());
     let mut body = Vec::new();
     body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n")
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: image/jpeg\r\n\r\n")
             .as_bytes(),
     );
     body.extend_from_slice(bytes);
@@ -86,4 +96,278 @@ async fn history_is_per_user_and_foreign_jobs_are_404(b: Backend) {
         .raw(Method::POST, "/predictions", None, Some(&ctype), body)
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// `POST /predictions` as `token` with the file named `file_name`: the JSON answer.
+async fn upload_named(c: &Ctx, token: &str, bytes: &[u8], file_name: &str) -> (StatusCode, Value) {
+    let (ctype, body) = multipart_named(bytes, file_name);
+    let (s, _, bytes) = c
+        .raw(
+            Method::POST,
+            "/predictions",
+            Some(token),
+            Some(&ctype),
+            body,
+        )
+        .await;
+    (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn the_original_file_name_is_kept_safe(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (_, ta) = c.user("Alice", "alice@example.com").await;
+    for (sent, kept) in [
+        ("Peony (garden).jpg", Some("Peony (garden).jpg")),
+        ("C:\\fakepath\\tulip.png", Some("tulip.png")),
+        ("../../etc/evil\u{202e}gnp.exe", Some("evilgnp.exe")),
+        ("", None),
+    ] {
+        let photo = test_support::unique_photo(&format!("name {sent}"));
+        let (s, v) = upload_named(&c, &ta, &photo, sent).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let id = v["job_id"].as_str().unwrap();
+        // Live (the Redis record) and from the history row alike.
+        let (s, job) = c.get(&format!("/predictions/{id}"), &ta).await;
+        assert_eq!(s, StatusCode::OK, "{job}");
+        assert_eq!(job["original_file_name"].as_str(), kept, "{sent:?}: {job}");
+        assert!(job["image_file_name"].as_str().unwrap().len() > 64);
+        let (_, hist) = c.get("/predictions?per_page=1", &ta).await;
+        assert_eq!(hist["items"][0]["original_file_name"].as_str(), kept);
+    }
+    // A very long name is bounded.
+    let long = format!("{}.jpg", "n".repeat(500));
+    let (s, v) = upload_named(&c, &ta, &test_support::unique_photo("long"), &long).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, job) = c
+        .get(
+            &format!("/predictions/{}", v["job_id"].as_str().unwrap()),
+            &ta,
+        )
+        .await;
+    let kept = job["original_file_name"].as_str().unwrap();
+    assert!(
+        kept.chars().count() <= 120 && kept.ends_with(".jpg"),
+        "{kept}"
+    );
+}
+
+/// A finished history row of `user` with these labels (best first), model and age.
+async fn labelled(c: &Ctx, user: i64, labels: &[&str], model: &str, created_ms: i64) -> String {
+    let job_id = uuid::Uuid::now_v7().to_string();
+    let sha = format!("{:064x}", created_ms);
+    c.state
+        .db
+        .insert_prediction(&api::db::NewPrediction {
+            job_id: &job_id,
+            user_id: user,
+            image_file_name: &format!("{sha}.jpg"),
+            sha256: &sha,
+            model,
+            top_k: labels.len(),
+            created_ms,
+            original_name: None,
+        })
+        .await
+        .unwrap();
+    let predictions: Vec<Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| serde_json::json!({"label": l, "class_id": i, "score": 0.5 / (i as f64 + 1.0)}))
+        .collect();
+    let result: shared::JobResult = serde_json::from_value(
+        serde_json::json!({"predictions": predictions, "model": model, "elapsed_ms": 3.0}),
+    )
+    .unwrap();
+    c.state
+        .db
+        .finish_prediction(&api::db::Finished {
+            job_id: &job_id,
+            status: shared::JobStatus::Done,
+            result: Some(&result),
+            error: None,
+            thumbnail: None,
+            finished_ms: created_ms + 5,
+            cached: false,
+        })
+        .await
+        .unwrap();
+    job_id
+}
+
+async fn history_search_and_filters(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (a, ta) = c.user("Alice", "alice@example.com").await;
+    let (bob, tb) = c.user("Bob", "bob@example.com").await;
+    let day = 86_400_000;
+    let base = 1_700_000_000_000 - 1_700_000_000_000 % day; // 2023-11-14 00:00 UTC
+    let beagle = labelled(&c, a, &["beagle", "basset", "hot dog"], "resnet50", base).await;
+    let tabby = labelled(
+        &c,
+        a,
+        &["tabby", "tiger cat", "Egyptian cat"],
+        "efficientnet-lite0",
+        base + day,
+    )
+    .await;
+    let frank = labelled(
+        &c,
+        a,
+        &["hotdog 100%_off", "bagel"],
+        "efficientnet-lite0",
+        base + 2 * day,
+    )
+    .await;
+    let bobs = labelled(&c, bob, &["beagle"], "resnet50", base).await;
+    let ids = |v: &Value| {
+        item_strs(v, "job_id")
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for (query, expect) in [
+        ("label=dog", vec![&frank, &beagle]),
+        ("label=DOG", vec![&frank, &beagle]),
+        ("label=%20cat", vec![&tabby]),
+        ("label=egyptian", vec![&tabby]),
+        ("label=100%25_", vec![&frank]),
+        ("label=_", vec![&frank]),
+        ("label=%25", vec![&frank]),
+        ("label=zebra", vec![]),
+        ("model=resnet50", vec![&beagle]),
+        ("label=dog&model=efficientnet-lite0", vec![&frank]),
+        ("from=2023-11-15", vec![&frank, &tabby]),
+        ("to=2023-11-15", vec![&tabby, &beagle]),
+        ("from=2023-11-15&to=2023-11-15", vec![&tabby]),
+        (
+            "label=&model=&from=&to=&feedback=",
+            vec![&frank, &tabby, &beagle],
+        ),
+    ] {
+        let (s, v) = c.get(&format!("/predictions?{query}"), &ta).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {v}");
+        let expect: Vec<String> = expect.into_iter().cloned().collect();
+        assert_eq!(ids(&v), expect, "{query}");
+        assert_eq!(v["total"], expect.len(), "{query}");
+    }
+    // Pages keep the filter: total counts matches, not the whole history.
+    let (_, p2) = c.get("/predictions?label=dog&per_page=1&page=2", &ta).await;
+    assert_eq!(ids(&p2), vec![beagle.clone()]);
+    assert_eq!(p2["total"], 2);
+    assert_eq!(p2["page"], 2);
+    // Bob's search never finds Alice's rows.
+    let (_, v) = c.get("/predictions?label=beagle", &tb).await;
+    assert_eq!(ids(&v), vec![bobs]);
+    // Unreadable filters are 422 naming the parameter.
+    for (query, field) in [
+        ("from=yesterday", "from"),
+        ("to=2023-02-30", "to"),
+        ("feedback=maybe", "feedback"),
+    ] {
+        let (s, v) = c.get(&format!("/predictions?{query}"), &ta).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {v}");
+        assert_eq!(error_field(&v), field);
+    }
+    let (s, v) = c
+        .get(&format!("/predictions?label={}", "a".repeat(101)), &ta)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+/// Bob sends the bytes Alice sent: the answer may be instant, but it must not say "reused";
+/// Bob sending them again may.
+async fn a_cache_hit_does_not_disclose_another_accounts_upload(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (_, ta) = c.user("Alice", "alice@example.com").await;
+    let (_, tb) = c.user("Bob", "bob@example.com").await;
+    let photo = test_support::unique_photo("shared bytes");
+    let (s, v) = upload_named(&c, &ta, &photo, "alice.jpg").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // The worker's finish script leaves this cache entry; written directly (no worker here).
+    let (_, alices) = c
+        .get(
+            &format!("/predictions/{}", v["job_id"].as_str().unwrap()),
+            &ta,
+        )
+        .await;
+    let sha = alices["image_file_name"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let result = serde_json::json!({"predictions": [{"label": "beagle", "class_id": 162, "score": 0.9}],
+        "model": "efficientnet-lite0", "elapsed_ms": 4.0});
+    let mut conn = redis::Client::open(c.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::AsyncCommands::hset(
+        &mut conn,
+        shared::keys::cache("efficientnet-lite0", &sha, 5),
+        shared::keys::field::RESULT,
+        result.to_string(),
+    )
+    .await
+    .unwrap();
+
+    let (s, first) = upload_named(&c, &tb, &photo, "bob.jpg").await;
+    assert_eq!(s, StatusCode::OK, "answered at once: {first}");
+    assert_eq!(first["status"], "done");
+    assert_eq!(
+        first["cached"], false,
+        "Alice's upload is not Bob's business: {first}"
+    );
+    assert_eq!(first["original_file_name"], "bob.jpg");
+    let id = first["job_id"].as_str().unwrap();
+    let (_, again) = c.get(&format!("/predictions/{id}"), &tb).await;
+    assert_eq!(again["cached"], false, "{again}");
+    let (_, hist) = c.get("/predictions", &tb).await;
+    assert_eq!(hist["items"][0]["cached"], false);
+
+    let (s, second) = upload_named(&c, &tb, &photo, "bob again.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    assert_eq!(second["cached"], true, "Bob's own repeat: {second}");
+    let id = second["job_id"].as_str().unwrap();
+    let (_, again) = c.get(&format!("/predictions/{id}"), &tb).await;
+    assert_eq!(again["cached"], true, "{again}");
+}
+
+async fn info_lists_display_fields_and_the_callers_own_waiting_jobs(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (_, ta) = c.user("Alice", "alice@example.com").await;
+    let (_, tb) = c.user("Bob", "bob@example.com").await;
+    for n in 0..2 {
+        let (s, v) = upload_named(
+            &c,
+            &ta,
+            &test_support::unique_photo(&format!("w{n}")),
+            "a.jpg",
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    }
+    let (s, _, anon) = c.json(Method::GET, "/info", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(anon.get("your_jobs_waiting"), None, "{anon}");
+    assert_eq!(anon["queue_depth"], 2);
+    let lite = anon["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "efficientnet-lite0")
+        .unwrap();
+    assert_eq!(lite["display_name"], "EfficientNet-Lite0");
+    assert_eq!(lite["speed"], "fast");
+    assert!(lite["top1_accuracy_pct"].as_f64().unwrap() > 70.0);
+    // No worker in these tests: nothing is available to choose.
+    assert_eq!(lite["available"], false, "{lite}");
+    let (_, mine) = c.get("/info", &ta).await;
+    assert_eq!(mine["your_jobs_waiting"], 2, "{mine}");
+    let (_, theirs) = c.get("/info", &tb).await;
+    assert_eq!(
+        theirs["your_jobs_waiting"], 0,
+        "other people's jobs are not counted: {theirs}"
+    );
 }

@@ -213,9 +213,13 @@ impl JobRecord {
             model: self.model.clone()?,
             image_file_name: self.image_file_name.clone().unwrap_or_default(),
             created_at: rfc3339(self.created_ms.unwrap_or(0)),
+            // The history (the API's database) keeps the original name and the feedback, and
+            // decides whether "cached" may be told to this caller.
+            original_file_name: None,
             cached: self.cached.unwrap_or(false),
             result: self.result.clone(),
             error: self.error.clone().filter(|e| !e.is_empty()),
+            feedback: None,
         })
     }
 }

@@ -51,6 +51,8 @@ pub async fn login_form(
         email: String::new(),
         next: session::safe_next(q.next.as_deref()),
         notice,
+        email_error: None,
+        password_error: None,
     })
 }
 
@@ -82,15 +84,27 @@ pub async fn login(
                 email: email.clone(),
                 next: next.clone(),
                 notice: Some(Notice::new("error", text)),
+                email_error: None,
+                password_error: None,
             },
         )
         .into_response()
     };
     if email.is_empty() || form.password.is_empty() {
-        return Ok(again(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Enter your email and password.",
-        ));
+        let page = LoginPage {
+            layout: Layout::new("Log in", None, &csrf.0, "login"),
+            email: email.clone(),
+            next: next.clone(),
+            notice: None,
+            email_error: email
+                .is_empty()
+                .then(|| "Enter the email you signed up with.".to_owned()),
+            password_error: form
+                .password
+                .is_empty()
+                .then(|| "Enter your password.".to_owned()),
+        };
+        return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let token = match state.api.login(&email, &form.password).await {
         Ok(t) => t,
@@ -137,13 +151,21 @@ pub async fn login(
     Ok((jar, Redirect::to(&next)).into_response())
 }
 
+/// Query of the sign-up page: where to go once the account exists.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignupQuery {
+    next: Option<String>,
+}
+
 /// `GET /signup`.
 pub async fn signup_form(
     MaybeUser(user): MaybeUser,
     Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<SignupQuery>,
 ) -> Page<SignupPage> {
     Page::ok(SignupPage {
         layout: Layout::new("Create an account", user, &csrf.0, "signup"),
+        next: session::safe_next(q.next.as_deref()),
         name: String::new(),
         email: String::new(),
         notice: None,
@@ -161,17 +183,59 @@ pub struct SignupForm {
     name: String,
     email: String,
     password: String,
+    next: Option<String>,
 }
 
-/// `POST /signup`: create the account, then send the person to log in.
+/// Every problem of the sign-up form at once, each next to its field, checked by the API's
+/// own rules (the API would name only the first).
+fn check_signup(page: &mut SignupPage, password: &str) {
+    let name_len = page.name.chars().count();
+    if name_len == 0 {
+        page.name_error = Some("Enter your name.".into());
+    } else if !(api_types::MIN_NAME_CHARS..=api_types::MAX_NAME_CHARS).contains(&name_len) {
+        page.name_error = Some(format!(
+            "Use {} to {} characters for your name.",
+            api_types::MIN_NAME_CHARS,
+            api_types::MAX_NAME_CHARS
+        ));
+    }
+    let email_ok = page.email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain.split('.').count() >= 2
+            && domain.split('.').all(|p| !p.is_empty())
+            && !page.email.chars().any(char::is_whitespace)
+    });
+    if !email_ok {
+        page.email_error = Some("Enter an email address like name@example.com.".into());
+    }
+    let pw = password.chars().count();
+    if pw == 0 {
+        page.password_error = Some("Choose a password.".into());
+    } else if pw < api_types::MIN_PASSWORD_CHARS {
+        page.password_error = Some(format!(
+            "Use at least {} characters.",
+            api_types::MIN_PASSWORD_CHARS
+        ));
+    } else if pw > api_types::MAX_PASSWORD_CHARS {
+        page.password_error = Some(format!(
+            "Use at most {} characters.",
+            api_types::MAX_PASSWORD_CHARS
+        ));
+    }
+}
+
+/// `POST /signup`: create the account, log the person in and go on where they were heading.
 pub async fn signup(
     State(state): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
+    jar: CookieJar,
     Form(form): Form<SignupForm>,
 ) -> Result<Response> {
     csrf.verify(&form.csrf)?;
     let mut page = SignupPage {
         layout: Layout::new("Create an account", None, &csrf.0, "signup"),
+        next: session::safe_next(form.next.as_deref()),
         name: form.name.trim().to_owned(),
         email: form.email.trim().to_owned(),
         notice: None,
@@ -179,15 +243,7 @@ pub async fn signup(
         email_error: None,
         password_error: None,
     };
-    if page.name.is_empty() {
-        page.name_error = Some("Enter your name.".into());
-    }
-    if !page.email.contains('@') {
-        page.email_error = Some("Enter an email address like name@example.com.".into());
-    }
-    if form.password.is_empty() {
-        page.password_error = Some("Choose a password.".into());
-    }
+    check_signup(&mut page, &form.password);
     if page.name_error.is_some() || page.email_error.is_some() || page.password_error.is_some() {
         return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
@@ -196,7 +252,30 @@ pub async fn signup(
         .register(&page.name, &page.email, &form.password)
         .await
     {
-        Ok(()) => Ok(Redirect::to("/login?registered=1").into_response()),
+        Ok(()) => {
+            // Logged in at once; should that fail (a busy API), the log-in page says the
+            // account is ready.
+            let token = match state.api.login(&page.email, &form.password).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "signup: the new account could not log in");
+                    let url = format!(
+                        "/login?registered=1&next={}",
+                        crate::percent_encode(&page.next)
+                    );
+                    return Ok(Redirect::to(&url).into_response());
+                }
+            };
+            let jar = session::start(
+                jar,
+                token.access_token,
+                &page.name,
+                token.expires_in,
+                state.cookie_secure,
+            );
+            let jar = crate::csrf::rotated(jar, state.cookie_secure);
+            Ok((jar, Redirect::to(&page.next)).into_response())
+        }
         Err(ApiError::Status {
             status,
             message,

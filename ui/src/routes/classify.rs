@@ -1,26 +1,38 @@
 //! The classify page: choose images (with previews), choose a model, send them to the API.
 
 use axum::extract::multipart::{Multipart, MultipartError};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use axum_extra::extract::cookie::CookieJar;
 
 use api_types::{ErrorCode, Info};
 
 use crate::api::{ApiError, Upload};
 use crate::csrf::{self, CsrfToken};
 use crate::error::{Error, Result};
-use crate::pages::{ClassifyPage, JobView, Layout, ModelChoice, Notice, Page};
+use crate::pages::{ClassifyPage, JobView, LandingPage, Layout, ModelChoice, Notice, Page};
 use crate::routes::results::render_batch;
 use crate::routes::SignedIn;
-use crate::session::Session;
+use crate::session::{self, Session};
 use crate::AppState;
 
 /// At most this many images per form post.
 const MAX_FILES: usize = 10;
 
-/// `GET /`: the upload form, with the models the API offers.
-pub async fn show(SignedIn(state, csrf, session): SignedIn) -> Result<Page<ClassifyPage>> {
-    let info = state.api.info().await?;
+/// `GET /`: for a signed-in person the upload form, with the models live workers serve; for
+/// a visitor the landing page (what Lens does, a worked example, sign up / log in).
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    jar: CookieJar,
+) -> Result<Response> {
+    let Some(session) = session::from_jar(&jar) else {
+        return Ok(landing(&state, &csrf).into_response());
+    };
+    let info = state.api.info_for(&session.token).await?;
+    state.remember_models(&info);
     Ok(Page::ok(classify_page(
         &state,
         &session,
@@ -28,7 +40,17 @@ pub async fn show(SignedIn(state, csrf, session): SignedIn) -> Result<Page<Class
         &info,
         None,
         Vec::new(),
-    )))
+    ))
+    .into_response())
+}
+
+/// The landing page for visitors.
+fn landing(state: &AppState, csrf: &CsrfToken) -> Page<LandingPage> {
+    Page::ok(LandingPage {
+        layout: Layout::new("See what is in your photos", None, &csrf.0, "home"),
+        example: state.example(),
+        example_name: crate::example::PHOTO_NAME,
+    })
 }
 
 /// `GET /classify` and `GET /logout` (e.g. "try again" after an error): back to the form at `/`.
@@ -52,13 +74,20 @@ fn classify_page(
                 .find(|m| m.default)
                 .map(|m| m.name.clone())
         });
-    let selected = chosen.map(str::to_owned).or(default);
-    let models = info
-        .models
+    // Only models a live worker serves can be chosen: any other would wait forever.
+    let available: Vec<&api_types::ModelInfo> =
+        info.models.iter().filter(|m| m.available).collect();
+    let selected = chosen
+        .filter(|c| available.iter().any(|m| m.name == *c))
+        .map(str::to_owned)
+        .or(default.filter(|d| available.iter().any(|m| m.name == *d)))
+        .or_else(|| available.first().map(|m| m.name.clone()));
+    let models = available
         .iter()
         .map(|m| ModelChoice {
             name: m.name.clone(),
-            description: m.description.clone(),
+            description: model_hint(m),
+            display_name: m.display_name.clone(),
             selected: selected.as_deref() == Some(m.name.as_str()),
             workers: m.workers,
         })
@@ -75,8 +104,22 @@ fn classify_page(
         models,
         workers_live: info.workers_live,
         queue_depth: info.queue_depth,
+        yours_waiting: info.your_jobs_waiting,
         notices,
         max_upload_mb: state.max_upload_mb,
+    }
+}
+
+/// "75% top-1 on ImageNet · fast": what a person weighs when choosing a model.
+fn model_hint(m: &api_types::ModelInfo) -> String {
+    let speed = match m.speed.as_str() {
+        "fast" => "fast",
+        "slow" => "slower",
+        _ => "medium speed",
+    };
+    match m.top1_accuracy_pct {
+        Some(a) => format!("{a:.0}% right on the ImageNet test photos · {speed}"),
+        None => speed.to_owned(),
     }
 }
 
@@ -178,7 +221,7 @@ pub async fn submit(
         );
     }
     if accepted.is_empty() {
-        let info = state.api.info().await?;
+        let info = state.api.info_for(&session.token).await?;
         let status = refused
             .first()
             .map(|(s, _)| *s)

@@ -54,6 +54,13 @@ fn render<T: Template>(t: &T) -> Result<String> {
     t.render().map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// A job shaped for display, with its model's human name.
+pub async fn view(state: &AppState, job: &api_types::Job) -> JobView {
+    let mut v = JobView::from_job(job);
+    v.model_name = state.model_name(&job.model).await;
+    v
+}
+
 async fn panel(
     state: &AppState,
     csrf: &CsrfToken,
@@ -65,10 +72,19 @@ async fn panel(
     } else {
         Vec::new()
     };
+    // A real label as the example: the model's second guess, else its first class.
+    let label_example = job
+        .bars
+        .get(1)
+        .and_then(|b| labels.get(b.class_id))
+        .or(labels.first())
+        .cloned()
+        .unwrap_or_else(|| "tabby, tabby cat".into());
     render(&ResultPanel {
         job,
         csrf: csrf.0.clone(),
         labels,
+        label_example,
         notice,
     })
 }
@@ -88,7 +104,7 @@ pub async fn show(
     JobId(id): JobId,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response> {
-    let job = JobView::from_job(&state.api.job(&session.token, &id, Some(2)).await?);
+    let job = view(&state, &state.api.job(&session.token, &id, Some(2)).await?).await;
     let notice = (q.feedback.as_deref() == Some("sent"))
         .then(|| Notice::new("success", "Thank you! Your feedback was saved."));
     result_page(&state, &session, &csrf, job, notice, StatusCode::OK).await
@@ -103,9 +119,10 @@ async fn result_page(
     status: StatusCode,
 ) -> Result<Response> {
     let panel_html = panel(state, csrf, job.clone(), notice).await?;
-    let title = match job.top() {
-        Some(top) => format!("{} — result", top.label),
-        None => "Result".to_owned(),
+    let title = match (job.top(), job.sure()) {
+        (Some(top), true) => format!("{} — {}", job.name, top.label),
+        (Some(_), false) => format!("{} — not sure", job.name),
+        (None, _) => job.name.clone(),
     };
     Ok(Page::with_status(
         status,
@@ -191,7 +208,7 @@ pub async fn status(
         .unwrap_or(20)
         .min(25);
     let job = match state.api.job(&session.token, &id, Some(wait)).await {
-        Ok(job) => JobView::from_job(&job),
+        Ok(job) => view(&state, &job).await,
         Err(ApiError::Unauthorized) => {
             let resp = json_error(
                 StatusCode::UNAUTHORIZED,
@@ -303,11 +320,11 @@ pub async fn feedback(
 ) -> Result<Response> {
     csrf.verify(&form.csrf)?;
     let job = state.api.job(&session.token, &id, None).await?;
-    let view = JobView::from_job(&job);
+    let shown = view(&state, &job).await;
     // The result page again, with a notice saying why the feedback was not taken.
     let refuse = |status: StatusCode, text: String| {
         let notice = Notice::new("error", text);
-        result_page(&state, &session, &csrf, view.clone(), Some(notice), status)
+        result_page(&state, &session, &csrf, shown.clone(), Some(notice), status)
     };
     let Some(top) = job.predictions().first().cloned() else {
         let text = "Feedback can be sent once the result is ready.";
@@ -329,11 +346,7 @@ pub async fn feedback(
         image_file_name: None,
         predicted_class: top.label.clone(),
         score: score_as_sent(top.score),
-        feedback: if comment.is_empty() {
-            form.verdict.clone()
-        } else {
-            comment.to_owned()
-        },
+        feedback: comment.to_owned(),
         correct_label,
         is_correct: Some(is_correct),
     };
@@ -370,9 +383,7 @@ pub async fn batch(
     let mut jobs = Vec::new();
     for id in q.ids.split(',').filter(|s| !s.is_empty()).take(20) {
         check_id(id)?;
-        jobs.push(JobView::from_job(
-            &state.api.job(&session.token, id, None).await?,
-        ));
+        jobs.push(view(&state, &state.api.job(&session.token, id, None).await?).await);
     }
     if jobs.is_empty() {
         return Ok(Redirect::to("/").into_response());
