@@ -87,7 +87,7 @@ pub trait Classifier: Send + Sync + 'static {
 impl Classifier for Model {
     fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification {
         let start = Instant::now();
-        let img = preprocess::decode(upload.bytes, upload.limits)?;
+        let img = preprocess::decode_for(upload.bytes, upload.limits, self.spec.resize)?;
         let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
         let raw = self.infer(&tensor)?;
         let predictions = self.top_k(&raw, upload.top_k);
