@@ -41,6 +41,15 @@ pub struct BenchArgs {
     /// Where the JSON line of results is appended.
     #[arg(long, default_value = "stress/reports/bench.jsonl")]
     pub report: PathBuf,
+    /// Only the preprocessing comparison (no model, no API): photos of 640x480, 4000x3000 and
+    /// 4240x2832 (JPEG) and a large PNG, made from `--image`, each to the model's input tensor
+    /// on this one thread by the plain path (`image` decode at full size + resize) and by the
+    /// worker's (reduced-scale JPEG decode + SIMD resize into a reused tensor).
+    #[arg(long)]
+    pub preprocess_only: bool,
+    /// Seconds of measurement per image and path in `--preprocess-only`.
+    #[arg(long, env = "BENCH_SECONDS", default_value_t = 3.0)]
+    pub seconds: f64,
 }
 
 /// Runs the benchmark.
@@ -48,6 +57,21 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
     cfg.models = vec![args.model.clone()];
     let bytes = std::fs::read(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
+    if args.preprocess_only {
+        let registry = cfg.common.registry()?;
+        let spec = registry.get(&args.model)?.clone();
+        let seconds = args.seconds;
+        let rows =
+            tokio::task::spawn_blocking(move || preprocess_bench(&bytes, &spec, seconds)).await??;
+        println!("{}", preprocess_markdown(&rows));
+        return append_record(
+            &args.report,
+            &json!({
+                "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
+                "kind": "preprocess", "model": args.model, "rows": rows,
+            }),
+        );
+    }
     let threads = cfg.threads();
     let iterations = args.iterations.max(1);
     let (raw_ips, preprocess_ms, model_name) = {
@@ -58,7 +82,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
             let model = models.into_values().next().context("model not loaded")?;
             let mut resizer = Resizer::new();
             let t = Instant::now();
-            let img = preprocess::decode(&bytes, DecodeLimits::default())?;
+            let img = preprocess::decode_for(&bytes, DecodeLimits::default(), model.spec.resize)?;
             let tensor = preprocess::to_tensor(&img, &model.spec, &mut resizer);
             let preprocess_ms = t.elapsed().as_secs_f64() * 1e3;
             for _ in 0..5 {
@@ -101,16 +125,147 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         record["jobs"] = json!(args.jobs);
         record["clients"] = json!(args.clients);
     }
-    if let Some(dir) = args.report.parent() {
+    append_record(&args.report, &record)
+}
+
+fn append_record(report: &std::path::Path, record: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(dir) = report.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&args.report)?;
+        .open(report)?;
     writeln!(f, "{record}")?;
-    println!("report appended to {}", args.report.display());
+    println!("report appended to {}", report.display());
     Ok(())
+}
+
+/// One image of the preprocessing comparison: median milliseconds from bytes to input tensor.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreprocessRow {
+    pub image: String,
+    pub bytes: usize,
+    pub plain_ms: f64,
+    pub fast_ms: f64,
+    /// 1/N of the DCT-scaled decode on the fast path (1: full size).
+    pub jpeg_scale: u32,
+}
+
+/// Test photos of realistic size and entropy made from `seed` (an upload-sized photo): the
+/// photo stretched to each size with a little deterministic grain, so a JPEG of it costs about
+/// what a camera's does to decode.
+fn synthetic(seed: &image::RgbImage, w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
+    use fast_image_resize::images::{Image, ImageRef};
+    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions};
+    let src = ImageRef::new(seed.width(), seed.height(), seed.as_raw(), PixelType::U8x3)
+        .expect("buffer matches size");
+    let mut dst = Image::new(w, h, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
+        )
+        .expect("same pixel type");
+    let mut px = dst.into_vec();
+    let mut x: u32 = 0x9E37_79B9;
+    for v in &mut px {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *v = v.saturating_add((x % 9) as u8).saturating_sub(4);
+    }
+    let img = image::RgbImage::from_raw(w, h, px).expect("buffer matches size");
+    let mut out = std::io::Cursor::new(Vec::new());
+    if format == image::ImageFormat::Jpeg {
+        let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+        img.write_with_encoder(enc).expect("encodes");
+    } else {
+        img.write_to(&mut out, format).expect("encodes");
+    }
+    out.into_inner()
+}
+
+/// Median milliseconds of `f` over about `seconds` (at least 3 runs, after one warm-up).
+fn median_ms(seconds: f64, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < seconds && times.len() < 1000) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The preprocessing comparison on this thread (one core), see [`BenchArgs::preprocess_only`].
+pub fn preprocess_bench(
+    seed: &[u8],
+    spec: &shared::ModelSpec,
+    seconds: f64,
+) -> anyhow::Result<Vec<PreprocessRow>> {
+    use image::ImageFormat::{Jpeg, Png};
+    let limits = DecodeLimits::default();
+    let seed = preprocess::decode(seed, limits)?;
+    let cases = [
+        ("640x480 JPEG", 640, 480, Jpeg),
+        ("4000x3000 JPEG (12 MP)", 4000, 3000, Jpeg),
+        ("4240x2832 JPEG (12 MP, 3:2)", 4240, 2832, Jpeg),
+        ("2400x1800 PNG", 2400, 1800, Png),
+    ];
+    let side = spec.input_size as usize;
+    let mut tensor = vec![0f32; 3 * side * side];
+    let mut resizer = Resizer::new();
+    let mut rows = Vec::new();
+    for (name, w, h, format) in cases {
+        let bytes = synthetic(&seed, w, h, format);
+        let plain_ms = median_ms(seconds, || {
+            let img = preprocess::decode(&bytes, limits)?;
+            std::hint::black_box(preprocess::to_tensor(&img, spec, &mut resizer));
+            Ok(())
+        })?;
+        let fast_ms = median_ms(seconds, || {
+            let img = preprocess::decode_for(&bytes, limits, spec.resize)?;
+            preprocess::to_tensor_into(&img, spec, &mut resizer, &mut tensor);
+            std::hint::black_box(&tensor);
+            Ok(())
+        })?;
+        let jpeg_scale = if format == Jpeg {
+            preprocess::jpeg_scale(w, h, spec.resize).unwrap_or(1)
+        } else {
+            1
+        };
+        rows.push(PreprocessRow {
+            image: name.to_owned(),
+            bytes: bytes.len(),
+            plain_ms,
+            fast_ms,
+            jpeg_scale,
+        });
+    }
+    Ok(rows)
+}
+
+/// The comparison as a Markdown table.
+pub fn preprocess_markdown(rows: &[PreprocessRow]) -> String {
+    let mut out = String::from(
+        "| image | file | plain decode + resize | worker path | speed-up | JPEG decoded at |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1}x | 1/{} |\n",
+            r.image,
+            r.bytes as f64 / 1e6,
+            r.plain_ms,
+            r.fast_ms,
+            r.plain_ms / r.fast_ms,
+            r.jpeg_scale
+        ));
+    }
+    out
 }
 
 /// Registers a throwaway user (the API requires one), then pushes `jobs` distinct uploads of the
