@@ -35,6 +35,15 @@ pub struct BenchArgs {
     /// End-to-end jobs.
     #[arg(long, default_value_t = 100)]
     pub jobs: usize,
+    /// Run id recorded with every JSON line (`make bench` groups one run's lines by it).
+    #[arg(long, env = "BENCH_RUN")]
+    pub run_id: Option<String>,
+    /// What was measured, recorded with the line (e.g. "1 worker", "2 workers").
+    #[arg(long, env = "BENCH_SETUP")]
+    pub setup: Option<String>,
+    /// Stop issuing end-to-end jobs after this many seconds (then `--jobs` is only a cap).
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
     /// Concurrent HTTP clients in the end-to-end phase.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
@@ -68,7 +77,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
             &args.report,
             &json!({
                 "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
-                "kind": "preprocess", "model": args.model, "rows": rows,
+                "kind": "preprocess", "model": args.model, "rows": rows, "run": args.run_id,
             }),
         );
     }
@@ -109,11 +118,12 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
     let mut record = json!({
         "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
         "model": model_name, "threads": threads, "raw_img_per_s": raw_ips,
-        "preprocess_ms": preprocess_ms,
+        "preprocess_ms": preprocess_ms, "run": args.run_id, "setup": args.setup,
+        "kind": "e2e",
     });
     if let Some(api) = &args.api_url {
-        let (e2e_ips, p50, p95) = end_to_end(api, &args, &bytes).await?;
-        println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, {} clients)", args.clients);
+        let (e2e_ips, p50, p95, p99, done) = end_to_end(api, &args, &bytes).await?;
+        println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms, {} clients, {done} jobs)", args.clients);
         println!(
             "ratio (b)/(a):                        {:8.2}",
             e2e_ips / raw_ips
@@ -122,7 +132,8 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         record["ratio"] = json!(e2e_ips / raw_ips);
         record["e2e_p50_ms"] = json!(p50);
         record["e2e_p95_ms"] = json!(p95);
-        record["jobs"] = json!(args.jobs);
+        record["e2e_p99_ms"] = json!(p99);
+        record["jobs"] = json!(done);
         record["clients"] = json!(args.clients);
     }
     append_record(&args.report, &record)
@@ -271,7 +282,11 @@ pub fn preprocess_markdown(rows: &[PreprocessRow]) -> String {
 /// Registers a throwaway user (the API requires one), then pushes `jobs` distinct uploads of the
 /// image (a unique JPEG comment defeats the result cache) through
 /// `POST /predictions` + `GET ?wait=`.
-async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<(f64, f64, f64)> {
+async fn end_to_end(
+    api: &str,
+    args: &BenchArgs,
+    bytes: &[u8],
+) -> anyhow::Result<(f64, f64, f64, f64, usize)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
@@ -288,6 +303,9 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
     .await;
     warm.context("warm-up job failed")?;
     let started = Instant::now();
+    let deadline = args
+        .duration_secs
+        .map(|s| started + Duration::from_secs_f64(s.max(0.1)));
     let mut tasks = Vec::new();
     for _ in 0..args.clients.max(1) {
         let (http, api, token, model, next, bytes) = (
@@ -303,7 +321,7 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= jobs {
+                if i >= jobs || deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok::<_, anyhow::Error>(lat);
                 }
                 let t = Instant::now();
@@ -316,14 +334,14 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
     for t in tasks {
         lat.extend(t.await??);
     }
-    let ips = args.jobs as f64 / started.elapsed().as_secs_f64();
+    let ips = lat.len() as f64 / started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p) as usize)
             .copied()
             .unwrap_or(0.0)
     };
-    Ok((ips, pct(0.5), pct(0.95)))
+    Ok((ips, pct(0.5), pct(0.95), pct(0.99), lat.len()))
 }
 
 fn unique(bytes: &[u8], run: u64, i: usize) -> Vec<u8> {

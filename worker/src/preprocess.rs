@@ -21,17 +21,15 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, ImageError
 /// Like [`decode`], for a model that resizes the shorter side to `resize`: a JPEG large enough
 /// is decoded at 1/2, 1/4 or 1/8 scale inside the inverse DCT, which skips most of the decode
 /// work and memory (see [`jpeg_scale`]). Other images, and JPEGs the scaled decoder cannot read
-/// (CMYK, 12-bit, arithmetic coding), take the full path.
+/// (CMYK, or any warning from libjpeg-turbo), take the full path.
 pub fn decode_for(bytes: &[u8], limits: DecodeLimits, resize: u32) -> Result<RgbImage, ImageError> {
     let info = inspect(bytes, limits)?;
     let bytes = &bytes[..info.len];
     if info.format == image::ImageFormat::Jpeg {
-        if let Some(denom) = jpeg_scale(info.width, info.height, resize) {
-            match decode_jpeg_scaled(bytes, &info, denom) {
-                Ok(Some(img)) => return Ok(img),
-                Ok(None) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(img) = jpeg_scale(info.width, info.height, resize)
+            .and_then(|denom| decode_jpeg_scaled(bytes, &info, denom))
+        {
+            return Ok(img);
         }
     }
     decode_full(bytes, &info)
@@ -57,67 +55,44 @@ pub fn jpeg_scale(w: u32, h: u32, resize: u32) -> Option<u32> {
 /// photo still decodes at 1/4 scale.
 pub const SCALED_MARGIN: u32 = 2;
 
-/// Decodes a JPEG at 1/`denom` scale with `jpeg-decoder`. `Ok(None)`: a pixel format this path
-/// does not handle; the caller falls back to the full decode.
-fn decode_jpeg_scaled(
-    bytes: &[u8],
-    info: &ImageInfo,
-    denom: u32,
-) -> Result<Option<RgbImage>, ImageError> {
-    let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(e.to_string());
-    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    // The scaled output is far smaller than the frame `inspect` admitted; progressive JPEGs
-    // also keep every coefficient (2 bytes a sample), so allow twice the decoded frame.
-    dec.set_max_decoding_buffer_size(
-        usize::try_from(info.decoded_bytes.saturating_mul(2)).unwrap_or(usize::MAX),
-    );
-    dec.read_info().map_err(corrupt)?;
-    let Some(meta) = dec.info() else {
-        return Ok(None);
-    };
-    let channels = match meta.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => 3,
-        jpeg_decoder::PixelFormat::L8 => 1,
-        _ => return Ok(None),
-    };
-    if (u32::from(meta.width), u32::from(meta.height)) != (info.width, info.height) {
-        return Ok(None);
-    }
-    let (w, h) = dec
-        .scale(
-            meta.width.div_ceil(denom as u16),
-            meta.height.div_ceil(denom as u16),
+/// Decodes a JPEG at 1/`denom` scale with libjpeg-turbo (TurboJPEG's scaled IDCT, SIMD
+/// Huffman and colour conversion), EXIF orientation applied. `None`: a JPEG this path does not
+/// take (CMYK/YCCK, or anything libjpeg-turbo reports, even a warning); the caller then runs
+/// the full decode, which decides between a picture and [`ImageError::Corrupt`] exactly as
+/// before, so the scaled path never accepts what the full one refuses.
+fn decode_jpeg_scaled(bytes: &[u8], info: &ImageInfo, denom: u32) -> Option<RgbImage> {
+    let mut dec = turbojpeg::Decompressor::new().ok()?;
+    let header = dec.read_header(bytes).ok()?;
+    if (header.width, header.height) != (info.width as usize, info.height as usize)
+        || matches!(
+            header.colorspace,
+            turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK
         )
-        .map_err(corrupt)?;
-    let pixels = match dec.decode() {
-        Ok(p) => p,
-        // Something this decoder does not support (arithmetic coding, 12-bit, ...): full path.
-        Err(jpeg_decoder::Error::Unsupported(_)) => return Ok(None),
-        Err(e) => return Err(corrupt(e)),
-    };
-    let (w, h) = (u32::from(w), u32::from(h));
-    let expected = w as usize * h as usize * channels;
-    if pixels.len() != expected {
-        return Err(ImageError::Corrupt(format!(
-            "JPEG decoded to {} bytes, expected {expected}",
-            pixels.len()
-        )));
-    }
-    let img = if channels == 3 {
-        RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
-    } else {
-        image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
-    };
-    let Some(mut img) = img else {
-        return Err(ImageError::Corrupt("JPEG buffer size mismatch".into()));
-    };
-    if let Some(o) = dec
-        .exif_data()
-        .and_then(image::metadata::Orientation::from_exif_chunk)
     {
-        img.apply_orientation(o);
+        return None;
     }
-    Ok(Some(img.into_rgb8()))
+    let d = denom as usize;
+    let (w, h) = (header.width.div_ceil(d), header.height.div_ceil(d));
+    // Within the frame `inspect` admitted (1/denom^2 of it).
+    let mut pixels = vec![0u8; w * h * 3];
+    let out = turbojpeg::Image {
+        pixels: pixels.as_mut_slice(),
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    // TurboJPEG picks the scaling factor that fits the requested size: exactly 1/denom here.
+    dec.decompress(bytes, out).ok()?;
+    let img = RgbImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, pixels)?;
+    let orientation = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg)
+        .into_decoder()
+        .ok()
+        .and_then(|mut d| d.orientation().ok())
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::ImageRgb8(img);
+    img.apply_orientation(orientation);
+    Some(img.into_rgb8())
 }
 
 fn decode_full(bytes: &[u8], info: &ImageInfo) -> Result<RgbImage, ImageError> {
