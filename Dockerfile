@@ -28,6 +28,11 @@ ARG GID=10001
 # --- cargo-chef --------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS chef
 ARG CARGO_CHEF_VERSION=0.1.73
+# libturbojpeg: the worker's reduced-scale JPEG decode links Debian's libjpeg-turbo (pkg-config).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libturbojpeg0-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo install --locked "cargo-chef@${CARGO_CHEF_VERSION}"
 WORKDIR /src
 
@@ -126,7 +131,7 @@ ARG UID
 ARG GID
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libturbojpeg0 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=ort /opt/onnxruntime /opt/onnxruntime
 COPY --from=models /build/models /app/models

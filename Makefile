@@ -24,7 +24,7 @@ model: ## download and verify the registry's models into MODELS_DIR (default mod
 ort: ## install the ONNX Runtime library into .ort/ from the PyPI wheel
 	scripts/install-ort.sh
 
-bench: ## raw ort throughput vs end-to-end throughput (make bench ARGS="...")
+bench: ## one run: preprocessing, fp32 + int8 end to end at 1/4/16/64 clients, 1 and 2 workers; stress/reports/bench-<date>.md + .png (BENCH_SECONDS=3: quick)
 	scripts/bench.sh $(ARGS)
 
 soak: ## private stack (redis, api, 2 workers) under stress/soak.py for SOAK_MINUTES (10) (make soak ARGS="...")

@@ -1,36 +1,34 @@
 #!/usr/bin/env bash
-# Benchmarks (`make bench`): for each model, in one run on this machine,
-#   (a) raw ONNX Runtime session.run throughput at batch 1 with the worker's thread settings,
-#   (b) the same image pushed end-to-end through HTTP -> Redis -> one worker -> result,
-# and the ratio (b)/(a). Each model gets a private stack (`xtask stack`: Redis, api, one
-# worker, release builds, free ports).
-# Results: stress/reports/bench.jsonl (one JSON line per model) and the printed table.
-# Options: BENCH_MODELS="resnet50-synthetic efficientnet-lite0" BENCH_JOBS=100 BENCH_CLIENTS=4
+# Benchmarks (`make bench`): one run on this machine writes stress/reports/bench-<date>.md and a
+# PNG chart beside it (throughput and p50/p99 against clients), from the JSON lines it appends to
+# stress/reports/bench.jsonl (stress/bench_report.py):
+#   - preprocessing per image (640x480, 4000x3000 and 4240x2832 JPEG, a large PNG): the plain
+#     `image` decode + resize against the worker's path, on one thread (`worker bench
+#     --preprocess-only`);
+#   - per model (fp32 and int8 synthetic ResNet-50 graphs by default), a private stack (`xtask
+#     stack`: Redis, api, release builds, free ports) with one default worker, then with two:
+#     raw ONNX Runtime session.run at batch 1 with the worker's settings, and unique uploads (a
+#     JPEG comment per request defeats the result cache) at 1, 4, 16 and 64 clients for
+#     BENCH_SECONDS each.
+# Options: BENCH_SECONDS=20 (3 for a quick check), BENCH_MODELS="resnet50-synthetic
+# resnet50-synthetic-int8", BENCH_CLIENTS_LIST="1 4 16 64", BENCH_ITERATIONS=100,
+# BENCH_TWO_WORKERS=1 (0: skip the two-worker stacks).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-jobs="${BENCH_JOBS:-100}"
+secs="${BENCH_SECONDS:-20}"
+jsonl="$repo/stress/reports/bench.jsonl"
 
 # Inside a stack (xtask runs this script again with --measure MODEL and STACK_* set).
 if [ "${1:-}" = --measure ]; then
   model="$2"
-  pid_of() { local kv; for kv in $STACK_PIDS; do [ "${kv%%=*}" = "$1" ] && echo "${kv#*=}"; done; }
-  # CPU time (ms) a process has used so far: utime + stime from /proc/PID/stat.
-  cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
-  names=(api worker-1 redis)
-  declare -A before
-  for n in "${names[@]}"; do before[$n]="$(cpu_ms "$(pid_of "$n")")"; done
-  echo "== $model"
-  "${BIN_DIR:-target/release}/worker" bench --model "$model" --api-url "$STACK_API_URL" \
-    --jobs "$jobs" --clients "${BENCH_CLIENTS:-4}" --iterations "${BENCH_ITERATIONS:-100}" \
-    --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$repo/stress/reports/bench.jsonl"
-  # Where the end-to-end CPU went (the raw phase runs in the bench process, not in these).
-  printf 'CPU per end-to-end image:'
-  for n in "${names[@]}"; do
-    printf ' %s %.1f ms' "${n%-1}" "$(awk -v a="$(cpu_ms "$(pid_of "$n")")" -v b="${before[$n]}" -v n="$jobs" 'BEGIN { print (a - b) / (n + 1) }')"
+  echo "== $model, ${BENCH_SETUP:-}"
+  for c in ${BENCH_CLIENTS_LIST:-1 4 16 64}; do
+    "${BIN_DIR:-target/release}/worker" bench --model "$model" --api-url "$STACK_API_URL" \
+      --jobs 1000000 --duration-secs "$secs" --clients "$c" --iterations "${BENCH_ITERATIONS:-100}" \
+      --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
   done
-  echo
   exit 0
 fi
 
@@ -39,9 +37,21 @@ scripts/install-ort.sh >/dev/null
 models_dir="${BENCH_MODELS_DIR:-$repo/../shared/models}"
 [ -d "$models_dir" ] || models_dir="${MODELS_DIR:-$repo/models}"
 cargo build --release -p api -p worker -p xtask
+export BENCH_RUN="${BENCH_RUN:-$(date -u +%Y%m%d-%H%M%S)}"
 
-for model in ${BENCH_MODELS:-resnet50-synthetic efficientnet-lite0}; do
-  target/release/xtask stack --profile release --workers 1 --models "$model" --default-model "$model" \
-    --models-dir "$models_dir" --env RUST_LOG=warn --env ALLOW_BENCHMARK_MODELS=true --env UPLOAD_RATE_PER_ADDRESS=off \
-    --env UPLOAD_RATE_PER_USER=off -- "$0" --measure "$model"
+echo "== preprocessing (one thread)"
+target/release/worker bench --preprocess-only --model efficientnet-lite0 --seconds "$secs" \
+  --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
+
+workers_list="1"
+[ "${BENCH_TWO_WORKERS:-1}" = 1 ] && workers_list="1 2"
+for model in ${BENCH_MODELS:-resnet50-synthetic resnet50-synthetic-int8}; do
+  for n in $workers_list; do
+    BENCH_SETUP="$n worker(s), default settings" target/release/xtask stack --profile release \
+      --workers "$n" --models "$model" --default-model "$model" \
+      --models-dir "$models_dir" --env RUST_LOG=warn --env ALLOW_BENCHMARK_MODELS=true --env UPLOAD_RATE_PER_ADDRESS=off \
+      --env UPLOAD_RATE_PER_USER=off -- "$0" --measure "$model"
+  done
 done
+
+.venv/bin/python stress/bench_report.py "$BENCH_RUN" "$jsonl"

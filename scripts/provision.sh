@@ -10,6 +10,7 @@
 #     python3-venv   the checkout's .venv (Python tools: deployment checks, Locust, schemathesis)
 #     docker-compose make docker-check validates docker-compose.yml with it (no Docker engine)
 #     git            cargo-deny reads the vendored advisory database as a git repository
+#     libturbojpeg0-dev, pkg-config   the worker's reduced-scale JPEG decode (turbojpeg crate)
 #     iproute2       `ip netns` for the network-namespace test (tests/tests/netns.rs)
 #     chromium, nodejs, npm   the browser tests (skipped with SKIP_BROWSER=1)
 #   PostgreSQL: a cluster this script installs gets trust auth for 127.0.0.1 / ::1 (as on CI)
@@ -54,6 +55,8 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
 command -v git >/dev/null 2>&1 || packages+=(git)
+[ -e /usr/include/turbojpeg.h ] || packages+=(libturbojpeg0-dev)
+command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || packages+=(iproute2)
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
     [ -x /usr/bin/chromium ] || packages+=(chromium)

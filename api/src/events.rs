@@ -145,11 +145,6 @@ async fn persist(state: &AppState, f: &FinishedJob) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     metrics::counter!(prom::JOBS_FINISHED, "outcome" => f.status.as_str()).increment(1);
-    if let Some(r) = &f.result {
-        metrics::histogram!(prom::INFERENCE_SECONDS, "model" => model_label(state, &r.model))
-            .record(r.elapsed_ms / 1e3);
-        metrics::histogram!(prom::INFERENCE_BATCH_SIZE).record(1.0);
-    }
     if !recorded {
         info!(job = %f.job_id, "finished job has no history row (owner deleted); skipped");
     }

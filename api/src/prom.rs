@@ -27,10 +27,6 @@ pub const JOBS_CACHE_HITS: &str = "jobs_cache_hits_total";
 pub const JOBS_FINISHED: &str = "jobs_finished_total";
 /// Uploads refused before queueing, by reason.
 pub const UPLOADS_REJECTED: &str = "uploads_rejected_total";
-/// Worker time per job (decode, preprocessing, inference), by model.
-pub const INFERENCE_SECONDS: &str = "inference_seconds";
-/// Images per inference call.
-pub const INFERENCE_BATCH_SIZE: &str = "inference_batch_size";
 /// Time a job waited in its queue: from being accepted to a worker starting it, by model.
 pub const QUEUE_WAIT: &str = "job_queue_wait_seconds";
 /// Time from a job being accepted to its result, by model.
@@ -48,8 +44,6 @@ pub const NAMES: &[&str] = &[
     JOBS_CACHE_HITS,
     JOBS_FINISHED,
     UPLOADS_REJECTED,
-    INFERENCE_SECONDS,
-    INFERENCE_BATCH_SIZE,
     QUEUE_WAIT,
     JOB_TURNAROUND,
     QUEUE_DEPTH,
@@ -60,16 +54,10 @@ pub const NAMES: &[&str] = &[
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
-/// Worker time buckets (seconds).
-pub const INFERENCE_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 /// Queue wait and turnaround buckets (seconds): up to minutes under a backlog.
 pub const QUEUE_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
-/// Batch size buckets (images).
-pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in a process):
 /// histograms with explicit buckets, HELP text for every metric.
@@ -103,10 +91,8 @@ fn process_collector() -> &'static metrics_process::Collector {
 fn builder() -> PrometheusBuilder {
     let buckets = [
         (HTTP_DURATION, LATENCY_BUCKETS),
-        (INFERENCE_SECONDS, INFERENCE_BUCKETS),
         (QUEUE_WAIT, QUEUE_BUCKETS),
         (JOB_TURNAROUND, QUEUE_BUCKETS),
-        (INFERENCE_BATCH_SIZE, BATCH_BUCKETS),
     ];
     let mut b = PrometheusBuilder::new()
         .set_buckets(LATENCY_BUCKETS)
@@ -144,16 +130,6 @@ fn describe() {
     describe_counter!(
         UPLOADS_REJECTED,
         "Uploads refused before queueing, by reason (queue_full)."
-    );
-    describe_histogram!(
-        INFERENCE_SECONDS,
-        Unit::Seconds,
-        "Worker time per job (decode, preprocessing, inference), by model."
-    );
-    describe_histogram!(
-        INFERENCE_BATCH_SIZE,
-        Unit::Count,
-        "Images per inference call."
     );
     describe_histogram!(
         QUEUE_WAIT,
@@ -343,7 +319,16 @@ mod tests {
                     .iter()
                     .find_map(|s| token.strip_suffix(s))
                     .unwrap_or(token);
+                // The workers' own /metrics (worker/src/metrics.rs, WORKER_METRICS_BIND).
+                let worker = [
+                    "worker_queue_wait_seconds",
+                    "worker_decode_seconds",
+                    "worker_preprocess_seconds",
+                    "worker_inference_seconds",
+                    "worker_batch_size",
+                ];
                 let known = NAMES.contains(&base)
+                    || worker.contains(&base)
                     || ["process_resident_memory_bytes", "process_cpu_seconds_total"]
                         .contains(&base);
                 assert!(
@@ -353,7 +338,7 @@ mod tests {
                 used.insert(base.to_owned());
             }
         }
-        for name in NAMES.iter().filter(|n| **n != INFERENCE_BATCH_SIZE) {
+        for name in NAMES {
             assert!(used.contains(*name), "the dashboard does not show {name}");
         }
         assert!(text.contains("histogram_quantile(0.99, sum by (le, route) (rate(http_request_duration_seconds_bucket"));

@@ -1,8 +1,9 @@
 //! The worker's path from upload bytes to model input (`worker::preprocess`): inspect + decode
 //! with the worker's default decode limits, then resize/crop/normalize into the registry's
-//! tensor and make the history thumbnail. Any bytes give an image error or a tensor of the
-//! model's exact shape with finite values, never a panic; libFuzzer's `-rss_limit_mb` and
-//! `-malloc_limit_mb` catch a decode that outgrows its budget.
+//! tensor and make the history thumbnail; the worker's reduced-scale JPEG path (`decode_for`,
+//! libjpeg-turbo) too. Any bytes give an image error or a tensor of the model's exact shape
+//! with finite values, never a panic; libFuzzer's `-rss_limit_mb` and `-malloc_limit_mb` catch a
+//! decode that outgrows its budget.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -10,7 +11,7 @@ use std::sync::OnceLock;
 use fast_image_resize::Resizer;
 use libfuzzer_sys::fuzz_target;
 use shared::ModelSpec;
-use worker::preprocess::{decode, thumbnail, to_tensor, DecodeLimits};
+use worker::preprocess::{decode, decode_for, thumbnail, to_tensor, DecodeLimits};
 
 /// The EfficientNet-Lite0 entry of the repository's registry (224x224, its own mean/std).
 fn spec() -> &'static ModelSpec {
@@ -24,6 +25,11 @@ fn spec() -> &'static ModelSpec {
 
 fuzz_target!(|data: &[u8]| {
     let limits = DecodeLimits::default();
+    // The worker's path (a large JPEG through libjpeg-turbo at reduced scale): within limits.
+    if let Ok(small) = decode_for(data, limits, spec().resize) {
+        let (w, h) = small.dimensions();
+        assert!(u64::from(w) * u64::from(h) <= limits.max_pixels);
+    }
     let Ok(img) = decode(data, limits) else {
         return;
     };

@@ -35,12 +35,30 @@ pub struct BenchArgs {
     /// End-to-end jobs.
     #[arg(long, default_value_t = 100)]
     pub jobs: usize,
+    /// Run id recorded with every JSON line (`make bench` groups one run's lines by it).
+    #[arg(long, env = "BENCH_RUN")]
+    pub run_id: Option<String>,
+    /// What was measured, recorded with the line (e.g. "1 worker", "2 workers").
+    #[arg(long, env = "BENCH_SETUP")]
+    pub setup: Option<String>,
+    /// Stop issuing end-to-end jobs after this many seconds (then `--jobs` is only a cap).
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
     /// Concurrent HTTP clients in the end-to-end phase.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
     /// Where the JSON line of results is appended.
     #[arg(long, default_value = "stress/reports/bench.jsonl")]
     pub report: PathBuf,
+    /// Only the preprocessing comparison (no model, no API): photos of 640x480, 4000x3000 and
+    /// 4240x2832 (JPEG) and a large PNG, made from `--image`, each to the model's input tensor
+    /// on this one thread by the plain path (`image` decode at full size + resize) and by the
+    /// worker's (reduced-scale JPEG decode + SIMD resize into a reused tensor).
+    #[arg(long)]
+    pub preprocess_only: bool,
+    /// Seconds of measurement per image and path in `--preprocess-only`.
+    #[arg(long, env = "BENCH_SECONDS", default_value_t = 3.0)]
+    pub seconds: f64,
 }
 
 /// Runs the benchmark.
@@ -48,6 +66,21 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
     cfg.models = vec![args.model.clone()];
     let bytes = std::fs::read(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
+    if args.preprocess_only {
+        let registry = cfg.common.registry()?;
+        let spec = registry.get(&args.model)?.clone();
+        let seconds = args.seconds;
+        let rows =
+            tokio::task::spawn_blocking(move || preprocess_bench(&bytes, &spec, seconds)).await??;
+        println!("{}", preprocess_markdown(&rows));
+        return append_record(
+            &args.report,
+            &json!({
+                "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
+                "kind": "preprocess", "model": args.model, "rows": rows, "run": args.run_id,
+            }),
+        );
+    }
     let threads = cfg.threads();
     let iterations = args.iterations.max(1);
     let (raw_ips, preprocess_ms, model_name) = {
@@ -58,7 +91,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
             let model = models.into_values().next().context("model not loaded")?;
             let mut resizer = Resizer::new();
             let t = Instant::now();
-            let img = preprocess::decode(&bytes, DecodeLimits::default())?;
+            let img = preprocess::decode_for(&bytes, DecodeLimits::default(), model.spec.resize)?;
             let tensor = preprocess::to_tensor(&img, &model.spec, &mut resizer);
             let preprocess_ms = t.elapsed().as_secs_f64() * 1e3;
             for _ in 0..5 {
@@ -85,11 +118,12 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
     let mut record = json!({
         "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
         "model": model_name, "threads": threads, "raw_img_per_s": raw_ips,
-        "preprocess_ms": preprocess_ms,
+        "preprocess_ms": preprocess_ms, "run": args.run_id, "setup": args.setup,
+        "kind": "e2e",
     });
     if let Some(api) = &args.api_url {
-        let (e2e_ips, p50, p95) = end_to_end(api, &args, &bytes).await?;
-        println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, {} clients)", args.clients);
+        let (e2e_ips, p50, p95, p99, done) = end_to_end(api, &args, &bytes).await?;
+        println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms, {} clients, {done} jobs)", args.clients);
         println!(
             "ratio (b)/(a):                        {:8.2}",
             e2e_ips / raw_ips
@@ -98,25 +132,161 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         record["ratio"] = json!(e2e_ips / raw_ips);
         record["e2e_p50_ms"] = json!(p50);
         record["e2e_p95_ms"] = json!(p95);
-        record["jobs"] = json!(args.jobs);
+        record["e2e_p99_ms"] = json!(p99);
+        record["jobs"] = json!(done);
         record["clients"] = json!(args.clients);
     }
-    if let Some(dir) = args.report.parent() {
+    append_record(&args.report, &record)
+}
+
+fn append_record(report: &std::path::Path, record: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(dir) = report.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&args.report)?;
+        .open(report)?;
     writeln!(f, "{record}")?;
-    println!("report appended to {}", args.report.display());
+    println!("report appended to {}", report.display());
     Ok(())
+}
+
+/// One image of the preprocessing comparison: median milliseconds from bytes to input tensor.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreprocessRow {
+    pub image: String,
+    pub bytes: usize,
+    pub plain_ms: f64,
+    pub fast_ms: f64,
+    /// 1/N of the DCT-scaled decode on the fast path (1: full size).
+    pub jpeg_scale: u32,
+}
+
+/// Test photos of realistic size and entropy made from `seed` (an upload-sized photo): the
+/// photo stretched to each size with a little deterministic grain, so a JPEG of it costs about
+/// what a camera's does to decode.
+fn synthetic(seed: &image::RgbImage, w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
+    use fast_image_resize::images::{Image, ImageRef};
+    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions};
+    let src = ImageRef::new(seed.width(), seed.height(), seed.as_raw(), PixelType::U8x3)
+        .expect("buffer matches size");
+    let mut dst = Image::new(w, h, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
+        )
+        .expect("same pixel type");
+    let mut px = dst.into_vec();
+    let mut x: u32 = 0x9E37_79B9;
+    for v in &mut px {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *v = v.saturating_add((x % 9) as u8).saturating_sub(4);
+    }
+    let img = image::RgbImage::from_raw(w, h, px).expect("buffer matches size");
+    let mut out = std::io::Cursor::new(Vec::new());
+    if format == image::ImageFormat::Jpeg {
+        let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+        img.write_with_encoder(enc).expect("encodes");
+    } else {
+        img.write_to(&mut out, format).expect("encodes");
+    }
+    out.into_inner()
+}
+
+/// Median milliseconds of `f` over about `seconds` (at least 3 runs, after one warm-up).
+fn median_ms(seconds: f64, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || (start.elapsed().as_secs_f64() < seconds && times.len() < 1000) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// The preprocessing comparison on this thread (one core), see [`BenchArgs::preprocess_only`].
+pub fn preprocess_bench(
+    seed: &[u8],
+    spec: &shared::ModelSpec,
+    seconds: f64,
+) -> anyhow::Result<Vec<PreprocessRow>> {
+    use image::ImageFormat::{Jpeg, Png};
+    let limits = DecodeLimits::default();
+    let seed = preprocess::decode(seed, limits)?;
+    let cases = [
+        ("640x480 JPEG", 640, 480, Jpeg),
+        ("4000x3000 JPEG (12 MP)", 4000, 3000, Jpeg),
+        ("4240x2832 JPEG (12 MP, 3:2)", 4240, 2832, Jpeg),
+        ("2400x1800 PNG", 2400, 1800, Png),
+    ];
+    let side = spec.input_size as usize;
+    let mut tensor = vec![0f32; 3 * side * side];
+    let mut resizer = Resizer::new();
+    let mut rows = Vec::new();
+    for (name, w, h, format) in cases {
+        let bytes = synthetic(&seed, w, h, format);
+        let plain_ms = median_ms(seconds, || {
+            let img = preprocess::decode(&bytes, limits)?;
+            std::hint::black_box(preprocess::to_tensor(&img, spec, &mut resizer));
+            Ok(())
+        })?;
+        let fast_ms = median_ms(seconds, || {
+            let img = preprocess::decode_for(&bytes, limits, spec.resize)?;
+            preprocess::to_tensor_into(&img, spec, &mut resizer, &mut tensor);
+            std::hint::black_box(&tensor);
+            Ok(())
+        })?;
+        let jpeg_scale = if format == Jpeg {
+            preprocess::jpeg_scale(w, h, spec.resize).unwrap_or(1)
+        } else {
+            1
+        };
+        rows.push(PreprocessRow {
+            image: name.to_owned(),
+            bytes: bytes.len(),
+            plain_ms,
+            fast_ms,
+            jpeg_scale,
+        });
+    }
+    Ok(rows)
+}
+
+/// The comparison as a Markdown table.
+pub fn preprocess_markdown(rows: &[PreprocessRow]) -> String {
+    let mut out = String::from(
+        "| image | file | plain decode + resize | worker path | speed-up | JPEG decoded at |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1}x | 1/{} |\n",
+            r.image,
+            r.bytes as f64 / 1e6,
+            r.plain_ms,
+            r.fast_ms,
+            r.plain_ms / r.fast_ms,
+            r.jpeg_scale
+        ));
+    }
+    out
 }
 
 /// Registers a throwaway user (the API requires one), then pushes `jobs` distinct uploads of the
 /// image (a unique JPEG comment defeats the result cache) through
 /// `POST /predictions` + `GET ?wait=`.
-async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<(f64, f64, f64)> {
+async fn end_to_end(
+    api: &str,
+    args: &BenchArgs,
+    bytes: &[u8],
+) -> anyhow::Result<(f64, f64, f64, f64, usize)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
@@ -133,6 +303,9 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
     .await;
     warm.context("warm-up job failed")?;
     let started = Instant::now();
+    let deadline = args
+        .duration_secs
+        .map(|s| started + Duration::from_secs_f64(s.max(0.1)));
     let mut tasks = Vec::new();
     for _ in 0..args.clients.max(1) {
         let (http, api, token, model, next, bytes) = (
@@ -148,7 +321,7 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= jobs {
+                if i >= jobs || deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok::<_, anyhow::Error>(lat);
                 }
                 let t = Instant::now();
@@ -161,14 +334,14 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
     for t in tasks {
         lat.extend(t.await??);
     }
-    let ips = args.jobs as f64 / started.elapsed().as_secs_f64();
+    let ips = lat.len() as f64 / started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p) as usize)
             .copied()
             .unwrap_or(0.0)
     };
-    Ok((ips, pct(0.5), pct(0.95)))
+    Ok((ips, pct(0.5), pct(0.95), pct(0.99), lat.len()))
 }
 
 fn unique(bytes: &[u8], run: u64, i: usize) -> Vec<u8> {

@@ -62,6 +62,10 @@ pub struct WorkerConfig {
     /// Worker id in heartbeats and as the Redis consumer name (default: host-pid-random).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
+    /// Serve Prometheus `GET /metrics` (queue wait, decode, preprocess, inference, batch size
+    /// histograms per model) on this address, e.g. 0.0.0.0:9100. Off when unset.
+    #[arg(long, env = "WORKER_METRICS_BIND")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// Jobs in hand at once: while one runs on the session, the next is fetched and decoded.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,

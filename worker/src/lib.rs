@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod dead;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod models_cmd;
 pub mod preprocess;
@@ -123,6 +124,10 @@ pub async fn serve(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .context("model loading panicked")??;
     let id = cfg.worker_id.clone().unwrap_or_else(default_worker_id);
+    if let Some(bind) = cfg.metrics_bind {
+        let (addr, _) = metrics::serve(bind, shutdown.clone()).await?;
+        info!(%addr, "metrics at http://{addr}/metrics");
+    }
     let worker = Worker {
         cfg,
         id,
@@ -333,6 +338,7 @@ impl Worker {
                 Started::Gone => return Ok(Handled::Skipped),
                 Started::Attempt(n) => n,
             };
+            metrics::queue_wait(&job.model, job.enqueued_ms);
             let max = self.cfg.max_attempts.max(1);
             if attempt > max {
                 let last = queue

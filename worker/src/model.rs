@@ -88,9 +88,15 @@ pub trait Classifier: Send + Sync + 'static {
 impl Classifier for Model {
     fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification {
         let start = Instant::now();
-        let img = preprocess::decode(upload.bytes, upload.limits)?;
+        let img = preprocess::decode_for(upload.bytes, upload.limits, self.spec.resize)?;
+        crate::metrics::stage(crate::metrics::DECODE, &self.name, start.elapsed());
+        let t = Instant::now();
         let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
+        crate::metrics::stage(crate::metrics::PREPROCESS, &self.name, t.elapsed());
+        let t = Instant::now();
         let raw = self.infer(&tensor)?;
+        crate::metrics::stage(crate::metrics::INFERENCE, &self.name, t.elapsed());
+        crate::metrics::batch(&self.name, 1);
         let predictions = self.top_k(&raw, upload.top_k);
         let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
         Ok(Classified {

@@ -1,0 +1,128 @@
+//! Preprocessing fidelity: every test photo through the worker's real classify path (the
+//! reduced-scale JPEG decode where it applies, SIMD resize, the tensor) and EfficientNet-Lite0
+//! in ONNX Runtime must give the same top-1 as the Pillow/torchvision reference pipeline and
+//! every reference top-5 score within 0.03. The reference is checked in
+//! (tests/fixtures/photos/reference.json, written by scripts/fidelity-reference.py).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use fast_image_resize::Resizer;
+use worker::config::Cli;
+use worker::model::{Classifier as _, Upload};
+use worker::preprocess::{self, DecodeLimits};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[derive(serde::Deserialize)]
+struct Ref {
+    class_id: usize,
+    score: f32,
+}
+
+fn photo_path(key: &str) -> PathBuf {
+    if key.starts_with("shared/") {
+        repo().join("..").join(key)
+    } else {
+        repo().join("tests/fixtures/photos").join(key)
+    }
+}
+
+#[test]
+fn every_photo_matches_the_pillow_reference() {
+    let reference: BTreeMap<String, Vec<Ref>> = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/photos/reference.json"))
+            .expect("reference.json"),
+    )
+    .expect("reference parses");
+    assert!(reference.len() >= 4, "grace_hopper.jpg and the fixtures");
+    let models_dir = repo().join("../shared/models");
+    let cli = <Cli as clap::Parser>::parse_from([
+        "worker",
+        "--models",
+        "efficientnet-lite0",
+        "--models-dir",
+        models_dir.to_str().expect("utf-8 path"),
+        "--model-registry",
+        repo()
+            .join("models/registry.toml")
+            .to_str()
+            .expect("utf-8 path"),
+    ]);
+    let (_, models) = worker::load_models(&cli.config).expect("model loads");
+    let model = &models["efficientnet-lite0"];
+    let mut resizer = Resizer::new();
+    let mut scaled = 0;
+    for (key, want) in &reference {
+        let bytes = std::fs::read(photo_path(key)).expect("photo");
+        let info = preprocess::inspect(&bytes, DecodeLimits::default()).expect("inspects");
+        if info.format == image::ImageFormat::Jpeg
+            && preprocess::jpeg_scale(info.width, info.height, model.spec.resize).is_some()
+        {
+            scaled += 1;
+        }
+        let out = model
+            .classify(
+                Upload {
+                    bytes: &bytes,
+                    top_k: 1000,
+                    limits: DecodeLimits::default(),
+                },
+                &mut resizer,
+            )
+            .expect("classifies");
+        let preds = &out.result.predictions;
+        let worst = want
+            .iter()
+            .filter_map(|r| {
+                preds
+                    .iter()
+                    .find(|p| p.class_id == r.class_id)
+                    .map(|p| (p.score - r.score).abs())
+            })
+            .fold(0f32, f32::max);
+        println!(
+            "{key}: top-1 {} ({:.4}), largest score difference {worst:.4}",
+            preds[0].class_id, preds[0].score
+        );
+        assert_eq!(preds[0].class_id, want[0].class_id, "{key}: top-1");
+        for r in want {
+            let got = preds
+                .iter()
+                .find(|p| p.class_id == r.class_id)
+                .expect("every class scored");
+            assert!(
+                (got.score - r.score).abs() <= 0.03,
+                "{key}: class {} scores {} (reference {})",
+                r.class_id,
+                got.score,
+                r.score
+            );
+        }
+    }
+    assert!(scaled >= 2, "the reduced-scale JPEG path is exercised");
+}
+
+#[test]
+fn reduced_scale_decode_keeps_orientation_and_geometry() {
+    let limits = DecodeLimits::default();
+    for (name, denom, upright) in [
+        ("grace_hopper_2100.jpg", 4, true),
+        ("grace_hopper_1100_exif6.jpg", 2, true),
+    ] {
+        let bytes = std::fs::read(repo().join("tests/fixtures/photos").join(name)).expect("photo");
+        let full = preprocess::decode(&bytes, limits).expect("full decode");
+        let small = preprocess::decode_for(&bytes, limits, 256).expect("scaled decode");
+        let (fw, fh) = full.dimensions();
+        let (sw, sh) = small.dimensions();
+        assert_eq!((sw, sh), (fw.div_ceil(denom), fh.div_ceil(denom)), "{name}");
+        assert_eq!(fw < fh, upright, "{name}: portrait after EXIF orientation");
+        assert!(sw.min(sh) >= 512, "{name}: still twice the resize target");
+    }
+    // Under four times the target: decoded at full size.
+    let bytes = std::fs::read(repo().join("../shared/testdata/grace_hopper.jpg")).expect("photo");
+    let img = preprocess::decode_for(&bytes, limits, 256).expect("decodes");
+    assert_eq!(img.dimensions(), (512, 600));
+}
