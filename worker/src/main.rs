@@ -16,5 +16,10 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Models(cmd)) => worker::models_cmd::run(&cli.config, cmd).await,
         Some(Command::Health(args)) => worker::health::run(&cli.config, &args).await,
     };
-    shared::telemetry::exit_code("worker", result)
+    let code = shared::telemetry::exit_code("worker", result);
+    if code != std::process::ExitCode::SUCCESS {
+        // Leave at once: a wedged inference thread would keep the runtime's shutdown waiting.
+        std::process::exit(1);
+    }
+    code
 }
