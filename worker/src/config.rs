@@ -240,7 +240,7 @@ mod tests {
         assert!(c.spin());
         assert_eq!(c.layout().narrow, 2);
         assert_eq!(c.capacity(2), 3);
-        assert_eq!(cfg(&["--worker-sessions", "0"]).layout().narrow, 0);
+        assert_eq!(cfg(&["--sessions", "0"]).layout().narrow, 0);
         assert_eq!(cfg(&["--concurrency", "5"]).capacity(2), 5);
         for bad in ["0", "-1", "many", "inf", "NaN"] {
             assert!(

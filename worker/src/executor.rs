@@ -384,7 +384,12 @@ mod tests {
 
     #[test]
     fn the_permit_count_changes_at_run_time() {
-        let e = exec(2, true, 1);
+        let e = Arc::new(Executor::new(
+            vec![Fake { name: "n0" }, Fake { name: "n1" }],
+            Some(Fake { name: "wide" }),
+            2,
+            1,
+        ));
         // One permit: the 2-thread wide session is not used (it would oversubscribe).
         let _h = e.hold();
         assert!(e.run(Choice::Auto, |s| s.name).unwrap().starts_with('n'));

@@ -22,7 +22,7 @@ pub mod preprocess;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -161,7 +161,6 @@ impl Worker {
             owned = budget.owned, "worker ready");
         // Consuming stops at shutdown or when a model has no session left.
         let stop = shutdown.child_token();
-        let fatal = Arc::new(Mutex::new(None::<String>));
         // Own connections: the reader's blocking XREADGROUP would stall a shared one.
         let beat_queue = this.own_connection(&queue).await;
         let heartbeat = tokio::spawn(heartbeat_loop(
@@ -169,7 +168,6 @@ impl Worker {
             beat_queue,
             budget,
             stop.clone(),
-            fatal.clone(),
         ));
         let work = this.own_connection(&queue).await;
         this.consume(&mut queue, work, &stop).await;
@@ -180,14 +178,24 @@ impl Worker {
             warn!(error = %e, "could not remove the heartbeat");
         }
         info!(worker = %this.id, "worker stopped");
-        let reason = fatal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        match reason {
-            Some(why) => Err(anyhow::anyhow!(why)),
-            None => Ok(()),
+        let dead = this.models_without_sessions();
+        if dead.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "no working inference session left for model {}: exiting so the supervisor restarts the worker",
+                dead.join(", ")
+            ))
         }
+    }
+
+    /// Served models whose every session was retired.
+    fn models_without_sessions(&self) -> Vec<String> {
+        self.model_names
+            .iter()
+            .filter(|n| self.models.get(*n).is_some_and(|m| m.sessions().healthy == 0))
+            .cloned()
+            .collect()
     }
 
     /// A copy of `queue` on a connection of its own (the shared one if connecting fails).
@@ -225,6 +233,10 @@ impl Worker {
         let mut tasks = JoinSet::new();
         while !stop.is_cancelled() {
             while tasks.try_join_next().is_some() {}
+            if !self.models_without_sessions().is_empty() {
+                stop.cancel();
+                break;
+            }
             let free = self.capacity().saturating_sub(tasks.len());
             if free == 0 {
                 tokio::select! {
@@ -388,6 +400,15 @@ impl Worker {
         };
         let span = tracing::info_span!("job", job = %job.job_id, model = %job.model);
         async move {
+            if self
+                .models
+                .get(&job.model)
+                .is_some_and(|m| m.sessions().healthy == 0)
+            {
+                // Left pending without an attempt: handed back as the worker exits.
+                warn!("no working session left for this model; the job is left for another worker");
+                return Ok(Handled::Skipped);
+            }
             let attempt = match queue.start(&d, &job.job_id).await? {
                 Started::Gone => return Ok(Handled::Skipped),
                 Started::Attempt(n) => n,
@@ -692,7 +713,6 @@ async fn heartbeat_loop(
     mut queue: Consumer,
     budget: config::CpuBudget,
     stop: CancellationToken,
-    fatal: Arc<Mutex<Option<String>>>,
 ) {
     let every = worker.cfg.heartbeat_interval.max(Duration::from_millis(100));
     let ttl = (every.as_secs() * 3).max(3);
@@ -754,12 +774,7 @@ async fn heartbeat_loop(
             warn!(error = %e, "heartbeat failed");
         }
         if !dead.is_empty() {
-            let why = format!(
-                "no working inference session left for model {}: exiting so the supervisor restarts the worker",
-                dead.join(", ")
-            );
-            error!("{why}");
-            *fatal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+            error!(models = ?dead, "no working inference session left; stopping the worker");
             stop.cancel();
             return;
         }
