@@ -24,6 +24,9 @@ pub enum Command {
     Run,
     /// Measure raw session throughput and, with --api-url, end-to-end throughput.
     Bench(crate::bench::BenchArgs),
+    /// Measure the engine layouts (all-cores session, pool of one-thread sessions) and the
+    /// executor's automatic choice, in one run.
+    BenchExecutor(crate::exec_bench::ExecBenchArgs),
     /// List dead-lettered jobs.
     DeadList,
     /// Put a dead-lettered job back in its queue with a fresh attempt count.

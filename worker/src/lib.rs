@@ -14,6 +14,7 @@ pub mod bench;
 pub mod budget;
 pub mod config;
 pub mod dead;
+pub mod exec_bench;
 pub mod executor;
 pub mod health;
 pub mod model;
