@@ -79,7 +79,11 @@ mod tests {
     fn sharing_workers_divide_the_machine_and_owned_budgets_are_set_aside() {
         let me = w("a", "m1", 8, false);
         assert_eq!(share(8, &me, &[]), 8, "alone");
-        assert_eq!(share(8, &me, std::slice::from_ref(&me)), 8, "itself counts once");
+        assert_eq!(
+            share(8, &me, std::slice::from_ref(&me)),
+            8,
+            "itself counts once"
+        );
         let two = [me.clone(), w("b", "m1", 8, false)];
         assert_eq!(share(8, &me, &two), 4);
         let three = [me.clone(), w("b", "m1", 4, false), w("c", "m1", 4, false)];
@@ -92,7 +96,9 @@ mod tests {
         ];
         assert_eq!(share(8, &me, &mixed), 2, "(8 - 3) / 2");
         // Never below one CPU.
-        let crowd: Vec<_> = (0..5).map(|i| w(&format!("x{i}"), "m1", 1, false)).collect();
+        let crowd: Vec<_> = (0..5)
+            .map(|i| w(&format!("x{i}"), "m1", 1, false))
+            .collect();
         assert_eq!(share(2, &me, &crowd), 1);
         assert_eq!(share(2, &me, &[w("big", "m1", 4, true)]), 1);
     }

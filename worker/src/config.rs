@@ -239,7 +239,13 @@ mod tests {
         assert_eq!(cfg(&["--cpus", "2", "--intra-threads", "3"]).threads(), 3);
         // A given budget is owned: the wide session spins, the pool has one session per CPU.
         let c = cfg(&["--cpus", "1.5"]);
-        assert_eq!(c.budget(), CpuBudget { permits: 2, owned: true });
+        assert_eq!(
+            c.budget(),
+            CpuBudget {
+                permits: 2,
+                owned: true
+            }
+        );
         assert!(c.spin());
         assert_eq!(c.layout().narrow, 2);
         assert_eq!(c.capacity(2), 3);

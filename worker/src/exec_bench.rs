@@ -100,7 +100,10 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
         let mut rows = Vec::new();
         if layout.wide_threads > 1 || layout.narrow == 0 {
             let p = measure(&model, &tensor, Choice::Wide, 1, secs);
-            rows.push((format!("1 session x {} threads, batch 1", layout.wide_threads), p));
+            rows.push((
+                format!("1 session x {} threads, batch 1", layout.wide_threads),
+                p,
+            ));
         }
         if layout.narrow > 0 {
             let p = measure(&model, &tensor, Choice::Narrow, layout.narrow, secs);

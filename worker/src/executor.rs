@@ -350,7 +350,13 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(e.counts(), SessionCounts { healthy: 3, retired: 0 });
+        assert_eq!(
+            e.counts(),
+            SessionCounts {
+                healthy: 3,
+                retired: 0
+            }
+        );
     }
 
     #[test]
@@ -410,7 +416,10 @@ mod tests {
             e3.run(Choice::Narrow, |_| done_tx.send(()).unwrap())
                 .unwrap();
         });
-        assert!(done.recv_timeout(Duration::from_millis(100)).is_err(), "one permit, one run");
+        assert!(
+            done.recv_timeout(Duration::from_millis(100)).is_err(),
+            "one permit, one run"
+        );
         e.set_permits(2);
         done.recv_timeout(Duration::from_secs(5)).unwrap();
         go_tx.send(()).unwrap();
@@ -436,7 +445,13 @@ mod tests {
         assert_eq!(e.retire_stuck(Duration::from_secs(60)), 0, "not stuck yet");
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(e.retire_stuck(Duration::from_millis(20)), 1);
-        assert_eq!(e.counts(), SessionCounts { healthy: 1, retired: 1 });
+        assert_eq!(
+            e.counts(),
+            SessionCounts {
+                healthy: 1,
+                retired: 1
+            }
+        );
         // Its permits came back: the narrow session runs; the wide one is gone.
         assert_eq!(e.run(Choice::Auto, |s| s.name).unwrap(), "n0");
         assert_eq!(e.run(Choice::Wide, |s| s.name), Err(ExecError::Unavailable));
@@ -453,7 +468,13 @@ mod tests {
         started.recv().unwrap();
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(e.retire_stuck(Duration::from_millis(20)), 1);
-        assert_eq!(e.counts(), SessionCounts { healthy: 0, retired: 2 });
+        assert_eq!(
+            e.counts(),
+            SessionCounts {
+                healthy: 0,
+                retired: 2
+            }
+        );
         assert_eq!(e.run(Choice::Auto, |s| s.name), Err(ExecError::NoSession));
     }
 
@@ -464,7 +485,13 @@ mod tests {
         let r = std::thread::spawn(move || e2.run(Choice::Narrow, |_| panic!("boom"))).join();
         assert!(r.is_err());
         // The session went with the panic; the slot is retired, the permit is back.
-        assert_eq!(e.counts(), SessionCounts { healthy: 0, retired: 1 });
+        assert_eq!(
+            e.counts(),
+            SessionCounts {
+                healthy: 0,
+                retired: 1
+            }
+        );
         assert_eq!(e.lock().in_use, 0);
     }
 }

@@ -194,7 +194,11 @@ impl Worker {
     fn models_without_sessions(&self) -> Vec<String> {
         self.model_names
             .iter()
-            .filter(|n| self.models.get(*n).is_some_and(|m| m.sessions().healthy == 0))
+            .filter(|n| {
+                self.models
+                    .get(*n)
+                    .is_some_and(|m| m.sessions().healthy == 0)
+            })
             .cloned()
             .collect()
     }
@@ -224,7 +228,12 @@ impl Worker {
     /// capacity (one `XREADGROUP COUNT n`), runs each in a task of its own on `work`'s
     /// connection, and finishes outcomes that are ready together in one script call. Waits
     /// for the jobs in hand before returning.
-    async fn consume(self: &Arc<Self>, queue: &mut Consumer, work: Consumer, stop: &CancellationToken) {
+    async fn consume(
+        self: &Arc<Self>,
+        queue: &mut Consumer,
+        work: Consumer,
+        stop: &CancellationToken,
+    ) {
         let reclaim_every = (self.cfg.visibility_timeout / 2).max(Duration::from_secs(1));
         let mut next_reclaim = Instant::now();
         let mut failures = 0u32;
@@ -715,7 +724,10 @@ async fn heartbeat_loop(
     budget: config::CpuBudget,
     stop: CancellationToken,
 ) {
-    let every = worker.cfg.heartbeat_interval.max(Duration::from_millis(100));
+    let every = worker
+        .cfg
+        .heartbeat_interval
+        .max(Duration::from_millis(100));
     let ttl = (every.as_secs() * 3).max(3);
     let machine_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut info = worker.info();
@@ -756,7 +768,11 @@ async fn heartbeat_loop(
                 Ok(live) => {
                     let share = budget::share(machine_cpus, &info, &live);
                     if share != info.cpus as usize {
-                        info!(cpus = share, was = info.cpus, "this machine's CPUs re-divided among its workers");
+                        info!(
+                            cpus = share,
+                            was = info.cpus,
+                            "this machine's CPUs re-divided among its workers"
+                        );
                         info.cpus = share as u32;
                         stats.cpus.store(share, Ordering::Relaxed);
                         for m in worker.models.values() {

@@ -176,7 +176,14 @@ impl Model {
         let labels = registry.labels(name, models_dir, registry_dir)?;
         let wide = if layout.wide_threads > 1 || layout.narrow == 0 {
             let threads = layout.wide_threads.max(1);
-            Some(Self::session(env, &spec, name, &path, threads, layout.spin)?)
+            Some(Self::session(
+                env,
+                &spec,
+                name,
+                &path,
+                threads,
+                layout.spin,
+            )?)
         } else {
             None
         };
@@ -248,7 +255,10 @@ impl Model {
         let s = self.spec.input_size as usize;
         let input = TensorRef::from_array_view(([1usize, 3, s, s], tensor))
             .map_err(|e| ClassifyError::Inference(e.to_string()))?;
-        let (input_name, output_name) = (self.spec.input_name.as_str(), self.spec.output_name.as_str());
+        let (input_name, output_name) = (
+            self.spec.input_name.as_str(),
+            self.spec.output_name.as_str(),
+        );
         self.exec
             .run(choice, |session| {
                 let outputs = session

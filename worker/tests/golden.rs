@@ -82,7 +82,11 @@ fn parallel_pool_results_equal_single_session_results() {
     ]);
     let (_, models) = worker::load_models(&cli.config).expect("model loads");
     let model = models["efficientnet-lite0"].clone();
-    assert_eq!(model.session_counts().healthy, 3, "two one-thread sessions and a wide one");
+    assert_eq!(
+        model.session_counts().healthy,
+        3,
+        "two one-thread sessions and a wide one"
+    );
     let mut tensors = Vec::new();
     for entry in std::fs::read_dir(repo().join("../shared/testdata")).expect("testdata") {
         let path = entry.expect("entry").path();
@@ -116,7 +120,10 @@ fn parallel_pool_results_equal_single_session_results() {
                 s.spawn(move || model.infer_on(Choice::Narrow, t).expect("runs"))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("joins")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("joins"))
+            .collect()
     });
     for (i, (a, b)) in single.iter().zip(&parallel).enumerate() {
         assert_eq!(a.len(), b.len());

@@ -140,7 +140,9 @@ async fn enqueue(conn: &mut ConnectionManager, id: &str, bytes: &[u8]) {
         result: 60,
         image: 60,
     };
-    producer::enqueue(conn, &q, &rec, bytes, ttls).await.unwrap();
+    producer::enqueue(conn, &q, &rec, bytes, ttls)
+        .await
+        .unwrap();
 }
 
 async fn status(conn: &mut ConnectionManager, id: &str) -> Option<JobStatus> {
@@ -160,7 +162,11 @@ async fn a_batch_finishes_every_job_exactly_once_and_a_poison_image_fails_alone(
     enqueue(&mut conn, "bad", b"bad").await;
     enqueue(&mut conn, "panic", b"panic").await;
     let model = Arc::new(FakeModel::new(4));
-    let w = worker(&redis, model.clone(), &["--concurrency", "4", "--cpus", "4", "--max-attempts", "2"]);
+    let w = worker(
+        &redis,
+        model.clone(),
+        &["--concurrency", "4", "--cpus", "4", "--max-attempts", "2"],
+    );
     let stats = w.stats.clone();
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(w.run(shutdown.clone()));
@@ -202,8 +208,14 @@ async fn a_batch_finishes_every_job_exactly_once_and_a_poison_image_fails_alone(
     let depth: u64 = conn.xlen(keys::queue(MODEL)).await.unwrap();
     assert_eq!(depth, 0);
     // Jobs were in hand together (read in batches) and ran on several sessions at once.
-    assert!(model.most.load(Ordering::SeqCst) > 1, "never ran two at once");
-    assert!(model.most.load(Ordering::SeqCst) <= 4, "more than the capacity at once");
+    assert!(
+        model.most.load(Ordering::SeqCst) > 1,
+        "never ran two at once"
+    );
+    assert!(
+        model.most.load(Ordering::SeqCst) <= 4,
+        "more than the capacity at once"
+    );
 }
 
 async fn heartbeat(conn: &mut ConnectionManager) -> Option<WorkerInfo> {
@@ -216,7 +228,11 @@ async fn a_wedged_session_is_retired_reported_and_the_last_one_stops_the_worker(
     let redis = TestRedis::start();
     let mut conn = redis.conn().await;
     let model = Arc::new(FakeModel::new(2));
-    let w = worker(&redis, model.clone(), &["--job-timeout", "1", "--cpus", "2", "--max-attempts", "3"]);
+    let w = worker(
+        &redis,
+        model.clone(),
+        &["--job-timeout", "1", "--cpus", "2", "--max-attempts", "3"],
+    );
     let run = tokio::spawn(w.run(CancellationToken::new()));
     enqueue(&mut conn, "stuck", b"hang").await;
 
@@ -240,16 +256,32 @@ async fn a_wedged_session_is_retired_reported_and_the_last_one_stops_the_worker(
         assert!(Instant::now() < deadline, "the worker did not stop");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(seen_one_retired, "the heartbeat never showed the retired session");
+    assert!(
+        seen_one_retired,
+        "the heartbeat never showed the retired session"
+    );
     // The retry wedged the second session: no session left, the worker stops with an error.
     let err = run.await.unwrap().unwrap_err().to_string();
-    assert!(err.contains("no working inference session left for model m"), "{err}");
-    assert_eq!(model.sessions(), SessionCounts { healthy: 0, retired: 2 });
+    assert!(
+        err.contains("no working inference session left for model m"),
+        "{err}"
+    );
+    assert_eq!(
+        model.sessions(),
+        SessionCounts {
+            healthy: 0,
+            retired: 2
+        }
+    );
     // The job is not lost: it waits in its queue for another worker, its timeouts counted
     // (a delivery that found no session left was handed back without an attempt).
     let rec = producer::read_record(&mut conn, "stuck").await.unwrap();
     assert_eq!(rec.status, Some(JobStatus::Queued), "{rec:?}");
-    assert_eq!(rec.attempts, Some(2), "two attempts timed out; none ran without a session");
+    assert_eq!(
+        rec.attempts,
+        Some(2),
+        "two attempts timed out; none ran without a session"
+    );
     // Let the wedged runs return: their sessions are dropped, never put back.
     model.release.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -257,7 +289,13 @@ async fn a_wedged_session_is_retired_reported_and_the_last_one_stops_the_worker(
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(model.sessions(), SessionCounts { healthy: 0, retired: 2 });
+    assert_eq!(
+        model.sessions(),
+        SessionCounts {
+            healthy: 0,
+            retired: 2
+        }
+    );
 }
 
 #[tokio::test]
@@ -301,7 +339,10 @@ async fn workers_sharing_a_machine_divide_its_cpus_at_run_time() {
         if info.cpus as usize == want {
             break;
         }
-        assert!(Instant::now() < deadline, "share never became {want}: {info:?}");
+        assert!(
+            Instant::now() < deadline,
+            "share never became {want}: {info:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The permit count follows (an executor of one session has at least one permit).

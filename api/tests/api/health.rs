@@ -50,7 +50,13 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(missing(&v), vec!["worker"], "{v}");
     assert_eq!(v["sessions_retired"], 2, "{v}");
-    assert!(v["checks"]["worker"].as_str().unwrap().contains("no working inference session"), "{v}");
+    assert!(
+        v["checks"]["worker"]
+            .as_str()
+            .unwrap()
+            .contains("no working inference session"),
+        "{v}"
+    );
     // One session left: it serves, and the retired one stays visible.
     shared::queue::workers::heartbeat(&mut conn(&c).await, &beat(1, 1), 30)
         .await
