@@ -34,6 +34,10 @@ pub struct ExecBenchArgs {
     /// Seconds per measured point (after warm-up).
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
+    /// Rounds the points are interleaved in (each round runs every point for seconds/rounds),
+    /// so a load change on a shared machine hits every point alike.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Where the JSON line of results is appended.
     #[arg(long, default_value = "stress/reports/bench-executor.jsonl")]
     pub report: PathBuf,
@@ -46,8 +50,33 @@ struct Point {
     p50_ms: f64,
 }
 
+/// Latencies of one point over its rounds and the time they took.
+#[derive(Default)]
+struct Samples {
+    lat: Vec<f64>,
+    secs: f64,
+}
+
+impl Samples {
+    fn point(&self) -> Point {
+        let mut sorted = self.lat.clone();
+        sorted.sort_by(f64::total_cmp);
+        Point {
+            ips: self.lat.len() as f64 / self.secs.max(1e-9),
+            p50_ms: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
+        }
+    }
+}
+
 /// `callers` threads each run `choice` in a loop for `secs` (holding a job in hand each).
-fn measure(model: &Arc<Model>, tensor: &[f32], choice: Choice, callers: usize, secs: f64) -> Point {
+fn measure(
+    model: &Arc<Model>,
+    tensor: &[f32],
+    choice: Choice,
+    callers: usize,
+    secs: f64,
+    into: &mut Samples,
+) {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let lat: Vec<f64> = std::thread::scope(|s| {
@@ -72,13 +101,8 @@ fn measure(model: &Arc<Model>, tensor: &[f32], choice: Choice, callers: usize, s
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut sorted = lat.clone();
-    sorted.sort_by(f64::total_cmp);
-    Point {
-        ips: lat.len() as f64 / elapsed,
-        p50_ms: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
-    }
+    into.secs += started.elapsed().as_secs_f64();
+    into.lat.extend(lat);
 }
 
 /// Runs the benchmark.
@@ -89,6 +113,7 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
     let layout = cfg.layout();
     let capacity = cfg.capacity(layout.permits);
     let secs = args.seconds.max(1.0);
+    let rounds = args.rounds.max(1);
     let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, Point)>> {
         let (_, models) = crate::load_models(&cfg)?;
         let model = models.into_values().next().context("model not loaded")?;
@@ -97,23 +122,33 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
         for _ in 0..3 {
             model.infer_on(Choice::Auto, &tensor)?;
         }
-        let mut rows = Vec::new();
+        let mut points: Vec<(String, Choice, usize)> = Vec::new();
         if layout.wide_threads > 1 || layout.narrow == 0 {
-            let p = measure(&model, &tensor, Choice::Wide, 1, secs);
-            rows.push((
-                format!("1 session x {} threads, batch 1", layout.wide_threads),
-                p,
-            ));
+            let name = format!("1 session x {} threads, batch 1", layout.wide_threads);
+            points.push((name, Choice::Wide, 1));
         }
         if layout.narrow > 0 {
-            let p = measure(&model, &tensor, Choice::Narrow, layout.narrow, secs);
-            rows.push((format!("{} sessions x 1 thread, batch 1", layout.narrow), p));
+            let name = format!("{} sessions x 1 thread, batch 1", layout.narrow);
+            points.push((name, Choice::Narrow, layout.narrow));
         }
-        let p = measure(&model, &tensor, Choice::Auto, 1, secs);
-        rows.push(("executor, 1 job in hand".to_owned(), p));
-        let p = measure(&model, &tensor, Choice::Auto, capacity, secs);
-        rows.push((format!("executor, {capacity} jobs in hand"), p));
-        Ok(rows)
+        points.push(("executor, 1 job in hand".to_owned(), Choice::Auto, 1));
+        let name = format!("executor, {capacity} jobs in hand");
+        points.push((name, Choice::Auto, capacity));
+        let mut samples: Vec<Samples> = points.iter().map(|_| Samples::default()).collect();
+        let slice = secs / rounds as f64;
+        for round in 0..rounds {
+            // Rotate the order so no point always runs first or last in a round.
+            for k in 0..points.len() {
+                let i = (k + round) % points.len();
+                let (_, choice, callers) = &points[i];
+                measure(&model, &tensor, *choice, *callers, slice, &mut samples[i]);
+            }
+        }
+        Ok(points
+            .into_iter()
+            .zip(&samples)
+            .map(|((name, ..), s)| (name, s.point()))
+            .collect::<Vec<_>>())
     })
     .await??;
     println!(
@@ -123,7 +158,7 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
     let mut record = json!({
         "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
         "model": args.model, "permits": layout.permits, "sessions": layout.narrow,
-        "wide_threads": layout.wide_threads, "spin": layout.spin, "seconds": secs,
+        "wide_threads": layout.wide_threads, "spin": layout.spin, "seconds": secs, "rounds": rounds,
     });
     let mut points = Vec::new();
     for (name, p) in &rows {
