@@ -550,7 +550,9 @@ impl Worker {
             Err(_) => {
                 // A session whose run outlived the timeout is wedged: out of service for good
                 // (the heartbeat sweeps again, for runs that started later than this job).
-                let retired = model_ref.retire_stuck(self.cfg.job_timeout);
+                // Its run started after the job's clock did, so it has lasted a little less than
+                // JOB_TIMEOUT; 90 % of it tells a wedged run from the other jobs' (milliseconds).
+                let retired = model_ref.retire_stuck(self.cfg.job_timeout.mul_f64(0.9));
                 if retired > 0 {
                     error!(retired, "an inference session never returned; retired it");
                 }
