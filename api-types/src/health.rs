@@ -48,4 +48,8 @@ pub struct Readiness {
     pub default_model: String,
     /// Workers whose heartbeat is fresh.
     pub workers_live: u64,
+    /// Inference sessions the live workers took out of service because a run never returned
+    /// (a worker exits, to be restarted, once a model has none left).
+    #[serde(default)]
+    pub sessions_retired: u64,
 }

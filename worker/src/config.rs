@@ -24,6 +24,9 @@ pub enum Command {
     Run,
     /// Measure raw session throughput and, with --api-url, end-to-end throughput.
     Bench(crate::bench::BenchArgs),
+    /// Measure the engine layouts (all-cores session, pool of one-thread sessions) and the
+    /// executor's automatic choice, in one run.
+    BenchExecutor(crate::exec_bench::ExecBenchArgs),
     /// List dead-lettered jobs.
     DeadList,
     /// Put a dead-lettered job back in its queue with a fresh attempt count.
@@ -51,14 +54,19 @@ pub struct WorkerConfig {
     /// Path of libonnxruntime.so (default: the project's `.ort/` install).
     #[arg(long, env = "ORT_DYLIB_PATH")]
     pub ort_dylib_path: Option<PathBuf>,
-    /// CPUs this worker may use: sets the intra-op thread count (rounded up) unless
-    /// INTRA_THREADS overrides it (default: the CPUs this process may use, cgroup quota
-    /// included). Give the container the same budget (compose `cpus:`, a Kubernetes CPU limit).
+    /// CPUs this worker owns (rounded up: its CPU permits). Default: the CPUs this process may
+    /// use (`available_parallelism`, cgroup quota included); without a quota, workers on one
+    /// host share its CPUs out among themselves through their heartbeats. Give the container
+    /// the same budget (compose `cpus:`, a Kubernetes CPU limit).
     #[arg(long = "cpus", env = "WORKER_CPUS", value_parser = positive_cpus)]
     pub worker_cpus: Option<f64>,
-    /// Intra-op threads per session (default: WORKER_CPUS rounded up).
+    /// Intra-op threads of the all-cores session (default: WORKER_CPUS rounded up).
     #[arg(long, env = "INTRA_THREADS")]
     pub intra_threads: Option<usize>,
+    /// One-thread sessions per model, run in parallel while several jobs are in hand
+    /// (default: one per CPU of the budget; 0: only the all-cores session).
+    #[arg(long, env = "WORKER_SESSIONS")]
+    pub sessions: Option<usize>,
     /// Worker id in heartbeats and as the Redis consumer name (default: host-pid-random).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
@@ -66,9 +74,10 @@ pub struct WorkerConfig {
     /// histograms per model) on this address, e.g. 0.0.0.0:9100. Off when unset.
     #[arg(long, env = "WORKER_METRICS_BIND")]
     pub metrics_bind: Option<std::net::SocketAddr>,
-    /// Jobs in hand at once: while one runs on the session, the next is fetched and decoded.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
-    pub concurrency: usize,
+    /// Jobs in hand at once, read from the queue in one batch when several wait
+    /// (default: the CPU permits + 1, so the next job is decoded while every session runs).
+    #[arg(long, env = "WORKER_CONCURRENCY")]
+    pub concurrency: Option<usize>,
     /// How long a delivered job may stay unacknowledged before another worker reclaims it
     /// (bare number: seconds).
     #[arg(long, env = "VISIBILITY_TIMEOUT", value_parser = duration_secs, default_value = "30s")]
@@ -86,10 +95,10 @@ pub struct WorkerConfig {
     /// Time to finish the job in hand after SIGTERM before handing it back (bare number: seconds).
     #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration_secs, default_value = "20s")]
     pub shutdown_grace: Duration,
-    /// Let ONNX Runtime's intra-op threads spin between operators (faster alone on a box,
-    /// but the spinning takes CPU from decoding and the other processes on a small machine).
-    #[arg(long, env = "ORT_SPIN", value_parser = parse_bool, default_value = "true")]
-    pub ort_spin: bool,
+    /// Let the all-cores session's intra-op threads spin between operators (default: only
+    /// when the worker owns its cores: WORKER_CPUS given or a cgroup CPU quota).
+    #[arg(long, env = "ORT_SPIN", value_parser = parse_bool)]
+    pub ort_spin: Option<bool>,
     /// Test-only: uploads containing `#panic` (e.g. in a JPEG comment) panic the decoder, `#hang` stall it.
     #[arg(long, env = "FAULT_INJECTION", value_parser = parse_bool, default_value = "false")]
     pub fault_injection: bool,
@@ -140,6 +149,54 @@ impl WorkerConfig {
     }
 }
 
+/// The CPUs a worker may use and whether they are its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuBudget {
+    /// CPU permits (whole CPUs, rounded up; at least 1).
+    pub permits: usize,
+    /// True when the budget was given (WORKER_CPUS) or enforced (cgroup quota): the worker
+    /// owns these cores. False: it shares its host's CPUs with the other workers there.
+    pub owned: bool,
+}
+
+impl WorkerConfig {
+    /// The CPU budget at start-up (see [`CpuBudget`]).
+    pub fn budget(&self) -> CpuBudget {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self.worker_cpus {
+            Some(cpus) => CpuBudget {
+                permits: (cpus.ceil() as usize).max(1),
+                owned: true,
+            },
+            None => CpuBudget {
+                permits: available,
+                owned: crate::budget::cgroup_quota().is_some(),
+            },
+        }
+    }
+
+    /// Sessions per model and their threads.
+    pub fn layout(&self) -> crate::model::Layout {
+        let budget = self.budget();
+        crate::model::Layout {
+            narrow: self.sessions.unwrap_or(budget.permits),
+            wide_threads: self.threads(),
+            permits: budget.permits,
+            spin: self.spin(),
+        }
+    }
+
+    /// ORT_SPIN, else spin only when the worker owns its cores.
+    pub fn spin(&self) -> bool {
+        self.ort_spin.unwrap_or_else(|| self.budget().owned)
+    }
+
+    /// Jobs in hand at once for `permits` CPU permits.
+    pub fn capacity(&self, permits: usize) -> usize {
+        self.concurrency.unwrap_or(permits + 1).max(1)
+    }
+}
+
 /// A CPU budget: a positive number of CPUs, fractions allowed (`0.5`, `2`).
 fn positive_cpus(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -165,13 +222,13 @@ mod tests {
         let c = cfg(&[]);
         assert_eq!(c.visibility_timeout, Duration::from_secs(30));
         assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
-        assert!(c.ort_spin);
+        assert_eq!(c.ort_spin, None);
         assert!(!c.fault_injection);
         let line = "--job-timeout 3 --heartbeat-interval 500ms --ort-spin=off --fault-injection";
         let c = cfg(&line.split(' ').collect::<Vec<_>>());
         assert_eq!(c.job_timeout, Duration::from_secs(3));
         assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
-        assert!(!c.ort_spin);
+        assert!(!c.spin());
         assert!(c.fault_injection);
         assert!(Cli::try_parse_from(["worker", "--ort-spin", "maybe"]).is_err());
     }
@@ -184,6 +241,20 @@ mod tests {
         assert_eq!(cfg(&["--cpus", "0.5"]).threads(), 1);
         assert_eq!(cfg(&["--cpus", "1.5"]).threads(), 2);
         assert_eq!(cfg(&["--cpus", "2", "--intra-threads", "3"]).threads(), 3);
+        // A given budget is owned: the wide session spins, the pool has one session per CPU.
+        let c = cfg(&["--cpus", "1.5"]);
+        assert_eq!(
+            c.budget(),
+            CpuBudget {
+                permits: 2,
+                owned: true
+            }
+        );
+        assert!(c.spin());
+        assert_eq!(c.layout().narrow, 2);
+        assert_eq!(c.capacity(2), 3);
+        assert_eq!(cfg(&["--sessions", "0"]).layout().narrow, 0);
+        assert_eq!(cfg(&["--concurrency", "5"]).capacity(2), 5);
         for bad in ["0", "-1", "many", "inf", "NaN"] {
             assert!(
                 Cli::try_parse_from(["worker", "--cpus", bad]).is_err(),

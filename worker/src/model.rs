@@ -1,10 +1,10 @@
-//! Loaded models: one ONNX Runtime session per model, created once at start-up, plus the
-//! full classify path (decode -> preprocess -> run -> softmax -> top-k). Everything here is
-//! blocking; callers run it off the async runtime.
+//! Loaded models: per model an [`Executor`] of ONNX Runtime sessions (a pool of one-thread
+//! sessions plus an all-cores one), created once at start-up, plus the full classify path
+//! (decode -> preprocess -> run -> softmax -> top-k). Everything here is blocking; callers run
+//! it off the async runtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fast_image_resize::Resizer;
@@ -15,6 +15,7 @@ use ort::value::TensorRef;
 use shared::registry::OutputKind;
 use shared::{JobResult, ModelSpec, Prediction, Registry};
 
+use crate::executor::{Choice, ExecError, Executor, Held, SessionCounts};
 use crate::preprocess::{self, DecodeLimits, ImageError};
 
 /// Longest side of the thumbnails kept with the history: twice the 160 CSS px the UI shows
@@ -53,7 +54,20 @@ pub struct Model {
     pub name: String,
     pub spec: ModelSpec,
     labels: Vec<String>,
-    session: Mutex<Session>,
+    exec: Executor<Session>,
+}
+
+/// How many sessions of a model, with how many threads, under how many CPU permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// One-thread sessions used in parallel (0: none).
+    pub narrow: usize,
+    /// Threads of the all-cores session (0 or 1: no such session; the pool serves alone).
+    pub wide_threads: usize,
+    /// CPU permits (the budget, rounded up).
+    pub permits: usize,
+    /// Let the wide session's threads spin (only when the worker owns its cores).
+    pub spin: bool,
 }
 
 /// Why one image could not be classified.
@@ -83,6 +97,28 @@ pub type Classification = Result<Classified, ClassifyError>;
 pub trait Classifier: Send + Sync + 'static {
     /// Decodes, preprocesses and scores the upload, best `top_k` first.
     fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification;
+
+    /// Counts one job in hand until the guard drops (the executor runs a lone job on every
+    /// core and several in parallel on one core each).
+    fn hold(&self) -> Option<Held> {
+        None
+    }
+
+    /// Sessions in service and retired.
+    fn sessions(&self) -> SessionCounts {
+        SessionCounts {
+            healthy: 1,
+            retired: 0,
+        }
+    }
+
+    /// Retires every session whose run has lasted `older_than` or more; returns how many.
+    fn retire_stuck(&self, _older_than: Duration) -> usize {
+        0
+    }
+
+    /// Sets the CPU permits (the worker's share of its host changed).
+    fn set_cpus(&self, _permits: usize) {}
 }
 
 impl Classifier for Model {
@@ -108,6 +144,22 @@ impl Classifier for Model {
             thumbnail,
         })
     }
+
+    fn hold(&self) -> Option<Held> {
+        Some(self.exec.hold())
+    }
+
+    fn sessions(&self) -> SessionCounts {
+        self.exec.counts()
+    }
+
+    fn retire_stuck(&self, older_than: Duration) -> usize {
+        self.exec.retire_stuck(older_than)
+    }
+
+    fn set_cpus(&self, permits: usize) {
+        self.exec.set_permits(permits);
+    }
 }
 
 /// A finished classification plus the thumbnail for the history.
@@ -117,19 +169,51 @@ pub struct Classified {
 }
 
 impl Model {
-    /// Creates the session with `threads` intra-op threads and reads the labels.
+    /// Creates the sessions `layout` asks for and reads the labels.
     pub fn load(
         env: &ort::environment::Environment,
         registry: &Registry,
         registry_dir: &Path,
         name: &str,
         models_dir: &Path,
-        threads: usize,
-        spin: bool,
+        layout: Layout,
     ) -> anyhow::Result<Self> {
         let spec = registry.get(name)?.clone();
         let path = registry.model_path(name, models_dir)?;
         let labels = registry.labels(name, models_dir, registry_dir)?;
+        let wide = if layout.wide_threads > 1 || layout.narrow == 0 {
+            let threads = layout.wide_threads.max(1);
+            Some(Self::session(
+                env,
+                &spec,
+                name,
+                &path,
+                threads,
+                layout.spin,
+            )?)
+        } else {
+            None
+        };
+        let narrow = (0..layout.narrow)
+            .map(|_| Self::session(env, &spec, name, &path, 1, false))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Model {
+            name: name.to_owned(),
+            spec,
+            labels,
+            exec: Executor::new(narrow, wide, layout.wide_threads, layout.permits),
+        })
+    }
+
+    /// One session with `threads` intra-op threads, checked against the registry's names.
+    fn session(
+        env: &ort::environment::Environment,
+        spec: &ModelSpec,
+        name: &str,
+        path: &Path,
+        threads: usize,
+        spin: bool,
+    ) -> anyhow::Result<Session> {
         let session = Session::builder(env)
             .and_then(|b| {
                 b.with_optimization_level(GraphOptimizationLevel::Level3)
@@ -144,7 +228,7 @@ impl Model {
                 )
                 .map_err(Into::into)
             })
-            .and_then(|mut b| b.commit_from_file(&path))
+            .and_then(|mut b| b.commit_from_file(path))
             .map_err(|e| {
                 anyhow::anyhow!("cannot load model {name} from {}: {e}", path.display())
             })?;
@@ -165,31 +249,39 @@ impl Model {
             "model {name}: the graph has no output named `{}`",
             spec.output_name
         );
-        Ok(Model {
-            name: name.to_owned(),
-            spec,
-            labels,
-            session: Mutex::new(session),
-        })
+        Ok(session)
     }
 
-    /// Runs the session on one preprocessed `[1, 3, S, S]` tensor; returns the raw output row.
+    /// Runs a session on one preprocessed `[1, 3, S, S]` tensor; returns the raw output row.
     pub fn infer(&self, tensor: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+        self.infer_on(Choice::Auto, tensor)
+    }
+
+    /// [`Model::infer`] on the kind of session `choice` names (tests and benchmarks).
+    pub fn infer_on(&self, choice: Choice, tensor: &[f32]) -> Result<Vec<f32>, ClassifyError> {
         let s = self.spec.input_size as usize;
         let input = TensorRef::from_array_view(([1usize, 3, s, s], tensor))
             .map_err(|e| ClassifyError::Inference(e.to_string()))?;
-        // A poisoned lock only means another job panicked mid-run; the session itself is intact.
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outputs = session
-            .run(ort::inputs![self.spec.input_name.as_str() => input])
-            .map_err(|e| ClassifyError::Inference(e.to_string()))?;
-        let (_, row) = outputs[self.spec.output_name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| ClassifyError::Inference(e.to_string()))?;
-        Ok(row.to_vec())
+        let (input_name, output_name) = (
+            self.spec.input_name.as_str(),
+            self.spec.output_name.as_str(),
+        );
+        self.exec
+            .run(choice, |session| {
+                let outputs = session
+                    .run(ort::inputs![input_name => input])
+                    .map_err(|e| ClassifyError::Inference(e.to_string()))?;
+                let (_, row) = outputs[output_name]
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| ClassifyError::Inference(e.to_string()))?;
+                Ok(row.to_vec())
+            })
+            .map_err(|e: ExecError| ClassifyError::Inference(e.to_string()))?
+    }
+
+    /// The executor's sessions (for benchmarks: how many run in parallel).
+    pub fn session_counts(&self) -> SessionCounts {
+        self.exec.counts()
     }
 
     /// Scores (softmax of logits, or the probabilities as given), best `k` first.

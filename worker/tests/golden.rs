@@ -58,3 +58,80 @@ fn grace_hopper_top3_matches_reference() {
     assert_eq!(out.result.predictions[0].class_id, 400);
     assert!(!out.thumbnail.is_empty());
 }
+
+/// The parallel pool (one-thread sessions run at once) answers what the all-cores session
+/// answers, to 1e-4, on the real model and real photos.
+#[test]
+fn parallel_pool_results_equal_single_session_results() {
+    use worker::executor::Choice;
+    use worker::preprocess;
+    let models_dir = repo().join("../shared/models");
+    let cli = <Cli as clap::Parser>::parse_from([
+        "worker",
+        "--models",
+        "efficientnet-lite0",
+        "--models-dir",
+        models_dir.to_str().expect("utf-8 path"),
+        "--model-registry",
+        repo()
+            .join("models/registry.toml")
+            .to_str()
+            .expect("utf-8 path"),
+        "--cpus",
+        "2",
+    ]);
+    let (_, models) = worker::load_models(&cli.config).expect("model loads");
+    let model = models["efficientnet-lite0"].clone();
+    assert_eq!(
+        model.session_counts().healthy,
+        3,
+        "two one-thread sessions and a wide one"
+    );
+    let mut tensors = Vec::new();
+    for entry in std::fs::read_dir(repo().join("../shared/testdata")).expect("testdata") {
+        let path = entry.expect("entry").path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if let Ok(img) = preprocess::decode(&bytes, Default::default()) {
+            // The photo and three variants of it, so four different inputs run at once.
+            let variants = [
+                img.clone(),
+                image::imageops::flip_horizontal(&img),
+                image::imageops::rotate90(&img),
+                image::imageops::flip_vertical(&img),
+            ];
+            for v in &variants {
+                tensors.push(preprocess::to_tensor(v, &model.spec, &mut Resizer::new()));
+            }
+        }
+    }
+    assert!(!tensors.is_empty(), "no decodable photo in testdata");
+    let single: Vec<Vec<f32>> = tensors
+        .iter()
+        .map(|t| model.infer_on(Choice::Wide, t).expect("runs"))
+        .collect();
+    // Every photo on the narrow sessions, two at a time.
+    let parallel: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = tensors
+            .iter()
+            .map(|t| {
+                let model = &model;
+                s.spawn(move || model.infer_on(Choice::Narrow, t).expect("runs"))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("joins"))
+            .collect()
+    });
+    for (i, (a, b)) in single.iter().zip(&parallel).enumerate() {
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "photo {i}: outputs differ by {worst}");
+    }
+}

@@ -23,6 +23,7 @@ fn info(id: &str, host: &str, age: Duration) -> WorkerInfo {
         jobs_done: 7,
         jobs_failed: 0,
         busy: 1,
+        ..Default::default()
     }
 }
 

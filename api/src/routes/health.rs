@@ -47,7 +47,9 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     } else {
         Vec::new()
     };
-    let serving = workers
+    // A worker whose every session of the model was retired is on its way out: not serving.
+    let serving = workers.iter().any(|w| w.can_serve(&state.default_model));
+    let lost_sessions = workers
         .iter()
         .any(|w| w.models.contains(&state.default_model));
     let checks = ReadyChecks {
@@ -57,6 +59,8 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
             ReadyChecks::OK
         } else if workers.is_empty() {
             "no live worker"
+        } else if lost_sessions {
+            "the live workers of the default model have no working inference session left"
         } else {
             "no live worker serves the default model"
         }
@@ -83,6 +87,7 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
         missing,
         default_model: state.default_model.clone(),
         workers_live: workers.len() as u64,
+        sessions_retired: workers.iter().map(|w| w.retired_sessions()).sum(),
     };
     let status = if ready {
         StatusCode::OK

@@ -20,3 +20,56 @@ async fn health_is_ok_and_ready_names_the_missing_worker(b: Backend) {
         "Redis and the database answer: {v}"
     );
 }
+
+both_backends!(ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve);
+
+async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (_, _, v) = c.json(Method::GET, "/ready", None, None).await;
+    let model = v["default_model"].as_str().unwrap().to_owned();
+    let beat = |healthy, retired| {
+        let now = shared::time_util::now_ms();
+        shared::job::WorkerInfo {
+            id: "w1".into(),
+            models: vec![model.clone()],
+            started_ms: now,
+            last_seen_ms: now,
+            sessions: [(
+                model.clone(),
+                shared::job::SessionHealth { healthy, retired },
+            )]
+            .into(),
+            ..Default::default()
+        }
+    };
+    // Every session of the default model retired: the worker is on its way out.
+    shared::queue::workers::heartbeat(&mut conn(&c).await, &beat(0, 2), 30)
+        .await
+        .unwrap();
+    let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(missing(&v), vec!["worker"], "{v}");
+    assert_eq!(v["sessions_retired"], 2, "{v}");
+    assert!(
+        v["checks"]["worker"]
+            .as_str()
+            .unwrap()
+            .contains("no working inference session"),
+        "{v}"
+    );
+    // One session left: it serves, and the retired one stays visible.
+    shared::queue::workers::heartbeat(&mut conn(&c).await, &beat(1, 1), 30)
+        .await
+        .unwrap();
+    let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions_retired"], 1, "{v}");
+}
+
+async fn conn(c: &Ctx) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(c.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}

@@ -240,6 +240,7 @@ async fn models_no_live_worker_serves_are_422(b: Backend) {
         jobs_done: 0,
         jobs_failed: 0,
         busy: 0,
+        ..Default::default()
     };
     shared::queue::workers::heartbeat(&mut conn(&c).await, &info, 30)
         .await

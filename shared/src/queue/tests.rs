@@ -544,6 +544,7 @@ async fn heartbeats_register_and_deregister_a_worker() {
         jobs_done: 3,
         jobs_failed: 0,
         busy: 1,
+        ..Default::default()
     };
     workers::heartbeat(&mut conn, &info, 10).await.unwrap();
     let ids: Vec<String> = conn.zrange(keys::WORKERS, 0, -1).await.unwrap();

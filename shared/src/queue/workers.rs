@@ -33,3 +33,28 @@ pub async fn deregister<C: ConnectionLike + Send + Sync>(
         .await?;
     Ok(())
 }
+
+/// The heartbeats of workers seen within the last `max_age_ms` (expired or unreadable ones
+/// are skipped).
+pub async fn live<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    now_ms: i64,
+    max_age_ms: i64,
+) -> RedisResult<Vec<WorkerInfo>> {
+    let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(keys::WORKERS)
+        .arg(now_ms - max_age_ms)
+        .arg("+inf")
+        .query_async(conn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys_: Vec<String> = ids.iter().map(|i| keys::worker(i)).collect();
+    let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys_).query_async(conn).await?;
+    Ok(raw
+        .into_iter()
+        .flatten()
+        .filter_map(|j| serde_json::from_str(&j).ok())
+        .collect())
+}
