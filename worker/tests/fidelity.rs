@@ -4,17 +4,14 @@
 //! every reference top-5 score within 0.03. The reference is checked in
 //! (tests/fixtures/photos/reference.json, written by scripts/fidelity-reference.py).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use fast_image_resize::Resizer;
-use worker::config::Cli;
 use worker::model::{Classifier as _, Upload};
 use worker::preprocess::{self, DecodeLimits};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 #[derive(serde::Deserialize)]
 struct Ref {
@@ -24,34 +21,21 @@ struct Ref {
 
 fn photo_path(key: &str) -> PathBuf {
     if key.starts_with("shared/") {
-        repo().join("..").join(key)
+        common::repo().join("..").join(key)
     } else {
-        repo().join("tests/fixtures/photos").join(key)
+        common::repo().join("tests/fixtures/photos").join(key)
     }
 }
 
 #[test]
 fn every_photo_matches_the_pillow_reference() {
     let reference: BTreeMap<String, Vec<Ref>> = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("tests/fixtures/photos/reference.json"))
+        &std::fs::read_to_string(common::repo().join("tests/fixtures/photos/reference.json"))
             .expect("reference.json"),
     )
     .expect("reference parses");
     assert!(reference.len() >= 4, "grace_hopper.jpg and the fixtures");
-    let models_dir = repo().join("../shared/models");
-    let cli = <Cli as clap::Parser>::parse_from([
-        "worker",
-        "--models",
-        "efficientnet-lite0",
-        "--models-dir",
-        models_dir.to_str().expect("utf-8 path"),
-        "--model-registry",
-        repo()
-            .join("models/registry.toml")
-            .to_str()
-            .expect("utf-8 path"),
-    ]);
-    let (_, models) = worker::load_models(&cli.config).expect("model loads");
+    let models = common::load("efficientnet-lite0", &[]);
     let model = &models["efficientnet-lite0"];
     let mut resizer = Resizer::new();
     let mut scaled = 0;
@@ -112,7 +96,8 @@ fn reduced_scale_decode_keeps_orientation_and_geometry() {
         ("grace_hopper_2100.jpg", 4, true),
         ("grace_hopper_1100_exif6.jpg", 2, true),
     ] {
-        let bytes = std::fs::read(repo().join("tests/fixtures/photos").join(name)).expect("photo");
+        let bytes =
+            std::fs::read(common::repo().join("tests/fixtures/photos").join(name)).expect("photo");
         let full = preprocess::decode(&bytes, limits).expect("full decode");
         let small = preprocess::decode_for(&bytes, limits, 256).expect("scaled decode");
         let (fw, fh) = full.dimensions();
@@ -122,7 +107,7 @@ fn reduced_scale_decode_keeps_orientation_and_geometry() {
         assert!(sw.min(sh) >= 512, "{name}: still twice the resize target");
     }
     // Under four times the target: decoded at full size.
-    let bytes = std::fs::read(repo().join("../shared/testdata/grace_hopper.jpg")).expect("photo");
+    let bytes = common::grace_hopper();
     let img = preprocess::decode_for(&bytes, limits, 256).expect("decodes");
     assert_eq!(img.dimensions(), (512, 600));
 }

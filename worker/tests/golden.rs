@@ -1,34 +1,16 @@
 //! The real model on the real photo: EfficientNet-Lite0 through ONNX Runtime must rank
 //! grace_hopper.jpg like the Pillow/PyTorch reference (MODELS.md).
 
-use std::path::PathBuf;
+mod common;
 
 use fast_image_resize::Resizer;
-use worker::config::Cli;
 use worker::model::{Classifier as _, Upload};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 #[test]
 fn grace_hopper_top3_matches_reference() {
-    let models_dir = repo().join("../shared/models");
-    let cli = <Cli as clap::Parser>::parse_from([
-        "worker",
-        "--models",
-        "efficientnet-lite0",
-        "--models-dir",
-        models_dir.to_str().expect("utf-8 path"),
-        "--model-registry",
-        repo()
-            .join("models/registry.toml")
-            .to_str()
-            .expect("utf-8 path"),
-    ]);
-    let (_, models) = worker::load_models(&cli.config).expect("model loads");
+    let models = common::load("efficientnet-lite0", &[]);
     let model = &models["efficientnet-lite0"];
-    let bytes = std::fs::read(repo().join("../shared/testdata/grace_hopper.jpg")).expect("photo");
+    let bytes = common::grace_hopper();
     let out = model
         .classify(
             Upload {
@@ -65,22 +47,7 @@ fn grace_hopper_top3_matches_reference() {
 fn parallel_pool_results_equal_single_session_results() {
     use worker::executor::Choice;
     use worker::preprocess;
-    let models_dir = repo().join("../shared/models");
-    let cli = <Cli as clap::Parser>::parse_from([
-        "worker",
-        "--models",
-        "efficientnet-lite0",
-        "--models-dir",
-        models_dir.to_str().expect("utf-8 path"),
-        "--model-registry",
-        repo()
-            .join("models/registry.toml")
-            .to_str()
-            .expect("utf-8 path"),
-        "--cpus",
-        "2",
-    ]);
-    let (_, models) = worker::load_models(&cli.config).expect("model loads");
+    let models = common::load("efficientnet-lite0", &["--cpus", "2"]);
     let model = models["efficientnet-lite0"].clone();
     assert_eq!(
         model.session_counts().healthy,
@@ -88,7 +55,7 @@ fn parallel_pool_results_equal_single_session_results() {
         "two one-thread sessions and a wide one"
     );
     let mut tensors = Vec::new();
-    for entry in std::fs::read_dir(repo().join("../shared/testdata")).expect("testdata") {
+    for entry in std::fs::read_dir(common::repo().join("../shared/testdata")).expect("testdata") {
         let path = entry.expect("entry").path();
         let Ok(bytes) = std::fs::read(&path) else {
             continue;

@@ -11,7 +11,7 @@ use fast_image_resize::Resizer;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
-use shared::queue::producer::{self, Ttls};
+use shared::queue::producer;
 use shared::queue::testing::TestRedis;
 use shared::queue::{dead, keys, Consumer, Delivery, JobRecord, QueuedJob};
 use shared::upload::ImageError;
@@ -99,22 +99,7 @@ async fn fixture(served: &[&str]) -> Fixture {
 impl Fixture {
     /// Enqueues an upload of `bytes` for `model`, as the API does.
     async fn enqueue(&mut self, id: &str, model: &str, bytes: &[u8]) -> QueuedJob {
-        let q = QueuedJob {
-            job_id: id.into(),
-            model: model.into(),
-            sha256: format!("sha-{id}"),
-            top_k: 2,
-            enqueued_ms: 0,
-        };
-        let rec = JobRecord::queued(&q, 1, "x.jpg", "image/jpeg");
-        let ttls = Ttls {
-            result: 60,
-            image: 60,
-        };
-        producer::enqueue(&mut self.conn, &q, &rec, bytes, ttls)
-            .await
-            .unwrap();
-        q
+        shared::queue::testing::enqueue(&mut self.conn, id, model, bytes).await
     }
 
     /// Reads the next delivery and lets the worker handle it.

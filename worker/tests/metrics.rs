@@ -2,16 +2,11 @@
 //! in ONNX Runtime) lands in the decode, preprocess, inference and batch-size histograms of its
 //! model, a queue wait lands in its bucket, and every histogram has explicit buckets and HELP.
 
-use std::path::PathBuf;
+mod common;
 
 use fast_image_resize::Resizer;
 use tokio_util::sync::CancellationToken;
-use worker::config::Cli;
 use worker::model::{Classifier as _, Upload};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The value of the sample `name{labels}` in the exposition (labels in any order).
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -36,23 +31,9 @@ async fn metrics_endpoint_serves_per_model_stage_histograms() {
         .await
         .expect("binds");
 
-    let models_dir = repo().join("../shared/models");
-    let cli = <Cli as clap::Parser>::parse_from([
-        "worker",
-        "--models",
-        MODEL,
-        "--models-dir",
-        models_dir.to_str().expect("utf-8 path"),
-        "--model-registry",
-        repo()
-            .join("models/registry.toml")
-            .to_str()
-            .expect("utf-8 path"),
-    ]);
     tokio::task::spawn_blocking(move || {
-        let (_, models) = worker::load_models(&cli.config).expect("model loads");
-        let bytes =
-            std::fs::read(repo().join("../shared/testdata/grace_hopper.jpg")).expect("photo");
+        let models = common::load(MODEL, &[]);
+        let bytes = common::grace_hopper();
         models[MODEL]
             .classify(
                 Upload {

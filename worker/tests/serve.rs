@@ -15,9 +15,9 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use shared::job::{SessionHealth, WorkerInfo};
-use shared::queue::producer::{self, Ttls};
+use shared::queue::producer;
 use shared::queue::testing::TestRedis;
-use shared::queue::{dead, keys, JobRecord, QueuedJob};
+use shared::queue::{dead, keys};
 use shared::upload::ImageError;
 use shared::{JobResult, JobStatus, Prediction};
 use worker::config::Cli;
@@ -137,21 +137,7 @@ fn worker(redis: &TestRedis, model: Arc<FakeModel>, extra: &[&str]) -> Worker {
 }
 
 async fn enqueue(conn: &mut ConnectionManager, id: &str, bytes: &[u8]) {
-    let q = QueuedJob {
-        job_id: id.into(),
-        model: MODEL.into(),
-        sha256: format!("sha-{id}"),
-        top_k: 2,
-        enqueued_ms: 0,
-    };
-    let rec = JobRecord::queued(&q, 1, "x.jpg", "image/jpeg");
-    let ttls = Ttls {
-        result: 60,
-        image: 60,
-    };
-    producer::enqueue(conn, &q, &rec, bytes, ttls)
-        .await
-        .unwrap();
+    shared::queue::testing::enqueue(conn, id, MODEL, bytes).await;
 }
 
 async fn status(conn: &mut ConnectionManager, id: &str) -> Option<JobStatus> {

@@ -43,7 +43,7 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
         }
     };
     // Every session of the default model retired: the worker is on its way out.
-    shared::queue::workers::heartbeat(&mut conn(&c).await, &beat(0, 2), 30)
+    shared::queue::workers::heartbeat(&mut c.redis_conn().await, &beat(0, 2), 30)
         .await
         .unwrap();
     let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
@@ -58,18 +58,10 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
         "{v}"
     );
     // One session left: it serves, and the retired one stays visible.
-    shared::queue::workers::heartbeat(&mut conn(&c).await, &beat(1, 1), 30)
+    shared::queue::workers::heartbeat(&mut c.redis_conn().await, &beat(1, 1), 30)
         .await
         .unwrap();
     let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["sessions_retired"], 1, "{v}");
-}
-
-async fn conn(c: &Ctx) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(c.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
 }

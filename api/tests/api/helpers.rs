@@ -62,6 +62,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A connection to the private Redis.
+    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// A fresh database of `backend`, a private Redis, and the app on them.
     pub async fn new(backend: Backend) -> Ctx {
         Ctx::with(backend, &[]).await

@@ -39,14 +39,6 @@ fn assert_refused(s: StatusCode, v: &Value, status: StatusCode, code_: &str, say
     assert!(message.contains(says), "{v}");
 }
 
-async fn conn(c: &Ctx) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(c.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, format).unwrap();
@@ -76,7 +68,8 @@ async fn only_the_images_own_bytes_are_stored_and_lies_are_refused(b: Backend) {
     let (s, _, v) = c.upload(&t, &padded).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
-    let stored: usize = conn(&c)
+    let stored: usize = c
+        .redis_conn()
         .await
         .strlen(format!("ic:img:{sha}"))
         .await
@@ -168,7 +161,8 @@ async fn each_user_has_a_quota_of_unfinished_jobs_and_bytes(b: Backend) {
     // Another user is not affected.
     let (s, _, v) = c.upload(&bob, &test_support::unique_photo("b")).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let jobs: i64 = conn(&c)
+    let jobs: i64 = c
+        .redis_conn()
         .await
         .hget(format!("ic:quota:{bob_id}"), "jobs")
         .await
@@ -179,7 +173,7 @@ async fn each_user_has_a_quota_of_unfinished_jobs_and_bytes(b: Backend) {
 async fn uploads_get_503_before_redis_is_full(b: Backend) {
     let c = Ctx::new(b).await;
     let (_, t) = c.user("Alice", "alice@example.com").await;
-    let mut r = conn(&c).await;
+    let mut r = c.redis_conn().await;
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(&mut r)
@@ -242,7 +236,7 @@ async fn models_no_live_worker_serves_are_422(b: Backend) {
         busy: 0,
         ..Default::default()
     };
-    shared::queue::workers::heartbeat(&mut conn(&c).await, &info, 30)
+    shared::queue::workers::heartbeat(&mut c.redis_conn().await, &info, 30)
         .await
         .unwrap();
     let (s, _, v) = c.upload(&t, &photo).await;

@@ -75,3 +75,29 @@ impl Drop for TestRedis {
         let _ = self.child.wait();
     }
 }
+
+/// Enqueues an upload of `bytes` for `model` as the API would (job `id`, top 2, a one-minute
+/// TTL for its result and image), returning the queued job.
+pub async fn enqueue(
+    conn: &mut redis::aio::ConnectionManager,
+    id: &str,
+    model: &str,
+    bytes: &[u8],
+) -> super::QueuedJob {
+    let q = super::QueuedJob {
+        job_id: id.into(),
+        model: model.into(),
+        sha256: format!("sha-{id}"),
+        top_k: 2,
+        enqueued_ms: 0,
+    };
+    let rec = super::JobRecord::queued(&q, 1, "x.jpg", "image/jpeg");
+    let ttls = super::producer::Ttls {
+        result: 60,
+        image: 60,
+    };
+    super::producer::enqueue(conn, &q, &rec, bytes, ttls)
+        .await
+        .unwrap_or_else(|e| panic!("enqueue {id}: {e}"));
+    q
+}
