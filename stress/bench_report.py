@@ -64,8 +64,8 @@ def main():
             )
     md += [
         "",
-        "Engine layouts (1 x N threads at batch 1 and 8, N x 1 thread) are not measured by this "
-        "run yet: they need the worker's session pool and batching (issue 9, items 1-3).",
+        "Engine layouts (1 x N threads, N x 1 thread, the executor's choice) are measured in one "
+        "process by `worker bench-executor` (stress/reports/bench-executor.jsonl), not by this run.",
         "",
     ]
     for r in mine:
