@@ -345,12 +345,11 @@ async fn wait_all_done(c: &Client, ids: &[String]) -> Vec<Job> {
     futures::future::join_all(waits).await
 }
 
-/// Waits (up to 30 s) until worker-1 is back after the heal: a heartbeat written after it,
-/// and every connection Redis has from worker-1's address used in the last second, one of
-/// them reading the queue. TCP delivers a connection's bytes in order, so by then whatever
-/// worker-1 sent while it was cut off has reached Redis (a connection worker-1 closed
-/// meanwhile is gone from the list once its last bytes and FIN have arrived). Says how long
-/// it took.
+/// Waits (up to 30 s) until worker-1 is back after the heal: a heartbeat written after it, a
+/// connection from worker-1 reading the queue within the last second, and nothing unsent on
+/// any of worker-1's sockets to Redis (so whatever it sent while it was cut off has reached
+/// Redis; a connection that records finished jobs may stay idle while there is nothing to
+/// finish). Says how long it took.
 async fn wait_rejoined(lab: &Lab, conn: &mut MultiplexedConnection, healed_at: Instant) -> String {
     let healed_ms = shared::time_util::now_ms();
     let prefix = format!("addr={}:", lab.host("worker-1").unwrap().addr);
@@ -369,16 +368,34 @@ async fn wait_rejoined(lab: &Lab, conn: &mut MultiplexedConnection, healed_at: I
                 .unwrap_or_default()
                 .to_owned()
         };
-        // Redis counts idle time in whole seconds.
-        let all_used = mine
-            .iter()
-            .all(|l| field(l, "idle=").parse::<u64>().is_ok_and(|s| s <= 1));
-        let reading = mine.iter().any(|l| field(l, "cmd=") == "xreadgroup");
+        // Reading again: a blocking XREADGROUP used within the last second (Redis counts idle
+        // time in whole seconds). The connection that records finished jobs may stay idle
+        // while there is nothing to finish.
+        let reading = mine.iter().any(|l| {
+            field(l, "cmd=") == "xreadgroup"
+                && field(l, "idle=").parse::<u64>().is_ok_and(|s| s <= 1)
+        });
+        // Nothing worker-1 wrote is still on its way: every socket to Redis has an empty send
+        // queue (`ss`'s Send-Q column).
+        let sockets = lab.output("worker-1", "ss", &["-tn"]).unwrap_or_default();
+        let unsent: u64 = sockets
+            .lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(4)
+                    .is_some_and(|p| p.ends_with(":6379"))
+            })
+            .map(|l| {
+                l.split_whitespace()
+                    .nth(2)
+                    .and_then(|q| q.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX)
+            })
+            .sum();
         if healed_at.elapsed() >= Duration::from_secs(2)
             && seen > healed_ms
-            && !mine.is_empty()
-            && all_used
             && reading
+            && unsent == 0
         {
             return format!(
                 "{:.1} s after the heal ({} connections)",
