@@ -12,7 +12,7 @@
 //! permit, a wide run takes every permit. The count can change at run time (workers sharing a
 //! host re-divide its CPUs as heartbeats come and go).
 //!
-//! A session whose run outlives `JOB_TIMEOUT` is wedged: [`Executor::retire_stuck`] takes it
+//! A session whose run outlives `JOB_TIMEOUT` is wedged: [`Pool::retire_stuck`] takes it
 //! out of service for good (its permits go back; when its run ever returns, the session is
 //! dropped, never reused). A model with no session left cannot serve: the worker exits so its
 //! supervisor restarts it.
@@ -102,7 +102,7 @@ pub struct Executor<S> {
     in_hand: Arc<AtomicUsize>,
 }
 
-/// Counts one job in hand while alive (see [`Executor::hold`]).
+/// Counts one job in hand while alive (see [`Pool::hold`]).
 pub struct Held(Arc<AtomicUsize>);
 
 impl Drop for Held {
@@ -144,57 +144,9 @@ impl<S: Send> Executor<S> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts a job in hand until the guard drops: the worker holds one per job from delivery
-    /// to result, so `Choice::Auto` knows whether other jobs are coming.
-    pub fn hold(&self) -> Held {
-        self.in_hand.fetch_add(1, Ordering::Relaxed);
-        Held(self.in_hand.clone())
-    }
-
-    /// Changes the CPU permit count (at least 1); waiting runs re-check at once.
-    pub fn set_permits(&self, permits: usize) {
-        self.lock().total = permits.max(1);
-        self.freed.notify_all();
-    }
-
     /// The CPU permit count.
     pub fn permits(&self) -> usize {
         self.lock().total
-    }
-
-    /// Healthy and retired sessions.
-    pub fn counts(&self) -> SessionCounts {
-        let st = self.lock();
-        let retired = st.slots.iter().filter(|s| s.retired).count();
-        SessionCounts {
-            healthy: (st.slots.len() - retired) as u32,
-            retired: retired as u32,
-        }
-    }
-
-    /// Takes out of service every session whose current run started more than `older_than`
-    /// ago (it never returned: the job was abandoned at `JOB_TIMEOUT`). Returns how many.
-    pub fn retire_stuck(&self, older_than: Duration) -> usize {
-        let mut st = self.lock();
-        let mut n = 0;
-        let mut released = 0;
-        for s in st.slots.iter_mut() {
-            if s.retired {
-                continue;
-            }
-            if s.busy_since.is_some_and(|t| t.elapsed() >= older_than) {
-                s.retired = true;
-                released += s.permits;
-                s.permits = 0;
-                n += 1;
-            }
-        }
-        st.in_use -= released;
-        drop(st);
-        if n > 0 {
-            self.freed.notify_all();
-        }
-        n
     }
 
     /// Runs `f` on a session chosen by `choice`, waiting for a free session and the CPU
@@ -266,6 +218,68 @@ impl<S: Send> Executor<S> {
             return None;
         }
         st.free(true).map(|i| (i, st.total))
+    }
+}
+
+/// What the worker asks of a model's executor whatever its session type (object safe, so a
+/// [`crate::model::Classifier`] can hand out its executor as `&dyn Pool`).
+pub trait Pool {
+    /// Counts a job in hand until the guard drops: the worker holds one per job from delivery
+    /// to result, so `Choice::Auto` knows whether other jobs are coming.
+    fn hold(&self) -> Held;
+
+    /// Healthy and retired sessions.
+    fn counts(&self) -> SessionCounts;
+
+    /// Takes out of service every session whose current run started more than `older_than`
+    /// ago (it never returned: the job was abandoned at `JOB_TIMEOUT`). Returns how many.
+    fn retire_stuck(&self, older_than: Duration) -> usize;
+
+    /// Changes the CPU permit count (at least 1); waiting runs re-check at once.
+    fn set_permits(&self, permits: usize);
+}
+
+impl<S: Send> Pool for Executor<S> {
+    fn hold(&self) -> Held {
+        self.in_hand.fetch_add(1, Ordering::Relaxed);
+        Held(self.in_hand.clone())
+    }
+
+    fn counts(&self) -> SessionCounts {
+        let st = self.lock();
+        let retired = st.slots.iter().filter(|s| s.retired).count();
+        SessionCounts {
+            healthy: (st.slots.len() - retired) as u32,
+            retired: retired as u32,
+        }
+    }
+
+    fn retire_stuck(&self, older_than: Duration) -> usize {
+        let mut st = self.lock();
+        let mut n = 0;
+        let mut released = 0;
+        for s in st.slots.iter_mut() {
+            if s.retired {
+                continue;
+            }
+            if s.busy_since.is_some_and(|t| t.elapsed() >= older_than) {
+                s.retired = true;
+                released += s.permits;
+                s.permits = 0;
+                n += 1;
+            }
+        }
+        st.in_use -= released;
+        drop(st);
+        if n > 0 {
+            self.freed.notify_all();
+        }
+        n
+    }
+
+    fn set_permits(&self, permits: usize) {
+        self.lock().total = permits.max(1);
+        self.freed.notify_all();
     }
 }
 

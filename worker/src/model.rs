@@ -15,7 +15,7 @@ use ort::value::TensorRef;
 use shared::registry::OutputKind;
 use shared::{JobResult, ModelSpec, Prediction, Registry};
 
-use crate::executor::{Choice, ExecError, Executor, Held, SessionCounts};
+use crate::executor::{Choice, ExecError, Executor, Held, Pool, SessionCounts};
 use crate::preprocess::{self, DecodeLimits, ImageError};
 
 /// Longest side of the thumbnails kept with the history: twice the 160 CSS px the UI shows
@@ -98,27 +98,41 @@ pub trait Classifier: Send + Sync + 'static {
     /// Decodes, preprocesses and scores the upload, best `top_k` first.
     fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification;
 
+    /// The executor whose sessions run the classifications, if any: the rest of the trait is
+    /// derived from it (without one, a classifier counts as one healthy session that never
+    /// wedges and ignores the CPU budget).
+    fn executor(&self) -> Option<&dyn Pool> {
+        None
+    }
+
     /// Counts one job in hand until the guard drops (the executor runs a lone job on every
     /// core and several in parallel on one core each).
     fn hold(&self) -> Option<Held> {
-        None
+        self.executor().map(Pool::hold)
     }
 
     /// Sessions in service and retired.
     fn sessions(&self) -> SessionCounts {
-        SessionCounts {
-            healthy: 1,
-            retired: 0,
-        }
+        self.executor().map_or(
+            SessionCounts {
+                healthy: 1,
+                retired: 0,
+            },
+            Pool::counts,
+        )
     }
 
     /// Retires every session whose run has lasted `older_than` or more; returns how many.
-    fn retire_stuck(&self, _older_than: Duration) -> usize {
-        0
+    fn retire_stuck(&self, older_than: Duration) -> usize {
+        self.executor().map_or(0, |e| e.retire_stuck(older_than))
     }
 
     /// Sets the CPU permits (the worker's share of its host changed).
-    fn set_cpus(&self, _permits: usize) {}
+    fn set_cpus(&self, permits: usize) {
+        if let Some(e) = self.executor() {
+            e.set_permits(permits);
+        }
+    }
 }
 
 impl Classifier for Model {
@@ -145,20 +159,8 @@ impl Classifier for Model {
         })
     }
 
-    fn hold(&self) -> Option<Held> {
-        Some(self.exec.hold())
-    }
-
-    fn sessions(&self) -> SessionCounts {
-        self.exec.counts()
-    }
-
-    fn retire_stuck(&self, older_than: Duration) -> usize {
-        self.exec.retire_stuck(older_than)
-    }
-
-    fn set_cpus(&self, permits: usize) {
-        self.exec.set_permits(permits);
+    fn executor(&self) -> Option<&dyn Pool> {
+        Some(&self.exec)
     }
 }
 

@@ -21,7 +21,7 @@ use shared::queue::{dead, keys};
 use shared::upload::ImageError;
 use shared::{JobResult, JobStatus, Prediction};
 use worker::config::Cli;
-use worker::executor::{Choice, Executor, Held, SessionCounts};
+use worker::executor::{Choice, Executor, Pool, SessionCounts};
 use worker::model::{Classification, Classified, Classifier, ClassifyError, Upload};
 use worker::Worker;
 
@@ -89,20 +89,8 @@ impl Classifier for FakeModel {
         Ok(cat(upload.top_k))
     }
 
-    fn hold(&self) -> Option<Held> {
-        Some(self.exec.hold())
-    }
-
-    fn sessions(&self) -> SessionCounts {
-        self.exec.counts()
-    }
-
-    fn retire_stuck(&self, older_than: Duration) -> usize {
-        self.exec.retire_stuck(older_than)
-    }
-
-    fn set_cpus(&self, permits: usize) {
-        self.exec.set_permits(permits);
+    fn executor(&self) -> Option<&dyn Pool> {
+        Some(&self.exec)
     }
 }
 
