@@ -333,6 +333,32 @@ mod tests {
         ))
     }
 
+    fn counts(healthy: u32, retired: u32) -> SessionCounts {
+        SessionCounts { healthy, retired }
+    }
+
+    /// Starts a `choice` run on another thread that keeps its session until told through the
+    /// returned sender (or until the sender drops), and waits until it has started.
+    fn blocked_run(
+        e: &Arc<Executor<Fake>>,
+        choice: Choice,
+    ) -> (
+        mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<(), ExecError>>,
+    ) {
+        let (started_tx, started) = mpsc::channel();
+        let (go_tx, go) = mpsc::channel::<()>();
+        let e = e.clone();
+        let run = std::thread::spawn(move || {
+            e.run(choice, |_| {
+                started_tx.send(()).unwrap();
+                let _ = go.recv();
+            })
+        });
+        started.recv().unwrap();
+        (go_tx, run)
+    }
+
     #[test]
     fn a_lone_job_runs_wide_and_parallel_jobs_run_narrow() {
         let e = exec(2, true, 2);
@@ -364,29 +390,13 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(
-            e.counts(),
-            SessionCounts {
-                healthy: 3,
-                retired: 0
-            }
-        );
+        assert_eq!(e.counts(), counts(3, 0));
     }
 
     #[test]
     fn the_wide_session_waits_for_every_permit_and_narrow_ones_for_one() {
         let e = exec(2, true, 2);
-        let (started_tx, started) = mpsc::channel();
-        let (go_tx, go) = mpsc::channel::<()>();
-        let e2 = e.clone();
-        let narrow = std::thread::spawn(move || {
-            e2.run(Choice::Narrow, |_| {
-                started_tx.send(()).unwrap();
-                go.recv().unwrap();
-            })
-            .unwrap();
-        });
-        started.recv().unwrap();
+        let (go_tx, narrow) = blocked_run(&e, Choice::Narrow);
         // One permit in use: the wide run must wait; a second narrow run need not.
         assert_eq!(e.run(Choice::Narrow, |s| s.name).unwrap(), "n1");
         let (done_tx, done) = mpsc::channel();
@@ -398,7 +408,7 @@ mod tests {
         assert!(done.recv_timeout(Duration::from_millis(100)).is_err());
         go_tx.send(()).unwrap();
         assert_eq!(done.recv().unwrap(), "wide");
-        narrow.join().unwrap();
+        narrow.join().unwrap().unwrap();
         wide.join().unwrap();
     }
 
@@ -413,17 +423,7 @@ mod tests {
         // One permit: the 2-thread wide session is not used (it would oversubscribe).
         let _h = e.hold();
         assert!(e.run(Choice::Auto, |s| s.name).unwrap().starts_with('n'));
-        let (started_tx, started) = mpsc::channel();
-        let (go_tx, go) = mpsc::channel::<()>();
-        let e2 = e.clone();
-        let t = std::thread::spawn(move || {
-            e2.run(Choice::Narrow, |_| {
-                started_tx.send(()).unwrap();
-                go.recv().unwrap();
-            })
-            .unwrap();
-        });
-        started.recv().unwrap();
+        let (go_tx, t) = blocked_run(&e, Choice::Narrow);
         let (done_tx, done) = mpsc::channel();
         let e3 = e.clone();
         let second = std::thread::spawn(move || {
@@ -437,7 +437,7 @@ mod tests {
         e.set_permits(2);
         done.recv_timeout(Duration::from_secs(5)).unwrap();
         go_tx.send(()).unwrap();
-        t.join().unwrap();
+        t.join().unwrap().unwrap();
         second.join().unwrap();
         assert_eq!(e.permits(), 2);
     }
@@ -445,50 +445,20 @@ mod tests {
     #[test]
     fn a_wedged_session_is_retired_never_reused_and_the_last_one_reports_none_left() {
         let e = exec(1, true, 2);
-        let (started_tx, started) = mpsc::channel();
-        let (_never_tx, never) = mpsc::channel::<()>();
-        let e2 = e.clone();
         // Blocks "forever" (until the test ends and drops the sender).
-        std::thread::spawn(move || {
-            let _ = e2.run(Choice::Wide, |_| {
-                started_tx.send(()).unwrap();
-                let _ = never.recv();
-            });
-        });
-        started.recv().unwrap();
+        let (_never_tx, _) = blocked_run(&e, Choice::Wide);
         assert_eq!(e.retire_stuck(Duration::from_secs(60)), 0, "not stuck yet");
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(e.retire_stuck(Duration::from_millis(20)), 1);
-        assert_eq!(
-            e.counts(),
-            SessionCounts {
-                healthy: 1,
-                retired: 1
-            }
-        );
+        assert_eq!(e.counts(), counts(1, 1));
         // Its permits came back: the narrow session runs; the wide one is gone.
         assert_eq!(e.run(Choice::Auto, |s| s.name).unwrap(), "n0");
         assert_eq!(e.run(Choice::Wide, |s| s.name), Err(ExecError::Unavailable));
         // Now the last one wedges too.
-        let (started_tx, started) = mpsc::channel();
-        let (_never_tx2, never2) = mpsc::channel::<()>();
-        let e3 = e.clone();
-        std::thread::spawn(move || {
-            let _ = e3.run(Choice::Auto, |_| {
-                started_tx.send(()).unwrap();
-                let _ = never2.recv();
-            });
-        });
-        started.recv().unwrap();
+        let (_never_tx2, _) = blocked_run(&e, Choice::Auto);
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(e.retire_stuck(Duration::from_millis(20)), 1);
-        assert_eq!(
-            e.counts(),
-            SessionCounts {
-                healthy: 0,
-                retired: 2
-            }
-        );
+        assert_eq!(e.counts(), counts(0, 2));
         assert_eq!(e.run(Choice::Auto, |s| s.name), Err(ExecError::NoSession));
     }
 
@@ -499,13 +469,7 @@ mod tests {
         let r = std::thread::spawn(move || e2.run(Choice::Narrow, |_| panic!("boom"))).join();
         assert!(r.is_err());
         // The session went with the panic; the slot is retired, the permit is back.
-        assert_eq!(
-            e.counts(),
-            SessionCounts {
-                healthy: 0,
-                retired: 1
-            }
-        );
+        assert_eq!(e.counts(), counts(0, 1));
         assert_eq!(e.lock().in_use, 0);
     }
 }
