@@ -270,6 +270,11 @@ fn get_req(uri: &str, cookie: Option<&str>) -> Request<Body> {
     b.body(Body::empty()).unwrap()
 }
 
+/// A signed-in person's `GET`.
+fn signed_in_get(uri: &str) -> Request<Body> {
+    get_req(uri, Some(&logged_in()))
+}
+
 fn form_req(uri: &str, cookie: &str, body: &str) -> Request<Body> {
     Request::post(uri)
         .header(header::COOKIE, cookie)
@@ -304,6 +309,15 @@ fn multipart_req(cookie: &str, csrf: &str, file_name: &str, bytes: &[u8]) -> Req
         .unwrap()
 }
 
+/// Every `Set-Cookie` of an answer.
+fn set_cookies(resp: &Response) -> Vec<String> {
+    resp.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
 fn location(resp: &Response) -> &str {
     resp.headers()
         .get(header::LOCATION)
@@ -314,6 +328,38 @@ fn location(resp: &Response) -> &str {
 
 fn logged_in() -> String {
     format!("csrf={CSRF}; session=good-token")
+}
+
+/// A visitor's form post (log in, sign up): the CSRF cookie, and `fields` after the same token.
+fn visitor_form(uri: &str, fields: &str) -> Request<Body> {
+    form_req(
+        uri,
+        &format!("csrf={CSRF}"),
+        &format!("csrf={CSRF}&{fields}"),
+    )
+}
+
+/// A visitor logs in with `fields` (email, password, maybe next).
+async fn log_in(ui: &Router, fields: &str) -> Response {
+    send(ui, visitor_form("/login", fields)).await
+}
+
+/// Posts `fields` to the visitor's form at `uri`, expects the form back (422) with an error next
+/// to each of the `invalid` fields, and returns the page.
+async fn refused_form(ui: &Router, uri: &str, fields: &str, invalid: &[&str]) -> String {
+    let html = page(
+        ui,
+        visitor_form(uri, fields),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    for field in invalid {
+        assert!(
+            html.contains(&format!(r#"<p class="field-error" id="{field}-error">"#)),
+            "{field}: {html}"
+        );
+    }
+    html
 }
 
 #[tokio::test]
@@ -368,29 +414,18 @@ async fn forms_without_the_csrf_token_are_refused() {
 #[tokio::test]
 async fn login_sets_an_httponly_session_cookie_and_follows_next() {
     let ui = ui_for(&spawn_fake_api().await);
-    let body = format!("csrf={CSRF}&email=g%40example.com&password=right&next=%2Fhistory");
-    let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
+    let resp = log_in(&ui, "email=g%40example.com&password=right&next=%2Fhistory").await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/history");
-    let cookies: Vec<_> = resp
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cookies = set_cookies(&resp);
     let session = cookies
         .iter()
         .find(|c| c.starts_with("session=good-token"))
         .unwrap();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"));
 
-    let body = format!("csrf={CSRF}&email=g%40example.com&password=wrong");
-    let html = page(
-        &ui,
-        form_req("/login", &format!("csrf={CSRF}"), &body),
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    let wrong = visitor_form("/login", "email=g%40example.com&password=wrong");
+    let html = page(&ui, wrong, StatusCode::UNAUTHORIZED).await;
     assert!(html.contains("do not match an account"), "{html}");
 }
 
@@ -404,22 +439,13 @@ async fn the_signup_form_marks_every_invalid_field_next_to_it() {
     );
     assert!(!html.contains("aria-invalid"), "{html}");
 
-    let body = format!("csrf={CSRF}&name=&email=nope&password=short");
-    let html = page(
-        &ui,
-        form_req("/signup", &format!("csrf={CSRF}"), &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let fields = "name=&email=nope&password=short";
+    let html = refused_form(&ui, "/signup", fields, &["name", "email", "password"]).await;
     for (field, described_by) in [
         ("name", "name-error"),
         ("email", "email-error"),
         ("password", "password-hint password-error"),
     ] {
-        assert!(
-            html.contains(&format!(r#"<p class="field-error" id="{field}-error">"#)),
-            "{field}: {html}"
-        );
         assert!(
             html.contains(&format!(
                 r#"aria-describedby="{described_by}" aria-invalid="true""#
@@ -446,8 +472,8 @@ async fn next_is_followed_only_to_a_same_origin_path_and_never_fails() {
         "https%3A%2F%2Fevil.example",
         "%2F%C3%A9",
     ] {
-        let body = format!("csrf={CSRF}&email=g%40example.com&password=right&next={next}");
-        let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
+        let fields = format!("email=g%40example.com&password=right&next={next}");
+        let resp = log_in(&ui, &fields).await;
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next}");
         assert_eq!(location(&resp), "/", "{next}");
         let resp = send(&ui, get_req(&format!("/login?next={next}"), None)).await;
@@ -462,14 +488,10 @@ async fn next_is_followed_only_to_a_same_origin_path_and_never_fails() {
 #[tokio::test]
 async fn log_in_rotates_the_csrf_token_and_log_out_revokes_the_token() {
     let ui = ui_for(&spawn_fake_api().await);
-    let body = format!("csrf={CSRF}&email=g%40example.com&password=right");
-    let resp = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &body)).await;
+    let resp = log_in(&ui, "email=g%40example.com&password=right").await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let csrf = resp
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
+    let csrf = set_cookies(&resp)
+        .into_iter()
         .find(|c| c.starts_with("csrf="))
         .expect("a new CSRF cookie at log-in");
     assert!(!csrf.starts_with(&format!("csrf={CSRF}")), "{csrf}");
@@ -493,12 +515,7 @@ async fn log_in_rotates_the_csrf_token_and_log_out_revokes_the_token() {
 #[tokio::test]
 async fn api_down_shows_a_service_unavailable_page() {
     let ui = ui_for(&closed_port_url().await);
-    let html = page(
-        &ui,
-        get_req("/", Some(&logged_in())),
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
+    let html = page(&ui, signed_in_get("/"), StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(html.contains("The service is unavailable"));
     assert!(html.contains("try again"));
     assert!(
@@ -517,10 +534,9 @@ async fn an_expired_token_sends_the_user_to_log_in_again() {
     .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/login?expired=1");
-    let cleared = resp.headers().get_all(header::SET_COOKIE).iter().any(|v| {
-        let v = v.to_str().unwrap();
-        v.starts_with("session=") && v.contains("Max-Age=0")
-    });
+    let cleared = set_cookies(&resp)
+        .iter()
+        .any(|v| v.starts_with("session=") && v.contains("Max-Age=0"));
     assert!(cleared, "the stale session cookie is removed");
 }
 
@@ -550,7 +566,7 @@ async fn an_accepted_image_leads_to_its_result_page_with_bars_and_feedback() {
 
     let html = page(
         &ui,
-        get_req(&format!("/results/{JOB}"), Some(&logged_in())),
+        signed_in_get(&format!("/results/{JOB}")),
         StatusCode::OK,
     )
     .await;
@@ -597,7 +613,7 @@ async fn the_status_endpoint_returns_the_finished_panel_as_json() {
     let body: serde_json::Value = serde_json::from_str(
         &page(
             &ui,
-            get_req(&format!("/results/{JOB}/status?wait=1"), Some(&logged_in())),
+            signed_in_get(&format!("/results/{JOB}/status?wait=1")),
             StatusCode::OK,
         )
         .await,
@@ -621,7 +637,7 @@ async fn the_status_endpoint_returns_the_finished_panel_as_json() {
 #[tokio::test]
 async fn history_lists_thumbnails_and_unknown_pages_are_friendly() {
     let ui = ui_for(&spawn_fake_api().await);
-    let html = page(&ui, get_req("/history", Some(&logged_in())), StatusCode::OK).await;
+    let html = page(&ui, signed_in_get("/history"), StatusCode::OK).await;
     assert!(html.contains(&format!("/results/{JOB}/thumbnail")));
     assert!(html.contains("1 image classified"));
 
@@ -662,7 +678,7 @@ async fn visitors_get_the_landing_page_and_people_the_available_models_only() {
     let resp = send(&ui, get_req("/example.jpg", None)).await;
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let html = page(&ui, get_req("/", Some(&logged_in())), StatusCode::OK).await;
+    let html = page(&ui, signed_in_get("/"), StatusCode::OK).await;
     assert!(html.contains(">EfficientNet-Lite0</option>"), "{html}");
     assert!(
         !html.contains("resnet50"),
@@ -679,17 +695,5 @@ async fn visitors_get_the_landing_page_and_people_the_available_models_only() {
 #[tokio::test]
 async fn the_login_form_marks_both_empty_fields_at_once() {
     let ui = ui_for(&spawn_fake_api().await);
-    let body = format!("csrf={CSRF}&email=&password=");
-    let html = page(
-        &ui,
-        form_req("/login", &format!("csrf={CSRF}"), &body),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    for field in ["email", "password"] {
-        assert!(
-            html.contains(&format!(r#"<p class="field-error" id="{field}-error">"#)),
-            "{field}: {html}"
-        );
-    }
+    refused_form(&ui, "/login", "email=&password=", &["email", "password"]).await;
 }
