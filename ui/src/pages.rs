@@ -191,10 +191,17 @@ pub struct ResultPanel {
 #[template(path = "batch.html")]
 pub struct BatchPage {
     pub layout: Layout,
+    /// Drawn by `job_card.html`, the same card the live updates send ([`JobCard`]).
     pub jobs: Vec<JobView>,
     pub notices: Vec<Notice>,
-    pub any_pending: bool,
-    pub cards_html: Vec<String>,
+}
+
+impl BatchPage {
+    /// True while a job is still waiting or being classified (the page then refreshes itself
+    /// when script is off).
+    pub fn any_pending(&self) -> bool {
+        self.jobs.iter().any(|j| !j.finished)
+    }
 }
 
 /// One job as a card (batch page, live updates).

@@ -244,7 +244,7 @@ pub async fn submit(
     }
     let jobs: Vec<JobView> = accepted.iter().map(JobView::from_submitted).collect();
     let notices = refused.into_iter().map(|(_, n)| n).collect();
-    render_batch(&session, &csrf, jobs, notices)
+    Ok(render_batch(&session, &csrf, jobs, notices))
 }
 
 /// What to tell the person about one image the API refused.

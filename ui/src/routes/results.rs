@@ -388,7 +388,7 @@ pub async fn batch(
     if jobs.is_empty() {
         return Ok(Redirect::to("/").into_response());
     }
-    render_batch(&session, &csrf, jobs, Vec::new())
+    Ok(render_batch(&session, &csrf, jobs, Vec::new()))
 }
 
 /// The batch page for these jobs, with notices about images that were refused.
@@ -397,20 +397,13 @@ pub fn render_batch(
     csrf: &CsrfToken,
     jobs: Vec<JobView>,
     notices: Vec<Notice>,
-) -> Result<Response> {
-    let cards_html = jobs
-        .iter()
-        .map(|j| render(&JobCard { job: j.clone() }))
-        .collect::<Result<Vec<_>>>()?;
-    let any_pending = jobs.iter().any(|j| !j.finished);
-    Ok(Page::ok(BatchPage {
+) -> Response {
+    Page::ok(BatchPage {
         layout: Layout::new("Your images", session.name.clone(), &csrf.0, "result"),
         jobs,
         notices,
-        any_pending,
-        cards_html,
     })
-    .into_response())
+    .into_response()
 }
 
 #[cfg(test)]
