@@ -2,12 +2,14 @@
 //! by every form in a hidden field. A cross-site page can make the browser send the cookie but
 //! cannot read it, so it cannot put the matching value in the form.
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{HeaderValue, SET_COOKIE};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use rand::RngCore;
+use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::AppState;
@@ -29,6 +31,34 @@ impl CsrfToken {
         } else {
             Err(Error::Csrf)
         }
+    }
+}
+
+/// A form that repeats the token in its hidden [`FIELD`].
+pub trait CsrfField {
+    /// The token the form sent back.
+    fn csrf(&self) -> &str;
+}
+
+/// A posted form whose hidden field matched the visitor's token, with that token (for a form
+/// shown again): `CheckedForm(csrf, form)`. A mismatch is refused before the handler runs, so no
+/// handler that takes this can forget the check.
+pub struct CheckedForm<F>(pub CsrfToken, pub F);
+
+impl<S: Send + Sync, F: DeserializeOwned + CsrfField> FromRequest<S> for CheckedForm<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Extension(csrf) = Extension::<CsrfToken>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Form(form) = Form::<F>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        csrf.verify(form.csrf())
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self(csrf, form))
     }
 }
 

@@ -105,16 +105,43 @@ impl Notice {
     }
 }
 
-#[derive(Template)]
+/// The errors of the log-in or sign-up form, each shown next to its field (all at once).
+#[derive(Debug, Clone, Default)]
+pub struct FieldErrors {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+impl FieldErrors {
+    /// True when any field has an error.
+    pub fn any(&self) -> bool {
+        self.name.is_some() || self.email.is_some() || self.password.is_some()
+    }
+}
+
+#[derive(Clone, Template)]
 #[template(path = "login.html")]
 pub struct LoginPage {
     pub layout: Layout,
     pub email: String,
+    /// Where to go once logged in (a path on this site).
     pub next: String,
     pub notice: Option<Notice>,
-    /// Field errors, shown next to their fields (all at once).
-    pub email_error: Option<String>,
-    pub password_error: Option<String>,
+    pub errors: FieldErrors,
+}
+
+impl LoginPage {
+    /// The log-in form, empty, for the visitor `user` (if already logged in).
+    pub fn new(user: Option<String>, csrf: &str, next: String) -> Self {
+        Self {
+            layout: Layout::new("Log in", user, csrf, "login"),
+            email: String::new(),
+            next,
+            notice: None,
+            errors: FieldErrors::default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -126,9 +153,21 @@ pub struct SignupPage {
     pub name: String,
     pub email: String,
     pub notice: Option<Notice>,
-    pub name_error: Option<String>,
-    pub email_error: Option<String>,
-    pub password_error: Option<String>,
+    pub errors: FieldErrors,
+}
+
+impl SignupPage {
+    /// The sign-up form, empty, for the visitor `user` (if already logged in).
+    pub fn new(user: Option<String>, csrf: &str, next: String) -> Self {
+        Self {
+            layout: Layout::new("Create an account", user, csrf, "signup"),
+            next,
+            name: String::new(),
+            email: String::new(),
+            notice: None,
+            errors: FieldErrors::default(),
+        }
+    }
 }
 
 /// One model in the classify form's selector.

@@ -3,20 +3,23 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::Extension;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
+use api_types::Token;
+
 use crate::api::ApiError;
-use crate::csrf::CsrfToken;
+use crate::csrf::{CheckedForm, CsrfField, CsrfToken};
 use crate::error::{Error, Result};
-use crate::pages::{Layout, LoginPage, Notice, Page, SignupPage};
+use crate::pages::{LoginPage, Notice, Page, SignupPage};
 use crate::session::{self, MaybeUser};
 use crate::AppState;
 
-/// Query parameters the login page understands.
+/// Query parameters of the log-in and sign-up pages (sign-up reads only `next`, where to go once
+/// the account exists).
 #[derive(Debug, Default, Deserialize)]
-pub struct LoginQuery {
+pub struct AuthQuery {
     next: Option<String>,
     expired: Option<String>,
     registered: Option<String>,
@@ -27,9 +30,10 @@ pub struct LoginQuery {
 pub async fn login_form(
     MaybeUser(user): MaybeUser,
     Extension(csrf): Extension<CsrfToken>,
-    Query(q): Query<LoginQuery>,
+    Query(q): Query<AuthQuery>,
 ) -> Page<LoginPage> {
-    let notice = if q.expired.is_some() {
+    let mut page = LoginPage::new(user, &csrf.0, session::safe_next(q.next.as_deref()));
+    page.notice = if q.expired.is_some() {
         Some(Notice::new(
             "warning",
             "Your session has expired. Please log in again.",
@@ -46,14 +50,7 @@ pub async fn login_form(
     } else {
         None
     };
-    Page::ok(LoginPage {
-        layout: Layout::new("Log in", user, &csrf.0, "login"),
-        email: String::new(),
-        next: session::safe_next(q.next.as_deref()),
-        notice,
-        email_error: None,
-        password_error: None,
-    })
+    Page::ok(page)
 }
 
 /// The login form.
@@ -66,46 +63,51 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+impl CsrfField for LoginForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The person is in: the token goes into the session cookie, the CSRF token is replaced (see
+/// [`crate::csrf::rotated`]) and the browser goes on to `next`.
+fn logged_in(state: &AppState, jar: CookieJar, token: Token, name: &str, next: &str) -> Response {
+    let secure = state.cookie_secure;
+    let jar = session::start(jar, token.access_token, name, token.expires_in, secure);
+    let jar = crate::csrf::rotated(jar, secure);
+    (jar, Redirect::to(next)).into_response()
+}
+
 /// `POST /login`: ask the API for a token, keep it in a cookie, go where the person was heading.
 pub async fn login(
     State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
     jar: CookieJar,
-    Form(form): Form<LoginForm>,
+    CheckedForm(csrf, form): CheckedForm<LoginForm>,
 ) -> Result<Response> {
-    csrf.verify(&form.csrf)?;
     let email = form.email.trim().to_owned();
-    let next = session::safe_next(form.next.as_deref());
+    let mut page = LoginPage::new(None, &csrf.0, session::safe_next(form.next.as_deref()));
+    page.email.clone_from(&email);
+    if email.is_empty() || form.password.is_empty() {
+        page.errors.email = email
+            .is_empty()
+            .then(|| "Enter the email you signed up with.".to_owned());
+        page.errors.password = form
+            .password
+            .is_empty()
+            .then(|| "Enter your password.".to_owned());
+        return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
     let again = |status: StatusCode, text: &str| {
+        let notice = Some(Notice::new("error", text));
         Page::with_status(
             status,
             LoginPage {
-                layout: Layout::new("Log in", None, &csrf.0, "login"),
-                email: email.clone(),
-                next: next.clone(),
-                notice: Some(Notice::new("error", text)),
-                email_error: None,
-                password_error: None,
+                notice,
+                ..page.clone()
             },
         )
         .into_response()
     };
-    if email.is_empty() || form.password.is_empty() {
-        let page = LoginPage {
-            layout: Layout::new("Log in", None, &csrf.0, "login"),
-            email: email.clone(),
-            next: next.clone(),
-            notice: None,
-            email_error: email
-                .is_empty()
-                .then(|| "Enter the email you signed up with.".to_owned()),
-            password_error: form
-                .password
-                .is_empty()
-                .then(|| "Enter your password.".to_owned()),
-        };
-        return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    }
     let token = match state.api.login(&email, &form.password).await {
         Ok(t) => t,
         Err(ApiError::Unauthorized) => {
@@ -138,41 +140,22 @@ pub async fn login(
     let name = match state.api.me(&token.access_token).await {
         Ok(u) if !u.name.trim().is_empty() => u.name,
         Ok(u) if !u.email.is_empty() => u.email,
-        _ => email.clone(),
+        _ => email,
     };
-    let jar = session::start(
-        jar,
-        token.access_token,
-        &name,
-        token.expires_in,
-        state.cookie_secure,
-    );
-    let jar = crate::csrf::rotated(jar, state.cookie_secure);
-    Ok((jar, Redirect::to(&next)).into_response())
-}
-
-/// Query of the sign-up page: where to go once the account exists.
-#[derive(Debug, Default, Deserialize)]
-pub struct SignupQuery {
-    next: Option<String>,
+    Ok(logged_in(&state, jar, token, &name, &page.next))
 }
 
 /// `GET /signup`.
 pub async fn signup_form(
     MaybeUser(user): MaybeUser,
     Extension(csrf): Extension<CsrfToken>,
-    Query(q): Query<SignupQuery>,
+    Query(q): Query<AuthQuery>,
 ) -> Page<SignupPage> {
-    Page::ok(SignupPage {
-        layout: Layout::new("Create an account", user, &csrf.0, "signup"),
-        next: session::safe_next(q.next.as_deref()),
-        name: String::new(),
-        email: String::new(),
-        notice: None,
-        name_error: None,
-        email_error: None,
-        password_error: None,
-    })
+    Page::ok(SignupPage::new(
+        user,
+        &csrf.0,
+        session::safe_next(q.next.as_deref()),
+    ))
 }
 
 /// The sign-up form.
@@ -186,14 +169,20 @@ pub struct SignupForm {
     next: Option<String>,
 }
 
+impl CsrfField for SignupForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Every problem of the sign-up form at once, each next to its field, checked by the API's
 /// own rules (the API would name only the first).
 fn check_signup(page: &mut SignupPage, password: &str) {
     let name_len = page.name.chars().count();
     if name_len == 0 {
-        page.name_error = Some("Enter your name.".into());
+        page.errors.name = Some("Enter your name.".into());
     } else if !(api_types::MIN_NAME_CHARS..=api_types::MAX_NAME_CHARS).contains(&name_len) {
-        page.name_error = Some(format!(
+        page.errors.name = Some(format!(
             "Use {} to {} characters for your name.",
             api_types::MIN_NAME_CHARS,
             api_types::MAX_NAME_CHARS
@@ -207,18 +196,18 @@ fn check_signup(page: &mut SignupPage, password: &str) {
             && !page.email.chars().any(char::is_whitespace)
     });
     if !email_ok {
-        page.email_error = Some("Enter an email address like name@example.com.".into());
+        page.errors.email = Some("Enter an email address like name@example.com.".into());
     }
     let pw = password.chars().count();
     if pw == 0 {
-        page.password_error = Some("Choose a password.".into());
+        page.errors.password = Some("Choose a password.".into());
     } else if pw < api_types::MIN_PASSWORD_CHARS {
-        page.password_error = Some(format!(
+        page.errors.password = Some(format!(
             "Use at least {} characters.",
             api_types::MIN_PASSWORD_CHARS
         ));
     } else if pw > api_types::MAX_PASSWORD_CHARS {
-        page.password_error = Some(format!(
+        page.errors.password = Some(format!(
             "Use at most {} characters.",
             api_types::MAX_PASSWORD_CHARS
         ));
@@ -228,23 +217,14 @@ fn check_signup(page: &mut SignupPage, password: &str) {
 /// `POST /signup`: create the account, log the person in and go on where they were heading.
 pub async fn signup(
     State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
     jar: CookieJar,
-    Form(form): Form<SignupForm>,
+    CheckedForm(csrf, form): CheckedForm<SignupForm>,
 ) -> Result<Response> {
-    csrf.verify(&form.csrf)?;
-    let mut page = SignupPage {
-        layout: Layout::new("Create an account", None, &csrf.0, "signup"),
-        next: session::safe_next(form.next.as_deref()),
-        name: form.name.trim().to_owned(),
-        email: form.email.trim().to_owned(),
-        notice: None,
-        name_error: None,
-        email_error: None,
-        password_error: None,
-    };
+    let mut page = SignupPage::new(None, &csrf.0, session::safe_next(form.next.as_deref()));
+    page.name = form.name.trim().to_owned();
+    page.email = form.email.trim().to_owned();
     check_signup(&mut page, &form.password);
-    if page.name_error.is_some() || page.email_error.is_some() || page.password_error.is_some() {
+    if page.errors.any() {
         return Ok(Page::with_status(StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     match state
@@ -266,15 +246,7 @@ pub async fn signup(
                     return Ok(Redirect::to(&url).into_response());
                 }
             };
-            let jar = session::start(
-                jar,
-                token.access_token,
-                &page.name,
-                token.expires_in,
-                state.cookie_secure,
-            );
-            let jar = crate::csrf::rotated(jar, state.cookie_secure);
-            Ok((jar, Redirect::to(&page.next)).into_response())
+            Ok(logged_in(&state, jar, token, &page.name, &page.next))
         }
         Err(ApiError::Status {
             status,
@@ -284,14 +256,14 @@ pub async fn signup(
         }) if status.is_client_error() => {
             match (status.as_u16(), field.as_deref()) {
                 (409, _) => {
-                    page.email_error = Some(
+                    page.errors.email = Some(
                         "An account with this email already exists. Log in instead, or use another email."
                             .into(),
                     )
                 }
-                (_, Some("name")) => page.name_error = Some(message),
-                (_, Some("email")) => page.email_error = Some(message),
-                (_, Some("password")) => page.password_error = Some(message),
+                (_, Some("name")) => page.errors.name = Some(message),
+                (_, Some("email")) => page.errors.email = Some(message),
+                (_, Some("password")) => page.errors.password = Some(message),
                 _ => page.notice = Some(Notice::new("error", message)),
             }
             Ok(Page::with_status(status, page).into_response())
@@ -315,19 +287,23 @@ pub struct LogoutForm {
     csrf: String,
 }
 
+impl CsrfField for LogoutForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /logout`: revoke the token at the API (so a copy of it is worthless too), then
 /// forget it. The cookies are cleared even when the API cannot be reached.
 pub async fn logout(
     State(state): State<AppState>,
-    Extension(csrf): Extension<CsrfToken>,
     jar: CookieJar,
-    Form(form): Form<LogoutForm>,
-) -> Result<Response> {
-    csrf.verify(&form.csrf)?;
+    _: CheckedForm<LogoutForm>,
+) -> Response {
     if let Some(s) = session::from_jar(&jar) {
         if let Err(e) = state.api.logout(&s.token).await {
             tracing::warn!(error = %e, "logout: the API did not revoke the token");
         }
     }
-    Ok((session::end(jar), Redirect::to("/login?logged_out=1")).into_response())
+    (session::end(jar), Redirect::to("/login?logged_out=1")).into_response()
 }
