@@ -39,7 +39,13 @@ from pathlib import Path
 from imagetag import tagged
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_IMAGE = HERE.parent.parent / "shared" / "testdata" / "grace_hopper.jpg"
+# Mixed sizes and formats (each upload picks one): 517x606, 1289x1100 with an EXIF rotation
+# and 2100x2461 JPEGs (the last two take the reduced-scale decode), a 512x560 PNG.
+DEFAULT_IMAGES = [
+    HERE.parent.parent / "shared" / "testdata" / "grace_hopper.jpg",
+    *(HERE.parent / "tests" / "fixtures" / "photos" / f
+      for f in ("grace_hopper_1100_exif6.jpg", "grace_hopper_2100.jpg", "grace_hopper_crop.png")),
+]
 
 # (kind, weight) of the mix.
 MIX = [("upload", 50), ("predict", 15), ("history", 20), ("info", 15)]
@@ -114,7 +120,7 @@ class Http:
         )
 
 
-def user_loop(idx, args, image, stats, deadline, stop):
+def user_loop(idx, args, images, stats, deadline, stop):
     rng = random.Random(args.seed * 1000 + idx)
     http = Http(args.api, stats, args.timeout)
     email = f"soak-{uuid.uuid4().hex}@example.com"
@@ -135,14 +141,15 @@ def user_loop(idx, args, image, stats, deadline, stop):
     while time.monotonic() < deadline and not stop.is_set():
         kind = rng.choices(kinds, weights)[0]
         n += 1
+        name, image = rng.choice(images)
         if kind == "upload":
-            # Bytes after the JPEG end-of-image marker make a new image for the service;
-            # one upload in five repeats a known one (result cache).
+            # One upload in five repeats a known one (result cache): bytes after the image's
+            # end marker are dropped by the API, so these are the same image.
             if rng.random() < 0.2:
                 data = image + f"#repeat-{rng.randrange(5)}".encode()
             else:
                 data = tagged(image, f"soak-{idx}-{n}-{uuid.uuid4().hex}")
-            st, body = http.multipart("upload", "/predictions", "photo.jpg", data)
+            st, body = http.multipart("upload", "/predictions", name, data)
             if st == 200 and body:
                 with stats.lock:
                     stats.cached += 1
@@ -168,7 +175,7 @@ def user_loop(idx, args, image, stats, deadline, stop):
                         stats.jobs[job_id] = final
         elif kind == "predict":
             data = tagged(image, f"sync-{idx}-{n}-{uuid.uuid4().hex}")
-            http.multipart("predict", "/predict", "photo.jpg", data)
+            http.multipart("predict", "/predict", name, data)
         elif kind == "history":
             http.request("history", "GET", "/predictions?per_page=20")
         else:
@@ -247,7 +254,7 @@ def main():
     ap.add_argument("--api", default=os.environ.get("API_URL", "http://127.0.0.1:8000"))
     ap.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", "10")))
     ap.add_argument("--users", type=int, default=8)
-    ap.add_argument("--image", default=os.environ.get("IMAGE", str(DEFAULT_IMAGE)))
+    ap.add_argument("--image", action="append", default=[], help="an image to upload (repeatable; default: four photos of mixed sizes, or $IMAGE)")
     ap.add_argument("--pid", action="append", default=[], metavar="NAME=PID", help="a process to watch (repeatable)")
     ap.add_argument("--think", type=float, default=0.2, help="max seconds a user pauses between requests")
     ap.add_argument("--timeout", type=float, default=60, help="client timeout per request, seconds")
@@ -258,10 +265,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
-    image_path = Path(args.image)
-    if not image_path.is_file():
-        sys.exit(f"soak: image {image_path} not found (--image)")
-    image = image_path.read_bytes()
+    paths = [Path(p) for p in args.image] or ([Path(os.environ["IMAGE"])] if os.environ.get("IMAGE") else DEFAULT_IMAGES)
+    for p in paths:
+        if not p.is_file():
+            sys.exit(f"soak: image {p} not found (--image)")
+    images = [(p.name, p.read_bytes()) for p in paths]
     pids = {}
     for spec in args.pid:
         name, _, pid = spec.partition("=")
@@ -285,7 +293,7 @@ def main():
     deadline = started + args.minutes * 60
     stop = threading.Event()
     threads = [
-        threading.Thread(target=user_loop, args=(i, args, image, stats, deadline, stop), daemon=True)
+        threading.Thread(target=user_loop, args=(i, args, images, stats, deadline, stop), daemon=True)
         for i in range(args.users)
     ]
     for t in threads:
@@ -366,6 +374,7 @@ def main():
         "minutes": args.minutes,
         "load_seconds": round(load_seconds, 1),
         "users": args.users,
+        "images": [f"{n} ({len(b) // 1024} KiB)" for n, b in images],
         "mix": dict(MIX),
         "total_requests": total,
         "requests_per_second": round(total / load_seconds, 1) if load_seconds else None,
@@ -399,6 +408,7 @@ def markdown(r):
         "",
         f"- target: {r['api']}, {r['users']} users, {r['minutes']} min ({r['load_seconds']} s of load)",
         f"- mix (weights): {', '.join(f'{k} {v}' for k, v in r['mix'].items())}",
+        f"- images (each upload picks one, made unique by a tag): {', '.join(r.get('images', []))}",
         f"- requests: {r['total_requests']} ({r['requests_per_second']}/s); statuses: "
         + ", ".join(f"{s}: {n}" for s, n in r["statuses"].items()),
         f"- errors by status: {r['errors'] or 'none'}; 5xx: {r['five_xx']}",
