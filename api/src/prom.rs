@@ -15,40 +15,37 @@ use axum::response::Response;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Requests answered, by method, route and status.
-pub const HTTP_REQUESTS: &str = "http_requests_total";
-/// Time from a request's arrival to its answer, by method and route.
-pub const HTTP_DURATION: &str = "http_request_duration_seconds";
-/// Jobs queued for a worker, by model.
-pub const JOBS_SUBMITTED: &str = "jobs_submitted_total";
-/// Uploads answered from the result cache.
-pub const JOBS_CACHE_HITS: &str = "jobs_cache_hits_total";
-/// Jobs recorded as finished, by outcome.
-pub const JOBS_FINISHED: &str = "jobs_finished_total";
-/// Uploads refused before queueing, by reason.
-pub const UPLOADS_REJECTED: &str = "uploads_rejected_total";
-/// Time a job waited in its queue: from being accepted to a worker starting it, by model.
-pub const QUEUE_WAIT: &str = "job_queue_wait_seconds";
-/// Time from a job being accepted to its result, by model.
-pub const JOB_TURNAROUND: &str = "job_turnaround_seconds";
-/// Jobs in each model's queue, read from Redis at each scrape.
-pub const QUEUE_DEPTH: &str = "queue_depth";
-/// Workers whose heartbeat is fresh, read from Redis at each scrape.
-pub const WORKERS_LIVE: &str = "workers_live";
+/// The metric names: a `pub const` each, with its doc, and all of them in [`NAMES`].
+macro_rules! metric_names {
+    ($($(#[$doc:meta])* $name:ident = $value:literal;)*) => {
+        $($(#[$doc])* pub const $name: &str = $value;)*
+        /// Every metric name above (the process metrics come from `metrics-process`).
+        pub const NAMES: &[&str] = &[$($name),*];
+    };
+}
 
-/// Every metric name above (the process metrics come from `metrics-process`).
-pub const NAMES: &[&str] = &[
-    HTTP_REQUESTS,
-    HTTP_DURATION,
-    JOBS_SUBMITTED,
-    JOBS_CACHE_HITS,
-    JOBS_FINISHED,
-    UPLOADS_REJECTED,
-    QUEUE_WAIT,
-    JOB_TURNAROUND,
-    QUEUE_DEPTH,
-    WORKERS_LIVE,
-];
+metric_names! {
+    /// Requests answered, by method, route and status.
+    HTTP_REQUESTS = "http_requests_total";
+    /// Time from a request's arrival to its answer, by method and route.
+    HTTP_DURATION = "http_request_duration_seconds";
+    /// Jobs queued for a worker, by model.
+    JOBS_SUBMITTED = "jobs_submitted_total";
+    /// Uploads answered from the result cache.
+    JOBS_CACHE_HITS = "jobs_cache_hits_total";
+    /// Jobs recorded as finished, by outcome.
+    JOBS_FINISHED = "jobs_finished_total";
+    /// Uploads refused before queueing, by reason.
+    UPLOADS_REJECTED = "uploads_rejected_total";
+    /// Time a job waited in its queue: from being accepted to a worker starting it, by model.
+    QUEUE_WAIT = "job_queue_wait_seconds";
+    /// Time from a job being accepted to its result, by model.
+    JOB_TURNAROUND = "job_turnaround_seconds";
+    /// Jobs in each model's queue, read from Redis at each scrape.
+    QUEUE_DEPTH = "queue_depth";
+    /// Workers whose heartbeat is fresh, read from Redis at each scrape.
+    WORKERS_LIVE = "workers_live";
+}
 
 /// Request latency buckets (seconds): from a cached `GET` to a `POST /predict` near its timeout.
 pub const LATENCY_BUCKETS: &[f64] = &[
