@@ -221,14 +221,7 @@ pub async fn get_prediction_image(
     Path(job_id): Path<uuid::Uuid>,
 ) -> Result<Response> {
     let (ctype, bytes) = jobs::image(&state, &user, &job_id.to_string()).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, ctype),
-            (header::CACHE_CONTROL, "private, max-age=3600".into()),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(private_file(ctype, 3600, bytes))
 }
 
 /// A small JPEG kept with the history.
@@ -244,16 +237,25 @@ pub async fn get_prediction_thumbnail(
         .db_call(state.db.thumbnail(&job_id.to_string()))
         .await?
     {
-        Some((owner, Some(t))) if user.may_access(owner) && !t.is_empty() => Ok((
-            [
-                (header::CONTENT_TYPE, "image/jpeg"),
-                (header::CACHE_CONTROL, "private, max-age=86400"),
-            ],
-            t,
-        )
-            .into_response()),
+        Some((owner, Some(t))) if user.may_access(owner) && !t.is_empty() => {
+            Ok(private_file("image/jpeg".into(), 86400, t))
+        }
         _ => Err(ApiError::not_found("thumbnail")),
     }
+}
+
+/// `bytes` of type `content_type`, which only the caller's own client may keep, for
+/// `max_age_secs`.
+fn private_file(content_type: String, max_age_secs: u32, bytes: Vec<u8>) -> Response {
+    let cache = format!("private, max-age={max_age_secs}");
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
