@@ -113,6 +113,15 @@ async fn upload_named(c: &Ctx, token: &str, bytes: &[u8], file_name: &str) -> (S
     (s, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// Uploads `bytes` as `file_name` for the owner of `token`, which must queue a job (202), and
+/// reads that job back: the status and body of `GET /predictions/{job_id}`.
+async fn upload_queued(c: &Ctx, token: &str, bytes: &[u8], file_name: &str) -> (StatusCode, Value) {
+    let (s, v) = upload_named(c, token, bytes, file_name).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["job_id"].as_str().unwrap();
+    c.get(&format!("/predictions/{id}"), token).await
+}
+
 async fn the_original_file_name_is_kept_safe(b: Backend) {
     let c = Ctx::new(b).await;
     let (_, ta) = c.user("Alice", "alice@example.com").await;
@@ -123,11 +132,8 @@ async fn the_original_file_name_is_kept_safe(b: Backend) {
         ("", None),
     ] {
         let photo = test_support::unique_photo(&format!("name {sent}"));
-        let (s, v) = upload_named(&c, &ta, &photo, sent).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-        let id = v["job_id"].as_str().unwrap();
         // Live (the Redis record) and from the history row alike.
-        let (s, job) = c.get(&format!("/predictions/{id}"), &ta).await;
+        let (s, job) = upload_queued(&c, &ta, &photo, sent).await;
         assert_eq!(s, StatusCode::OK, "{job}");
         assert_eq!(job["original_file_name"].as_str(), kept, "{sent:?}: {job}");
         assert!(job["image_file_name"].as_str().unwrap().len() > 64);
@@ -136,14 +142,7 @@ async fn the_original_file_name_is_kept_safe(b: Backend) {
     }
     // A very long name is bounded.
     let long = format!("{}.jpg", "n".repeat(500));
-    let (s, v) = upload_named(&c, &ta, &test_support::unique_photo("long"), &long).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let (_, job) = c
-        .get(
-            &format!("/predictions/{}", v["job_id"].as_str().unwrap()),
-            &ta,
-        )
-        .await;
+    let (_, job) = upload_queued(&c, &ta, &test_support::unique_photo("long"), &long).await;
     let kept = job["original_file_name"].as_str().unwrap();
     assert!(
         kept.chars().count() <= 120 && kept.ends_with(".jpg"),
@@ -280,15 +279,8 @@ async fn a_cache_hit_does_not_disclose_another_accounts_upload(b: Backend) {
     let (_, ta) = c.user("Alice", "alice@example.com").await;
     let (_, tb) = c.user("Bob", "bob@example.com").await;
     let photo = test_support::unique_photo("shared bytes");
-    let (s, v) = upload_named(&c, &ta, &photo, "alice.jpg").await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, alices) = upload_queued(&c, &ta, &photo, "alice.jpg").await;
     // The worker's finish script leaves this cache entry; written directly (no worker here).
-    let (_, alices) = c
-        .get(
-            &format!("/predictions/{}", v["job_id"].as_str().unwrap()),
-            &ta,
-        )
-        .await;
     let sha = alices["image_file_name"]
         .as_str()
         .unwrap()
@@ -298,11 +290,7 @@ async fn a_cache_hit_does_not_disclose_another_accounts_upload(b: Backend) {
         .to_owned();
     let result = serde_json::json!({"predictions": [{"label": "beagle", "class_id": 162, "score": 0.9}],
         "model": "efficientnet-lite0", "elapsed_ms": 4.0});
-    let mut conn = redis::Client::open(c.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = c.redis_conn().await;
     let _: () = redis::AsyncCommands::hset(
         &mut conn,
         shared::keys::cache("efficientnet-lite0", &sha, 5),
