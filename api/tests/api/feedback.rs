@@ -18,14 +18,9 @@ async fn feedback_round_trip_newest_first(b: Backend) {
         .history(a, [(3000, true), (2000, false), (1000, true)])
         .await;
 
-    let f1 = c
-        .feedback(
-            &ta,
-            json!({"job_id": job1, "predicted_class": "academic gown", "score": 0.25,
-                   "feedback": "wrong, it is a uniform", "correct_label": "military uniform",
-                   "is_correct": false}),
-        )
-        .await;
+    let wrong = json!({"feedback": "wrong, it is a uniform", "correct_label": "military uniform",
+                       "is_correct": false});
+    let f1 = c.feedback(&ta, gown_feedback(&job1, wrong)).await;
     assert_eq!(f1["job_id"], job1.as_str());
     assert!(f1["image_file_name"].as_str().unwrap().ends_with(".jpg"));
     assert_eq!(f1["predicted_class"], "academic gown");
@@ -129,21 +124,12 @@ async fn feedback_is_one_per_job_and_shown_on_the_job(b: Backend) {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v.get("feedback"), None, "no feedback yet: {v}");
 
-    let first = c
-        .feedback(
-            &ta,
-            json!({"job_id": job, "predicted_class": "academic gown", "score": 0.25,
-                   "feedback": "", "is_correct": true}),
-        )
-        .await;
+    let right = json!({"feedback": "", "is_correct": true});
+    let first = c.feedback(&ta, gown_feedback(&job, right)).await;
+    let wrong = json!({"feedback": "on second look, a uniform",
+                       "correct_label": "military uniform", "is_correct": false});
     let (s, second) = c
-        .post(
-            "/feedback",
-            Some(&ta),
-            json!({"job_id": job, "predicted_class": "academic gown", "score": 0.25,
-                   "feedback": "on second look, a uniform", "correct_label": "military uniform",
-                   "is_correct": false}),
-        )
+        .post("/feedback", Some(&ta), gown_feedback(&job, wrong))
         .await;
     assert_eq!(s, StatusCode::OK, "a change, not a new row: {second}");
     assert_eq!(second["id"], first["id"]);

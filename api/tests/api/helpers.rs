@@ -431,6 +431,18 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
+/// A `POST /feedback` body on `job_id` about the class every [`Ctx::prediction`] row predicts
+/// (`academic gown`, score 0.25), with the fields of `verdict` (`feedback`, `correct_label`,
+/// `is_correct`) added.
+pub fn gown_feedback(job_id: &str, verdict: Value) -> Value {
+    let mut body = json!({"job_id": job_id, "predicted_class": "academic gown", "score": 0.25});
+    let Value::Object(fields) = verdict else {
+        panic!("a verdict is a JSON object: {verdict}");
+    };
+    body.as_object_mut().unwrap().extend(fields);
+    body
+}
+
 /// `error.code` of an error body, read as the API's own type (panics on any other body).
 pub fn error_code(v: &Value) -> ErrorCode {
     test_support::typed::<api_types::ErrorBody>(v).error.code

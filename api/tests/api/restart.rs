@@ -13,13 +13,8 @@ async fn restart_keeps_users_history_and_feedback(b: Backend) {
     let [j1, j2, j3] = c
         .history(a, [(3000, true), (2000, true), (1000, false)])
         .await;
-    let fb = c
-        .feedback(
-            &ta,
-            json!({"job_id": j2, "predicted_class": "academic gown", "score": 0.25,
-                   "feedback": "persist me", "correct_label": "suit"}),
-        )
-        .await;
+    let verdict = json!({"feedback": "persist me", "correct_label": "suit"});
+    let fb = c.feedback(&ta, gown_feedback(&j2, verdict)).await;
     let (_, hist_before) = c.get("/predictions", &ta).await;
 
     let c = c.restart().await;
