@@ -1,6 +1,7 @@
-//! Test support, in one place: a private `redis-server` per test ([`Redis`]), a database per
-//! test on SQLite or PostgreSQL ([`TestDb`]), the real `api`, `worker` and `ui` binaries
-//! started on port 0 ([`Stack`], or one by one through [`Launcher`]), an HTTP client that
+//! Test support, in one place: a private `redis-server` per test ([`Redis`]) and jobs queued
+//! in it as the API queues them ([`queue::enqueue`]), a database per test on SQLite or
+//! PostgreSQL ([`TestDb`]), the real `api`, `worker` and `ui` binaries started on port 0
+//! ([`Stack`], or one by one through [`Launcher`]), an HTTP client that
 //! registers, logs in, uploads and waits ([`Client`]), image fixtures ([`fixtures`]), and a
 //! private network of hosts in Linux network namespaces for network faults ([`netns::Lab`]).
 //!
@@ -15,6 +16,7 @@ pub mod hostile;
 pub mod netns;
 pub mod paths;
 pub mod process;
+pub mod queue;
 mod redis_server;
 pub mod stack;
 

@@ -16,6 +16,9 @@ pub struct Redis {
     pub proc: Proc,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// The folder of its log when it has one of its own ([`Redis::start_temp`]); removed
+    /// after the process is killed (fields drop in order).
+    own_dir: Option<tempfile::TempDir>,
 }
 
 /// A port nobody listens on right now.
@@ -24,11 +27,29 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 impl Redis {
-    /// Starts one on a free port, logging to `dir/redis-<port>.log`.
+    /// Starts one on a free port, logging to `dir/redis-<port>.log`. Another process may take
+    /// the port before Redis binds it, so a few ports are tried.
     #[track_caller]
     pub fn start(dir: &Path) -> Redis {
-        let port = free_port().unwrap_or_else(|e| panic!("no free port: {e}"));
-        Self::start_on(dir, port)
+        let mut failure = anyhow::anyhow!("no port tried");
+        for _ in 0..5 {
+            let port = free_port().unwrap_or_else(|e| panic!("no free port: {e}"));
+            match Self::try_start_on(dir, port) {
+                Ok(redis) => return redis,
+                Err(e) => failure = e,
+            }
+        }
+        panic!("{failure:#}")
+    }
+
+    /// [`Redis::start`] logging into a temporary folder of its own, removed when dropped: for
+    /// tests that need nothing but a Redis.
+    #[track_caller]
+    pub fn start_temp() -> Redis {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary folder: {e}"));
+        let mut redis = Self::start(dir.path());
+        redis.own_dir = Some(dir);
+        redis
     }
 
     /// Starts (or restarts, after a kill) one on a given port, with `maxmemory` [`MAXMEMORY`]
@@ -82,11 +103,36 @@ impl Redis {
             anyhow::ensure!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Redis { proc, port })
+        Ok(Redis {
+            proc,
+            port,
+            own_dir: None,
+        })
     }
 
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A self-healing async connection, as api and worker open theirs.
+    pub async fn conn(&self) -> redis::aio::ConnectionManager {
+        let url = self.url();
+        shared::redis_util::connect(&url, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+    }
+
+    /// Appends a raw payload to a model's queue, as a stray duplicate or a broken producer
+    /// would.
+    pub async fn push_entry(&self, model: &str, payload: &str) {
+        let _: String = redis::AsyncCommands::xadd(
+            &mut self.conn().await,
+            shared::keys::queue(model),
+            "*",
+            &[(shared::keys::stream::JOB, payload)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot add to the queue: {e}"));
     }
 }

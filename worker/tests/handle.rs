@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fake;
+
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,15 +14,18 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use shared::queue::producer;
-use shared::queue::testing::TestRedis;
 use shared::queue::{dead, keys, Consumer, Delivery, JobRecord, QueuedJob};
 use shared::upload::ImageError;
-use shared::{JobResult, JobStatus, Prediction};
+use shared::JobStatus;
+use test_support::Redis;
 use worker::config::Cli;
-use worker::model::{Classification, Classified, Classifier, ClassifyError, Upload};
+use worker::model::{Classification, Classifier, ClassifyError, Upload};
 use worker::{Handled, Worker};
 
-const MODEL: &str = "m";
+use fake::{cat, MODEL};
+
+/// Why a `flaky` upload's job is retried.
+const SESSION_FAILED: &str = "inference failed: the session failed";
 
 /// Answers by the upload's bytes: `bad` is a broken image, `flaky` a runtime error,
 /// `panic` panics, anything else is a cat.
@@ -32,27 +37,13 @@ impl Classifier for FakeClassifier {
             b"bad" => Err(ImageError::Corrupt("garbage".into()).into()),
             b"flaky" => Err(ClassifyError::Inference("the session failed".into())),
             b"panic" => panic!("fake decoder panic"),
-            _ => Ok(Classified {
-                result: JobResult {
-                    predictions: vec![
-                        Prediction {
-                            label: "cat".into(),
-                            class_id: 281,
-                            score: 0.9,
-                        };
-                        upload.top_k
-                    ],
-                    model: MODEL.into(),
-                    elapsed_ms: 1.0,
-                },
-                thumbnail: vec![0xff, 0xd8],
-            }),
+            _ => Ok(cat(upload.top_k)),
         }
     }
 }
 
 struct Fixture {
-    redis: TestRedis,
+    redis: Redis,
     conn: ConnectionManager,
     consumer: Consumer,
     worker: Worker,
@@ -60,11 +51,12 @@ struct Fixture {
 
 /// A worker serving `served` models (only `m` has a classifier), at most two attempts a job.
 async fn fixture(served: &[&str]) -> Fixture {
-    let redis = TestRedis::start();
+    let redis = Redis::start_temp();
+    let url = redis.url();
     let cli = <Cli as clap::Parser>::try_parse_from([
         "worker",
         "--redis-url",
-        redis.url.as_str(),
+        url.as_str(),
         "--max-attempts",
         "2",
         "--job-timeout",
@@ -99,7 +91,7 @@ async fn fixture(served: &[&str]) -> Fixture {
 impl Fixture {
     /// Enqueues an upload of `bytes` for `model`, as the API does.
     async fn enqueue(&mut self, id: &str, model: &str, bytes: &[u8]) -> QueuedJob {
-        shared::queue::testing::enqueue(&mut self.conn, id, model, bytes).await
+        test_support::queue::enqueue(&mut self.conn, id, model, bytes).await
     }
 
     /// Reads the next delivery and lets the worker handle it.
@@ -135,6 +127,13 @@ impl Fixture {
     async fn next_ends(&mut self, id: &str, handled: Handled, error: &str) {
         assert_eq!(self.handle_next().await, handled);
         assert_eq!(self.error_of(id).await, error);
+    }
+
+    /// Handles the next delivery and checks that job `id` was dead-lettered at the fixture's
+    /// two attempts, for `reason`.
+    async fn next_gives_up(&mut self, id: &str, reason: &str) {
+        let error = format!("gave up after 2 attempts: {reason}");
+        self.next_ends(id, Handled::DeadLettered, &error).await;
     }
 
     /// The error a failed job shows its owner.
@@ -178,21 +177,15 @@ async fn a_bad_image_fails_only_its_own_job() {
 async fn a_retriable_error_requeues_then_dead_letters_at_max_attempts() {
     let mut f = fixture(&[MODEL]).await;
     f.enqueue("j1", MODEL, b"flaky").await;
-    f.next_retried("j1", "inference failed: the session failed")
-        .await;
+    f.next_retried("j1", SESSION_FAILED).await;
     assert_eq!(f.record("j1").await.attempts, Some(1));
 
-    f.next_ends(
-        "j1",
-        Handled::DeadLettered,
-        "gave up after 2 attempts: inference failed: the session failed",
-    )
-    .await;
+    f.next_gives_up("j1", SESSION_FAILED).await;
     let letters = dead::list(&mut f.conn).await.unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].0, "j1");
     assert_eq!(letters[0].1.attempts, 2);
-    assert_eq!(letters[0].1.reason, "inference failed: the session failed");
+    assert_eq!(letters[0].1.reason, SESSION_FAILED);
 }
 
 #[tokio::test]
@@ -213,12 +206,8 @@ async fn a_delivery_past_max_attempts_is_dead_lettered_without_running() {
         .hset(keys::job("j1"), keys::field::ATTEMPTS, 2)
         .await
         .unwrap();
-    f.next_ends(
-        "j1",
-        Handled::DeadLettered,
-        "gave up after 2 attempts: the worker holding it stopped responding",
-    )
-    .await;
+    f.next_gives_up("j1", "the worker holding it stopped responding")
+        .await;
     assert_eq!(f.worker.stats.done.load(Ordering::Relaxed), 0);
 }
 

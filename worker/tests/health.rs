@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use shared::job::WorkerInfo;
-use shared::queue::testing::TestRedis;
 use shared::queue::workers;
 use shared::time_util::now_ms;
+use test_support::Redis;
 
 fn info(id: &str, host: &str, age: Duration) -> WorkerInfo {
     let now = now_ms();
@@ -28,12 +28,12 @@ fn info(id: &str, host: &str, age: Duration) -> WorkerInfo {
 }
 
 /// Runs `worker health` with `args` against `redis`; (exit success, stdout, stderr).
-fn health(redis: &TestRedis, args: &[&str]) -> (bool, String, String) {
+fn health(redis: &Redis, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_worker"))
         .env_remove("WORKER_ID")
         .env_remove("HEALTH_MAX_AGE")
         .env_remove("HEARTBEAT_INTERVAL")
-        .env("REDIS_URL", &redis.url)
+        .env("REDIS_URL", redis.url())
         .env("RUST_LOG", "off")
         .arg("health")
         .args(args)
@@ -48,7 +48,7 @@ fn health(redis: &TestRedis, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn health_passes_only_on_this_hosts_fresh_heartbeat() {
-    let redis = TestRedis::start();
+    let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let host = worker::health::hostname();
     assert!(!host.is_empty(), "this machine has no hostname");
@@ -102,7 +102,7 @@ async fn health_passes_only_on_this_hosts_fresh_heartbeat() {
     // WORKER_ID picks one heartbeat by id, whatever its host.
     let by_id = |id: &str| {
         Command::new(env!("CARGO_BIN_EXE_worker"))
-            .env("REDIS_URL", &redis.url)
+            .env("REDIS_URL", redis.url())
             .env("RUST_LOG", "off")
             .env("WORKER_ID", id)
             .arg("health")

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod fake;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,34 +18,16 @@ use tokio_util::sync::CancellationToken;
 
 use shared::job::{SessionHealth, WorkerInfo};
 use shared::queue::producer;
-use shared::queue::testing::TestRedis;
 use shared::queue::{dead, keys};
 use shared::upload::ImageError;
-use shared::{JobResult, JobStatus, Prediction};
+use shared::JobStatus;
+use test_support::Redis;
 use worker::config::Cli;
 use worker::executor::{Choice, Executor, Pool, SessionCounts};
-use worker::model::{Classification, Classified, Classifier, ClassifyError, Upload};
+use worker::model::{Classification, Classifier, ClassifyError, Upload};
+
+use fake::{cat, MODEL};
 use worker::Worker;
-
-const MODEL: &str = "m";
-
-fn cat(top_k: usize) -> Classified {
-    Classified {
-        result: JobResult {
-            predictions: vec![
-                Prediction {
-                    label: "cat".into(),
-                    class_id: 281,
-                    score: 0.9,
-                };
-                top_k
-            ],
-            model: MODEL.into(),
-            elapsed_ms: 1.0,
-        },
-        thumbnail: vec![0xff, 0xd8],
-    }
-}
 
 /// A classifier whose "sessions" are fakes in a real [`Executor`]: `bad` is a broken image,
 /// `panic` panics, `hang` never returns from its session run, anything else is a cat after
@@ -103,11 +87,12 @@ impl Drop for Release {
     }
 }
 
-fn worker(redis: &TestRedis, model: Arc<FakeModel>, extra: &[&str]) -> Worker {
+fn worker(redis: &Redis, model: Arc<FakeModel>, extra: &[&str]) -> Worker {
+    let url = redis.url();
     let mut args = vec![
         "worker",
         "--redis-url",
-        redis.url.as_str(),
+        url.as_str(),
         "--heartbeat-interval",
         "200ms",
         "--worker-id",
@@ -125,7 +110,7 @@ fn worker(redis: &TestRedis, model: Arc<FakeModel>, extra: &[&str]) -> Worker {
 }
 
 async fn enqueue(conn: &mut ConnectionManager, id: &str, bytes: &[u8]) {
-    shared::queue::testing::enqueue(conn, id, MODEL, bytes).await;
+    test_support::queue::enqueue(conn, id, MODEL, bytes).await;
 }
 
 async fn status(conn: &mut ConnectionManager, id: &str) -> Option<JobStatus> {
@@ -134,7 +119,7 @@ async fn status(conn: &mut ConnectionManager, id: &str) -> Option<JobStatus> {
 
 #[tokio::test]
 async fn a_batch_finishes_every_job_exactly_once_and_a_poison_image_fails_alone() {
-    let redis = TestRedis::start();
+    let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let mut ids = Vec::new();
     for i in 0..12 {
@@ -208,7 +193,7 @@ async fn heartbeat(conn: &mut ConnectionManager) -> Option<WorkerInfo> {
 
 #[tokio::test]
 async fn a_wedged_session_is_retired_reported_and_the_last_one_stops_the_worker() {
-    let redis = TestRedis::start();
+    let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let model = Arc::new(FakeModel::new(2));
     // Whatever happens, let the wedged runs go at the end (the runtime waits for them).
@@ -285,7 +270,7 @@ async fn a_wedged_session_is_retired_reported_and_the_last_one_stops_the_worker(
 
 #[tokio::test]
 async fn workers_sharing_a_machine_divide_its_cpus_at_run_time() {
-    let redis = TestRedis::start();
+    let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let model = Arc::new(FakeModel::new(1));
     // No --cpus: the budget is shared with the machine's other workers (unless this test

@@ -24,10 +24,6 @@ pub mod producer;
 pub mod records;
 pub mod results;
 mod scripts;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
-#[cfg(test)]
-mod tests;
 pub mod workers;
 
 use redis::aio::ConnectionLike;
