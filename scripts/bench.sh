@@ -2,6 +2,7 @@
 # Benchmarks (`make bench`): one run on this machine writes stress/reports/bench-<date>.md and a
 # PNG chart beside it (throughput and p50/p99 against clients), from the JSON lines it appends to
 # stress/reports/bench.jsonl (stress/bench_report.py):
+#   - the engine layouts per model in one process (`worker bench-executor`), the reference;
 #   - preprocessing per image (640x480, 4000x3000 and 4240x2832 JPEG, a large PNG): the plain
 #     `image` decode + resize against the worker's path, on one thread (`worker bench
 #     --preprocess-only`);
@@ -9,7 +10,8 @@
 #     stack`: Redis, api, release builds, free ports) with one default worker, then with two:
 #     raw ONNX Runtime session.run at batch 1 with the worker's settings, and unique uploads (a
 #     JPEG comment per request defeats the result cache) at 1, 4, 16 and 64 clients for
-#     BENCH_SECONDS each.
+#     BENCH_SECONDS each, with the CPU time per image of each process of the stack (redis, api,
+#     workers, the load generator) from /proc.
 # Options: BENCH_SECONDS=20 (3 for a quick check), BENCH_MODELS="resnet50-synthetic
 # resnet50-synthetic-int8", BENCH_CLIENTS_LIST="1 4 16 64", BENCH_ITERATIONS=100,
 # BENCH_TWO_WORKERS=1 (0: skip the two-worker stacks).
@@ -24,10 +26,12 @@ jsonl="$repo/stress/reports/bench.jsonl"
 if [ "${1:-}" = --measure ]; then
   model="$2"
   echo "== $model, ${BENCH_SETUP:-}"
+  watch=()
+  for kv in ${STACK_PIDS:-}; do watch+=(--watch "$kv"); done
   for c in ${BENCH_CLIENTS_LIST:-1 4 16 64}; do
     "${BIN_DIR:-target/release}/worker" bench --model "$model" --api-url "$STACK_API_URL" \
       --jobs 1000000 --duration-secs "$secs" --clients "$c" --iterations "${BENCH_ITERATIONS:-100}" \
-      --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
+      --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl" "${watch[@]}"
   done
   exit 0
 fi
@@ -42,6 +46,15 @@ export BENCH_RUN="${BENCH_RUN:-$(date -u +%Y%m%d-%H%M%S)}"
 echo "== preprocessing (one thread)"
 target/release/worker bench --preprocess-only --model efficientnet-lite0 --seconds "$secs" \
   --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
+
+# The engine layouts of each model in one process on this machine (1 x N threads, N x 1 thread,
+# the executor's choice): the reference the end-to-end points are compared with, same run.
+for model in ${BENCH_MODELS:-resnet50-synthetic resnet50-synthetic-int8}; do
+  echo "== engine layouts, $model"
+  target/release/worker --models-dir "$models_dir" bench-executor \
+    --model "$model" --seconds "$secs" --rounds 2 \
+    --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
+done
 
 workers_list="1"
 [ "${BENCH_TWO_WORKERS:-1}" = 1 ] && workers_list="1 2"

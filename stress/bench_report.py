@@ -43,6 +43,13 @@ def main():
     for r in mine:
         if r.get("kind") == "e2e" and "clients" in r:
             series[(r["model"], r.get("setup") or "")].append(r)
+    engine = {r["model"]: r for r in mine if r.get("kind") == "engine"}
+
+    def best(model):
+        """The engine's best throughput layout of this run (executor points excluded)."""
+        pts = [p for p in engine.get(model, {}).get("points", []) if not p["layout"].startswith("executor")]
+        return max(pts, key=lambda p: p["img_per_s"]) if pts else None
+
     md = [
         f"# Benchmark {run}",
         "",
@@ -50,22 +57,66 @@ def main():
         f"BENCH_SECONDS={os.environ.get('BENCH_SECONDS', '20')}); client, API, Redis and "
         "workers share this machine. Unique uploads (a JPEG comment per request).",
         "",
+    ]
+    if engine:
+        md += [
+            "## Engine layouts (one process, `worker bench-executor`, no HTTP or Redis)",
+            "",
+            "| model | layout | img/s | p50 ms |",
+            "|---|---|---:|---:|",
+        ]
+        for model, r in sorted(engine.items()):
+            b = best(model)
+            for p in r["points"]:
+                mark = " (best)" if b is p else ""
+                md.append(f"| {model} | {p['layout']}{mark} | {p['img_per_s']:.1f} | {p['p50_ms']:.1f} |")
+        md.append("")
+    md += [
         "## End to end",
         "",
-        "| model | setup | clients | img/s | p50 ms | p99 ms | raw session.run img/s (batch 1) | img/s / raw |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | setup | clients | img/s | p50 ms | p99 ms | raw session.run img/s (batch 1) | img/s / raw | img/s / engine best |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (model, setup), rows in sorted(series.items()):
+        b = best(model)
         for r in sorted(rows, key=lambda r: r["clients"]):
+            vs_best = f"{r['e2e_img_per_s'] / b['img_per_s']:.2f}" if b else ""
             md.append(
                 f"| {model} | {setup} | {r['clients']} | {r['e2e_img_per_s']:.1f} | "
                 f"{r['e2e_p50_ms']:.0f} | {r.get('e2e_p99_ms', float('nan')):.0f} | "
-                f"{r['raw_img_per_s']:.1f} | {r['e2e_img_per_s'] / r['raw_img_per_s']:.2f} |"
+                f"{r['raw_img_per_s']:.1f} | {r['e2e_img_per_s'] / r['raw_img_per_s']:.2f} | {vs_best} |"
+            )
+    cpu_rows = [
+        (model, setup, r)
+        for (model, setup), rows in sorted(series.items())
+        for r in sorted(rows, key=lambda r: r["clients"])
+        if r.get("cpu_ms_per_image")
+    ]
+    if cpu_rows:
+        names = sorted({n for _, _, r in cpu_rows for n in r["cpu_ms_per_image"]},
+                       key=lambda n: (not n.startswith("worker"), n))
+        md += [
+            "",
+            "## CPU time per image, by process",
+            "",
+            "CPU milliseconds (user + system, from /proc) each process of the stack spent per "
+            "finished image at each point; `client` is the load generator. The workers' share "
+            "is what the engine measurement had to itself.",
+            "",
+            "| model | setup | clients | " + " | ".join(names) + " | all | workers' share |",
+            "|---|---|---:|" + "---:|" * (len(names) + 2),
+        ]
+        for model, setup, r in cpu_rows:
+            c = r["cpu_ms_per_image"]
+            total = sum(c.values())
+            workers = sum(v for n, v in c.items() if n.startswith("worker"))
+            md.append(
+                f"| {model} | {setup} | {r['clients']} | "
+                + " | ".join(f"{c[n]:.1f}" if n in c else "" for n in names)
+                + f" | {total:.1f} | {workers / total * 100 if total else 0:.0f} % |"
             )
     md += [
         "",
-        "Engine layouts (1 x N threads, N x 1 thread, the executor's choice) are measured in one "
-        "process by `worker bench-executor` (stress/reports/bench-executor.jsonl), not by this run.",
         "",
     ]
     for r in mine:
@@ -73,13 +124,20 @@ def main():
             md += [
                 "## Preprocessing (one thread, bytes to input tensor, median)",
                 "",
-                "| image | file | plain decode + resize | worker path | speed-up | JPEG decoded at |",
-                "|---|---:|---:|---:|---:|---:|",
+                "Plain: the `image` crate's decode and its own resize (`imageops::resize`, Triangle) "
+                "of the whole picture, then the crop. Full decode: the worker's decode at full size "
+                "and its SIMD resize of the crop only. Worker: the reduced-scale JPEG decode "
+                "(libjpeg-turbo) where it applies, then the same resize.",
+                "",
+                "| image | file | plain | full decode + SIMD resize | worker path | worker vs plain | worker vs full decode | JPEG decoded at |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for p in r["rows"]:
+                full = p.get("full_decode_ms", float("nan"))
                 md.append(
-                    f"| {p['image']} | {p['bytes'] / 1e6:.1f} MB | {p['plain_ms']:.1f} ms | "
-                    f"{p['fast_ms']:.1f} ms | {p['plain_ms'] / p['fast_ms']:.1f}x | 1/{p['jpeg_scale']} |"
+                    f"| {p['image']} | {p['bytes'] / 1e6:.1f} MB | {p['plain_ms']:.1f} ms | {full:.1f} ms | "
+                    f"{p['fast_ms']:.1f} ms | {p['plain_ms'] / p['fast_ms']:.1f}x | {full / p['fast_ms']:.1f}x | "
+                    f"1/{p['jpeg_scale']} |"
                 )
             md.append("")
     md.append(f"![throughput and latency against clients]({out_png.name})")

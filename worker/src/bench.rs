@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// worker's (reduced-scale JPEG decode + SIMD resize into a reused tensor).
     #[arg(long)]
     pub preprocess_only: bool,
+    /// A process of the stack whose CPU time per image the end-to-end phase reports, as
+    /// NAME=PID (repeatable; `make bench` passes the stack's redis, api and workers). This
+    /// benchmark's own process is always counted, as `client`.
+    #[arg(long = "watch", value_parser = parse_watch)]
+    pub watch: Vec<(String, u32)>,
     /// Seconds of measurement per image and path in `--preprocess-only`.
     #[arg(long, env = "BENCH_SECONDS", default_value_t = 3.0)]
     pub seconds: f64,
@@ -122,7 +127,28 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         "kind": "e2e",
     });
     if let Some(api) = &args.api_url {
+        let mut watched = args.watch.clone();
+        watched.push(("client".into(), std::process::id()));
+        let before: Vec<Option<f64>> = watched.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+        let wall = Instant::now();
         let (e2e_ips, p50, p95, p99, done) = end_to_end(api, &args, &bytes).await?;
+        let wall = wall.elapsed().as_secs_f64();
+        let mut cpu = serde_json::Map::new();
+        for ((name, pid), before) in watched.iter().zip(before) {
+            if let (Some(b), Some(a)) = (before, cpu_seconds(*pid)) {
+                cpu.insert(name.clone(), json!((a - b) * 1e3 / done.max(1) as f64));
+            }
+        }
+        let total: f64 = cpu.values().filter_map(serde_json::Value::as_f64).sum();
+        println!(
+            "CPU ms per image:                     {} (all: {total:.1} ms; {:.2} CPUs busy)",
+            cpu.iter()
+                .map(|(n, v)| format!("{n} {:.1}", v.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            total * done as f64 / 1e3 / wall
+        );
+        record["cpu_ms_per_image"] = serde_json::Value::Object(cpu);
         println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms, {} clients, {done} jobs)", args.clients);
         println!(
             "ratio (b)/(a):                        {:8.2}",
@@ -137,6 +163,28 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         record["clients"] = json!(args.clients);
     }
     append_record(&args.report, &record)
+}
+
+/// `NAME=PID` of `--watch`.
+fn parse_watch(s: &str) -> Result<(String, u32), String> {
+    let (name, pid) = s.split_once('=').ok_or("expected NAME=PID")?;
+    let pid = pid.parse().map_err(|e| format!("pid {pid:?}: {e}"))?;
+    Ok((name.to_owned(), pid))
+}
+
+/// CPU seconds (user + system, every thread) process `pid` has used so far, from
+/// `/proc/PID/stat` (`None` when it is gone or this is not Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may hold spaces inside its parentheses: the
+    // state first, then utime and stime as the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, 100 on every Linux ABI.
+    Some(ticks as f64 / 100.0)
 }
 
 fn append_record(report: &std::path::Path, record: &serde_json::Value) -> anyhow::Result<()> {
@@ -157,7 +205,12 @@ fn append_record(report: &std::path::Path, record: &serde_json::Value) -> anyhow
 pub struct PreprocessRow {
     pub image: String,
     pub bytes: usize,
+    /// The plain path: the `image` crate's decode and its own resize ([`plain_tensor`]).
     pub plain_ms: f64,
+    /// The worker's full-size decode and its SIMD resize of the crop only: what the worker's
+    /// path costs without the reduced-scale JPEG decode.
+    pub full_decode_ms: f64,
+    /// The worker's path: [`preprocess::decode_for`] + [`preprocess::to_tensor_into`].
     pub fast_ms: f64,
     /// 1/N of the DCT-scaled decode on the fast path (1: full size).
     pub jpeg_scale: u32,
@@ -234,6 +287,10 @@ pub fn preprocess_bench(
     for (name, w, h, format) in cases {
         let bytes = synthetic(&seed, w, h, format);
         let plain_ms = median_ms(seconds, || {
+            std::hint::black_box(plain_tensor(&bytes, spec)?);
+            Ok(())
+        })?;
+        let full_decode_ms = median_ms(seconds, || {
             let img = preprocess::decode(&bytes, limits)?;
             std::hint::black_box(preprocess::to_tensor(&img, spec, &mut resizer));
             Ok(())
@@ -253,6 +310,7 @@ pub fn preprocess_bench(
             image: name.to_owned(),
             bytes: bytes.len(),
             plain_ms,
+            full_decode_ms,
             fast_ms,
             jpeg_scale,
         });
@@ -260,19 +318,47 @@ pub fn preprocess_bench(
     Ok(rows)
 }
 
+/// The plain path a service without the worker's preprocessing would take, bytes to the same
+/// tensor: the `image` crate's full decode, its own resize of the whole picture
+/// (`imageops::resize`, `Triangle`: the antialiased bilinear of Pillow's reference), the centre
+/// crop, then the normalised NCHW planes.
+pub fn plain_tensor(bytes: &[u8], spec: &shared::ModelSpec) -> anyhow::Result<Vec<f32>> {
+    let img = image::load_from_memory(bytes)?.into_rgb8();
+    let (w, h) = (u64::from(img.width()), u64::from(img.height()));
+    let (r, s) = (spec.resize, spec.input_size);
+    let (nw, nh) = if w <= h {
+        (r, (u64::from(r) * h / w) as u32)
+    } else {
+        ((u64::from(r) * w / h) as u32, r)
+    };
+    let (nw, nh) = (nw.max(s), nh.max(s));
+    let resized = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
+    let crop = image::imageops::crop_imm(&resized, (nw - s) / 2, (nh - s) / 2, s, s).to_image();
+    let plane = (s * s) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, px) in crop.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (f32::from(px[c]) / 255.0 - spec.mean[c]) / spec.std[c];
+        }
+    }
+    Ok(out)
+}
+
 /// The comparison as a Markdown table.
 pub fn preprocess_markdown(rows: &[PreprocessRow]) -> String {
     let mut out = String::from(
-        "| image | file | plain decode + resize | worker path | speed-up | JPEG decoded at |\n|---|---:|---:|---:|---:|---:|\n",
+        "| image | file | plain: `image` decode + resize | full decode + SIMD crop resize | worker path | speed-up vs plain | vs full decode | JPEG decoded at |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1}x | 1/{} |\n",
+            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}x | {:.1}x | 1/{} |\n",
             r.image,
             r.bytes as f64 / 1e6,
             r.plain_ms,
+            r.full_decode_ms,
             r.fast_ms,
             r.plain_ms / r.fast_ms,
+            r.full_decode_ms / r.fast_ms,
             r.jpeg_scale
         ));
     }

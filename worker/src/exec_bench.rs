@@ -1,6 +1,6 @@
 //! `worker bench-executor`: the engine layouts and the executor on one model, in one run on
 //! this machine, so the executor's policy is chosen (and checked) by measurement:
-//! - the all-cores session alone at batch 1 (throughput and latency),
+//! - the all-cores session alone at batch 1 (throughput and latency) and at batch 8,
 //! - the pool of one-thread sessions, all at once (throughput),
 //! - the executor's automatic choice with one job in hand (latency: must stay the all-cores
 //!   one) and with the worker's capacity in hand (throughput: must reach the pool's).
@@ -41,20 +41,29 @@ pub struct ExecBenchArgs {
     /// Where the JSON line of results is appended.
     #[arg(long, default_value = "stress/reports/bench-executor.jsonl")]
     pub report: PathBuf,
+    /// Run id recorded with the line (`make bench` puts the engine layouts of its run beside
+    /// the end-to-end points, `kind: "engine"`, and reports their ratios).
+    #[arg(long, env = "BENCH_RUN")]
+    pub run_id: Option<String>,
 }
 
-/// Throughput and median latency of one point.
+/// The batch of the batched engine point (dynamic batching's usual upper size).
+const BATCH: usize = 8;
+
+/// Throughput and median latency of one point (latency: of one call, a whole batch).
 #[derive(Debug, Clone, Copy)]
 struct Point {
     ips: f64,
     p50_ms: f64,
 }
 
-/// Latencies of one point over its rounds and the time they took.
+/// Latencies of one point over its rounds (one per call), the time they took, the images
+/// per call.
 #[derive(Default)]
 struct Samples {
     lat: Vec<f64>,
     secs: f64,
+    batch: usize,
 }
 
 impl Samples {
@@ -62,7 +71,7 @@ impl Samples {
         let mut sorted = self.lat.clone();
         sorted.sort_by(f64::total_cmp);
         Point {
-            ips: self.lat.len() as f64 / self.secs.max(1e-9),
+            ips: (self.lat.len() * self.batch.max(1)) as f64 / self.secs.max(1e-9),
             p50_ms: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
         }
     }
@@ -87,7 +96,8 @@ fn measure(
                     while Instant::now() < until {
                         let _held = model.hold();
                         let t = Instant::now();
-                        if model.infer_on(choice, tensor).is_err() {
+                        if let Err(e) = model.infer_on(choice, tensor) {
+                            eprintln!("bench-executor: {e}");
                             break;
                         }
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -122,26 +132,37 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
         for _ in 0..3 {
             model.infer_on(Choice::Auto, &tensor)?;
         }
-        let mut points: Vec<(String, Choice, usize)> = Vec::new();
+        // (name, session kind, callers, images per call)
+        let mut points: Vec<(String, Choice, usize, usize)> = Vec::new();
         if layout.wide_threads > 1 || layout.narrow == 0 {
-            let name = format!("1 session x {} threads, batch 1", layout.wide_threads);
-            points.push((name, Choice::Wide, 1));
+            for batch in [1, BATCH] {
+                let name = format!("1 session x {} threads, batch {batch}", layout.wide_threads);
+                points.push((name, Choice::Wide, 1, batch));
+            }
         }
         if layout.narrow > 0 {
             let name = format!("{} sessions x 1 thread, batch 1", layout.narrow);
-            points.push((name, Choice::Narrow, layout.narrow));
+            points.push((name, Choice::Narrow, layout.narrow, 1));
         }
-        points.push(("executor, 1 job in hand".to_owned(), Choice::Auto, 1));
+        points.push(("executor, 1 job in hand".to_owned(), Choice::Auto, 1, 1));
         let name = format!("executor, {capacity} jobs in hand");
-        points.push((name, Choice::Auto, capacity));
-        let mut samples: Vec<Samples> = points.iter().map(|_| Samples::default()).collect();
+        points.push((name, Choice::Auto, capacity, 1));
+        let batched = tensor.repeat(BATCH);
+        let mut samples: Vec<Samples> = points
+            .iter()
+            .map(|p| Samples {
+                batch: p.3,
+                ..Samples::default()
+            })
+            .collect();
         let slice = secs / rounds as f64;
         for round in 0..rounds {
             // Rotate the order so no point always runs first or last in a round.
             for k in 0..points.len() {
                 let i = (k + round) % points.len();
-                let (_, choice, callers) = &points[i];
-                measure(&model, &tensor, *choice, *callers, slice, &mut samples[i]);
+                let (_, choice, callers, batch) = &points[i];
+                let input = if *batch == 1 { &tensor } else { &batched };
+                measure(&model, input, *choice, *callers, slice, &mut samples[i]);
             }
         }
         Ok(points
@@ -159,6 +180,7 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
         "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
         "model": args.model, "permits": layout.permits, "sessions": layout.narrow,
         "wide_threads": layout.wide_threads, "spin": layout.spin, "seconds": secs, "rounds": rounds,
+        "kind": "engine", "run": args.run_id,
     });
     let mut points = Vec::new();
     for (name, p) in &rows {

@@ -259,10 +259,13 @@ impl Model {
         self.infer_on(Choice::Auto, tensor)
     }
 
-    /// [`Model::infer`] on the kind of session `choice` names (tests and benchmarks).
+    /// [`Model::infer`] on the kind of session `choice` names (tests and benchmarks). `tensor`
+    /// may hold several images one after the other: they run as one batch (the graph's batch
+    /// dimension must be dynamic), and the outputs come back in the same order.
     pub fn infer_on(&self, choice: Choice, tensor: &[f32]) -> Result<Vec<f32>, ClassifyError> {
         let s = self.spec.input_size as usize;
-        let input = TensorRef::from_array_view(([1usize, 3, s, s], tensor))
+        let batch = (tensor.len() / (3 * s * s)).max(1);
+        let input = TensorRef::from_array_view(([batch, 3, s, s], tensor))
             .map_err(|e| ClassifyError::Inference(e.to_string()))?;
         let (input_name, output_name) = (
             self.spec.input_name.as_str(),
