@@ -267,8 +267,8 @@ async fn enqueue(
 /// The configured lifetimes of what a job stores in Redis.
 fn ttls(state: &AppState) -> Ttls {
     Ttls {
-        result: state.cfg.common.result_ttl.as_secs(),
-        image: state.cfg.common.image_ttl.as_secs(),
+        result: state.cfg.common.result_ttl,
+        image: state.cfg.common.image_ttl,
     }
 }
 

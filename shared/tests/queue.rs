@@ -20,8 +20,8 @@ use test_support::Redis;
 
 const MODEL: &str = "m";
 const TTLS: Ttls = Ttls {
-    result: 60,
-    image: 60,
+    result: Duration::from_secs(60),
+    image: Duration::from_secs(60),
 };
 
 fn job(id: &str) -> QueuedJob {
@@ -90,7 +90,7 @@ async fn consumer(redis: &Redis, name: &str) -> Consumer {
     let mut c = Consumer {
         conn: redis.conn().await,
         name: name.to_owned(),
-        result_ttl: 60,
+        result_ttl: Duration::from_secs(60),
     };
     c.ensure_groups(&[MODEL.to_owned()]).await.unwrap();
     c
@@ -350,8 +350,8 @@ async fn a_requeue_after_finish_does_nothing() {
 async fn records_images_and_results_expire_with_their_ttl() {
     let (_redis, mut conn, mut w) = setup().await;
     let short = Ttls {
-        result: 1,
-        image: 1,
+        result: Duration::from_secs(1),
+        image: Duration::from_secs(1),
     };
     let q = job("j1");
     enqueue(&mut conn, &q, short).await;
@@ -368,7 +368,7 @@ async fn records_images_and_results_expire_with_their_ttl() {
     // A finished job's record and cached result live for the consumer's result TTL.
     let q2 = job("j2");
     enqueue(&mut conn, &q2, TTLS).await;
-    w.result_ttl = 5;
+    w.result_ttl = Duration::from_secs(5);
     let d2 = read_one(&mut w).await;
     w.start(&d2, "j2").await.unwrap();
     w.finish(&d2, &q2, done("cat")).await.unwrap();
@@ -409,10 +409,15 @@ async fn a_dead_letter_is_written_listed_and_requeued() {
     assert_eq!(raw["job"]["job_id"], "j1");
 
     assert!(matches!(
-        dead::requeue(&mut conn, "nope", 60).await,
+        dead::requeue(&mut conn, "nope", Duration::from_secs(60)).await,
         Err(dead::RequeueError::NotDead(_))
     ));
-    assert_eq!(dead::requeue(&mut conn, "j1", 60).await.unwrap(), letter);
+    assert_eq!(
+        dead::requeue(&mut conn, "j1", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        letter
+    );
     let revived = record(&mut conn, "j1").await;
     assert_eq!(revived.status, Some(JobStatus::Queued));
     assert_eq!(revived.attempts, Some(0));
@@ -435,7 +440,7 @@ async fn a_dead_letter_is_written_listed_and_requeued() {
     .unwrap();
     let _: () = conn.del(keys::image(&q.sha256)).await.unwrap();
     assert!(matches!(
-        dead::requeue(&mut conn, "j1", 60).await,
+        dead::requeue(&mut conn, "j1", Duration::from_secs(60)).await,
         Err(dead::RequeueError::ImageExpired(_))
     ));
     assert_eq!(dead::list(&mut conn).await.unwrap().len(), 1);
@@ -550,7 +555,9 @@ async fn heartbeats_register_and_deregister_a_worker() {
         busy: 1,
         ..Default::default()
     };
-    workers::heartbeat(&mut conn, &info, 10).await.unwrap();
+    workers::heartbeat(&mut conn, &info, Duration::from_secs(10))
+        .await
+        .unwrap();
     let ids: Vec<String> = conn.zrange(keys::WORKERS, 0, -1).await.unwrap();
     assert_eq!(ids, ["w1"]);
     let json: String = conn.get(keys::worker("w1")).await.unwrap();

@@ -20,8 +20,8 @@ pub async fn enqueue(
     };
     let rec = JobRecord::queued(&q, 1, "x.jpg", "image/jpeg");
     let ttls = Ttls {
-        result: 60,
-        image: 60,
+        result: std::time::Duration::from_secs(60),
+        image: std::time::Duration::from_secs(60),
     };
     producer::enqueue(conn, &q, &rec, bytes, ttls)
         .await

@@ -23,7 +23,7 @@ pub async fn list(cfg: &WorkerConfig) -> anyhow::Result<()> {
 pub async fn requeue(cfg: &WorkerConfig, job_id: &str) -> anyhow::Result<()> {
     let mut conn =
         shared::redis_util::connect(&cfg.common.redis_url, cfg.common.redis_timeout()).await?;
-    let letter = dead::requeue(&mut conn, job_id, cfg.common.result_ttl.as_secs()).await?;
+    let letter = dead::requeue(&mut conn, job_id, cfg.common.result_ttl).await?;
     println!("job {job_id} requeued on model {}", letter.job.model);
     Ok(())
 }

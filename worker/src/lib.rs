@@ -328,7 +328,7 @@ impl Worker {
                 let mut q = Consumer {
                     conn,
                     name: self.id.clone(),
-                    result_ttl: self.cfg.common.result_ttl.as_secs(),
+                    result_ttl: self.cfg.common.result_ttl,
                 };
                 q.ensure_groups(&self.model_names).await?;
                 Ok::<_, redis::RedisError>(q)
@@ -736,7 +736,7 @@ async fn heartbeat_loop(
         .cfg
         .heartbeat_interval
         .max(Duration::from_millis(100));
-    let ttl = (every.as_secs() * 3).max(3);
+    let ttl = (every * 3).max(Duration::from_secs(3));
     let machine_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut info = worker.info();
     info.cpus = budget.permits as u32;

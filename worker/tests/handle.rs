@@ -71,7 +71,7 @@ async fn fixture(served: &[&str]) -> Fixture {
     let mut consumer = Consumer {
         conn: redis.conn().await,
         name: "w1".into(),
-        result_ttl: 60,
+        result_ttl: std::time::Duration::from_secs(60),
     };
     consumer.ensure_groups(&names).await.unwrap();
     Fixture {

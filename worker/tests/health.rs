@@ -62,7 +62,7 @@ async fn health_passes_only_on_this_hosts_fresh_heartbeat() {
     workers::heartbeat(
         &mut conn,
         &info("elsewhere-1", "elsewhere", Duration::ZERO),
-        60,
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -73,7 +73,7 @@ async fn health_passes_only_on_this_hosts_fresh_heartbeat() {
     workers::heartbeat(
         &mut conn,
         &info("here-old", &host, Duration::from_secs(20)),
-        60,
+        Duration::from_secs(60),
     )
     .await
     .unwrap();
@@ -89,9 +89,13 @@ async fn health_passes_only_on_this_hosts_fresh_heartbeat() {
     assert!(out.contains("worker here-old healthy"), "{out}");
 
     // A fresh one on this host: healthy, and the newest heartbeat is the one reported.
-    workers::heartbeat(&mut conn, &info("here-new", &host, Duration::ZERO), 60)
-        .await
-        .unwrap();
+    workers::heartbeat(
+        &mut conn,
+        &info("here-new", &host, Duration::ZERO),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let (ok, out, err) = health(&redis, &[]);
     assert!(ok, "{err}");
     assert!(

@@ -299,7 +299,7 @@ async fn workers_sharing_a_machine_divide_its_cpus_at_run_time() {
         last_seen_ms: shared::time_util::now_ms(),
         ..WorkerInfo::default()
     };
-    shared::queue::workers::heartbeat(&mut conn, &other, 30)
+    shared::queue::workers::heartbeat(&mut conn, &other, Duration::from_secs(30))
         .await
         .unwrap();
     let want = (machine_cpus / 2).max(1);

@@ -236,9 +236,13 @@ async fn models_no_live_worker_serves_are_422(b: Backend) {
         busy: 0,
         ..Default::default()
     };
-    shared::queue::workers::heartbeat(&mut c.redis_conn().await, &info, 30)
-        .await
-        .unwrap();
+    shared::queue::workers::heartbeat(
+        &mut c.redis_conn().await,
+        &info,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     let (s, _, v) = c.upload(&t, &photo).await;
     assert_refused(
         s,

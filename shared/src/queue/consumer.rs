@@ -2,6 +2,8 @@
 //! `start` -> `finish` (or `requeue`) with one Lua script per transition, so a crash between
 //! two commands can never leave a job half-finished or lost.
 
+use std::time::Duration;
+
 use redis::aio::ConnectionManager;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamPendingCountReply, StreamRangeReply,
@@ -79,8 +81,8 @@ pub struct Consumer {
     pub conn: ConnectionManager,
     /// Consumer name in [`keys::GROUP`]; also recorded as the job's `worker`.
     pub name: String,
-    /// Seconds a finished job record and cached result stay in Redis.
-    pub result_ttl: u64,
+    /// How long a finished job record and cached result stay in Redis.
+    pub result_ttl: Duration,
 }
 
 impl Consumer {
@@ -218,7 +220,7 @@ impl Consumer {
         }
         let doc = json!({
             "group": keys::GROUP,
-            "ttl": self.result_ttl,
+            "ttl": super::secs(self.result_ttl),
             "events": keys::EVENTS,
             "maxlen": RESULTS_MAXLEN,
             "quota_prefix": keys::QUOTA_PREFIX,

@@ -46,7 +46,7 @@ pub async fn list<C: ConnectionLike + Send + Sync>(
 pub async fn requeue<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     job_id: &str,
-    result_ttl: u64,
+    result_ttl: std::time::Duration,
 ) -> Result<DeadLetter, RequeueError> {
     let raw: Option<Vec<u8>> = conn.hget(keys::DEAD, job_id).await?;
     let raw = raw.ok_or_else(|| RequeueError::NotDead(job_id.to_owned()))?;
@@ -60,7 +60,7 @@ pub async fn requeue<C: ConnectionLike + Send + Sync>(
     let _: () = redis::pipe()
         .atomic()
         .hset_multiple(&key, &JobRecord::revived().fields())
-        .expire(&key, result_ttl as i64)
+        .expire(&key, super::secs(result_ttl) as i64)
         .xadd(keys::queue(&letter.job.model), "*", &letter.job.entry())
         .hdel(keys::DEAD, job_id)
         .query_async(conn)

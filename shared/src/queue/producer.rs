@@ -3,6 +3,7 @@
 //! write its whole [`JobRecord`] through [`JobRecord::fields`].
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 use redis::{AsyncCommands, RedisResult};
@@ -10,13 +11,13 @@ use redis::{AsyncCommands, RedisResult};
 use super::keys;
 use super::records::{CachedResult, JobRecord, QueuedJob};
 
-/// How long what `enqueue` writes lives, in seconds.
+/// How long what `enqueue` writes lives (Redis counts whole seconds: see [`super::secs`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Ttls {
     /// The job record (and later its result).
-    pub result: u64,
+    pub result: Duration,
     /// The uploaded bytes.
-    pub image: u64,
+    pub image: Duration,
 }
 
 /// A finished result for the same bytes, model and `top_k`, if one is cached.
@@ -41,7 +42,7 @@ pub async fn record_cache_hit<C: ConnectionLike + Send + Sync>(
     let _: () = redis::pipe()
         .atomic()
         .hset_multiple(&key, &record.fields())
-        .expire(&key, ttls.result as i64)
+        .expire(&key, super::secs(ttls.result) as i64)
         .query_async(conn)
         .await?;
     Ok(())
@@ -94,20 +95,20 @@ pub async fn enqueue<C: ConnectionLike + Send + Sync>(
     let refs = keys::image_refs(&job.sha256);
     let mut pipe = redis::pipe();
     pipe.atomic()
-        .set_ex(keys::image(&job.sha256), image, ttls.image)
+        .set_ex(keys::image(&job.sha256), image, super::secs(ttls.image))
         .incr(&refs, 1)
         .ignore()
-        .expire(&refs, ttls.image as i64)
+        .expire(&refs, super::secs(ttls.image) as i64)
         .ignore()
         .hset_multiple(&key, &record.fields())
-        .expire(&key, ttls.result as i64);
+        .expire(&key, super::secs(ttls.result) as i64);
     if let Some(owner) = record.owner {
         let quota = keys::quota(owner);
         pipe.hincr(&quota, keys::quota_field::JOBS, 1)
             .ignore()
             .hincr(&quota, keys::quota_field::BYTES, image.len())
             .ignore()
-            .expire(&quota, ttls.result as i64)
+            .expire(&quota, super::secs(ttls.result) as i64)
             .ignore();
     }
     let _: () = pipe

@@ -6,15 +6,15 @@ use redis::RedisResult;
 use super::keys;
 use crate::job::WorkerInfo;
 
-/// Publishes a worker's heartbeat; it disappears by itself `ttl_s` seconds after the last one.
+/// Publishes a worker's heartbeat; it disappears by itself `ttl` after the last one.
 pub async fn heartbeat<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     info: &WorkerInfo,
-    ttl_s: u64,
+    ttl: std::time::Duration,
 ) -> RedisResult<()> {
     let json = serde_json::to_string(info).unwrap_or_default();
     let _: () = redis::pipe()
-        .set_ex(keys::worker(&info.id), json, ttl_s)
+        .set_ex(keys::worker(&info.id), json, super::secs(ttl))
         .zadd(keys::WORKERS, &info.id, info.last_seen_ms)
         .query_async(conn)
         .await?;
