@@ -83,8 +83,16 @@ pub struct WaitQuery {
     pub wait: Option<f64>,
 }
 
+/// The job a `/predictions/{job_id}` route is about.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobIdPath {
+    /// the id `POST /predictions` answered with (a UUID); anything else is 400
+    pub job_id: uuid::Uuid,
+}
+
 /// A job's state; with `?wait` held until it finishes (woken by the worker) or S passes.
-#[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400"), WaitQuery),
+#[utoipa::path(get, path = "/predictions/{job_id}", tag = "predictions", security(("bearer" = [])), params(JobIdPath, WaitQuery),
     responses((status = 200, body = Job, description = "the job; unfinished when `wait` passed first"),
         (status = 400, body = ErrorBody, description = "`bad_request`: `job_id` is not a UUID, or `wait` is not a number"),
         (status = 404, body = ErrorBody, description = "no such job of the caller's"),
@@ -92,7 +100,7 @@ pub struct WaitQuery {
 pub async fn get_prediction(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(job_id): Path<uuid::Uuid>,
+    Path(JobIdPath { job_id }): Path<JobIdPath>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<Job>> {
     let secs = q.wait.unwrap_or(0.0);
@@ -212,26 +220,26 @@ pub async fn list_predictions(
 }
 
 /// The uploaded bytes, until the job finishes (they are deleted then; the thumbnail stays).
-#[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
+#[utoipa::path(get, path = "/predictions/{job_id}/image", tag = "predictions", security(("bearer" = [])), params(JobIdPath),
     responses((status = 200, description = "the image, with its own content type", content_type = "application/octet-stream"),
         (status = 404, body = ErrorBody, description = "no such job of the caller's, or its image is gone (the job finished, or `IMAGE_TTL` passed)")))]
 pub async fn get_prediction_image(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(job_id): Path<uuid::Uuid>,
+    Path(JobIdPath { job_id }): Path<JobIdPath>,
 ) -> Result<Response> {
     let (ctype, bytes) = jobs::image(&state, &user, &job_id.to_string()).await?;
     Ok(private_file(ctype, 3600, bytes))
 }
 
 /// A small JPEG kept with the history.
-#[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])), params(("job_id" = uuid::Uuid, Path, description = "the id `POST /predictions` answered with (a UUID); anything else is 400")),
+#[utoipa::path(get, path = "/predictions/{job_id}/thumbnail", tag = "predictions", security(("bearer" = [])), params(JobIdPath),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
         (status = 404, body = ErrorBody, description = "no such job of the caller's, or it has no thumbnail")))]
 pub async fn get_prediction_thumbnail(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(job_id): Path<uuid::Uuid>,
+    Path(JobIdPath { job_id }): Path<JobIdPath>,
 ) -> Result<Response> {
     match state
         .db_call(state.db.thumbnail(&job_id.to_string()))

@@ -94,20 +94,22 @@ async fn malformed_ids_are_400_and_protected_routes_401(b: Backend) {
         );
     }
     // Without a token every protected route is 401 (before any look at the id or the query).
-    for (method, uri) in [
-        (Method::GET, "/users/me"),
-        (Method::GET, "/users"),
-        (Method::GET, "/users/abc"),
-        (Method::DELETE, "/users/1"),
-        (Method::GET, "/predictions?per_page=0"),
-        (Method::GET, "/predictions/not-a-uuid"),
-        (Method::GET, "/predictions/not-a-uuid/image"),
-        (Method::GET, "/predictions/not-a-uuid/thumbnail"),
-        (Method::GET, "/feedback"),
-        (Method::POST, "/feedback"),
-        (Method::POST, "/predictions"),
-        (Method::POST, "/predict"),
+    for route in [
+        "GET /users/me",
+        "GET /users",
+        "GET /users/abc",
+        "DELETE /users/1",
+        "GET /predictions?per_page=0",
+        "GET /predictions/not-a-uuid",
+        "GET /predictions/not-a-uuid/image",
+        "GET /predictions/not-a-uuid/thumbnail",
+        "GET /feedback",
+        "POST /feedback",
+        "POST /predictions",
+        "POST /predict",
     ] {
+        let (method, uri) = route.split_once(' ').expect("METHOD /path");
+        let method: Method = method.parse().expect("an HTTP method");
         let (s, h, v) = c.json(method.clone(), uri, None, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri}: {v}");
         assert_eq!(

@@ -27,9 +27,10 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
     let c = Ctx::new(b).await;
     let (_, _, v) = c.json(Method::GET, "/ready", None, None).await;
     let model = v["default_model"].as_str().unwrap().to_owned();
+    // Publishes w1's heartbeat with `healthy` and `retired` sessions of the default model.
     let beat = |healthy, retired| {
         let now = shared::time_util::now_ms();
-        shared::job::WorkerInfo {
+        let info = shared::job::WorkerInfo {
             id: "w1".into(),
             models: vec![model.clone()],
             started_ms: now,
@@ -40,12 +41,17 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
             )]
             .into(),
             ..Default::default()
+        };
+        let c = &c;
+        async move {
+            let ttl = std::time::Duration::from_secs(30);
+            shared::queue::workers::heartbeat(&mut c.redis_conn().await, &info, ttl)
+                .await
+                .unwrap();
         }
     };
     // Every session of the default model retired: the worker is on its way out.
-    shared::queue::workers::heartbeat(&mut c.redis_conn().await, &beat(0, 2), 30)
-        .await
-        .unwrap();
+    beat(0, 2).await;
     let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(missing(&v), vec!["worker"], "{v}");
@@ -58,9 +64,7 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
         "{v}"
     );
     // One session left: it serves, and the retired one stays visible.
-    shared::queue::workers::heartbeat(&mut c.redis_conn().await, &beat(1, 1), 30)
-        .await
-        .unwrap();
+    beat(1, 1).await;
     let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["sessions_retired"], 1, "{v}");
