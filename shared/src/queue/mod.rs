@@ -31,13 +31,13 @@ use redis::streams::StreamId;
 use redis::{AsyncCommands, RedisResult};
 
 pub use consumer::{Consumer, Finish, Outcome, Recorded, Started};
+pub use records::{CachedResult, DeadLetter, FinishedJob, JobRecord, QueuedJob};
 
 /// A lifetime as the whole seconds Redis's `EX`/`EXPIRE` take: rounded up, at least one (a
 /// zero would be refused, or delete the key at once).
 pub fn secs(ttl: std::time::Duration) -> u64 {
     ttl.as_secs_f64().ceil().max(1.0) as u64
 }
-pub use records::{CachedResult, DeadLetter, FinishedJob, JobRecord, QueuedJob};
 
 /// A job delivered to a worker, with the stream entry it came from.
 #[derive(Debug, Clone, PartialEq)]
