@@ -28,6 +28,11 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def ms(v):
+    """A duration cell: empty for records written before the column existed."""
+    return "" if v is None else f"{v:.1f} ms"
+
+
 def main():
     run = sys.argv[1]
     src = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "stress/reports/bench.jsonl")
@@ -74,16 +79,21 @@ def main():
     md += [
         "## End to end",
         "",
-        "| model | setup | clients | img/s | p50 ms | p99 ms | raw session.run img/s (batch 1) | img/s / raw | img/s / engine best |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Sync `POST /predict`, one request per image. In the worker: the median of the job's own "
+        "time (`elapsed_ms`: decode, preprocessing, inference, thumbnail); the rest of p50 is HTTP, "
+        "the API, Redis and the wait in the queue.",
+        "",
+        "| model | setup | clients | img/s | p50 ms | p99 ms | in the worker p50 ms | raw session.run img/s (batch 1) | img/s / raw | img/s / engine best |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (model, setup), rows in sorted(series.items()):
         b = best(model)
         for r in sorted(rows, key=lambda r: r["clients"]):
             vs_best = f"{r['e2e_img_per_s'] / b['img_per_s']:.2f}" if b else ""
+            in_worker = f"{r['worker_p50_ms']:.0f}" if "worker_p50_ms" in r else ""
             md.append(
                 f"| {model} | {setup} | {r['clients']} | {r['e2e_img_per_s']:.1f} | "
-                f"{r['e2e_p50_ms']:.0f} | {r.get('e2e_p99_ms', float('nan')):.0f} | "
+                f"{r['e2e_p50_ms']:.0f} | {r.get('e2e_p99_ms', float('nan')):.0f} | {in_worker} | "
                 f"{r['raw_img_per_s']:.1f} | {r['e2e_img_per_s'] / r['raw_img_per_s']:.2f} | {vs_best} |"
             )
     cpu_rows = [
@@ -127,17 +137,19 @@ def main():
                 "Plain: the `image` crate's decode and its own resize (`imageops::resize`, Triangle) "
                 "of the whole picture, then the crop. Full decode: the worker's decode at full size "
                 "and its SIMD resize of the crop only. Worker: the reduced-scale JPEG decode "
-                "(libjpeg-turbo) where it applies, then the same resize.",
+                "(libjpeg-turbo) where it applies, then the same resize. Thumbnail: the history's "
+                "320 px JPEG from the decoded picture, plain (`imageops::resize` + the `image` "
+                "crate's encoder) and the worker's (SIMD resize + libjpeg-turbo's encoder).",
                 "",
-                "| image | file | plain | full decode + SIMD resize | worker path | worker vs plain | worker vs full decode | JPEG decoded at |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|",
+                "| image | file | plain | full decode + SIMD resize | worker path | worker vs plain | worker vs full decode | JPEG decoded at | thumbnail: plain | thumbnail: worker |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for p in r["rows"]:
                 full = p.get("full_decode_ms", float("nan"))
                 md.append(
                     f"| {p['image']} | {p['bytes'] / 1e6:.1f} MB | {p['plain_ms']:.1f} ms | {full:.1f} ms | "
                     f"{p['fast_ms']:.1f} ms | {p['plain_ms'] / p['fast_ms']:.1f}x | {full / p['fast_ms']:.1f}x | "
-                    f"1/{p['jpeg_scale']} |"
+                    f"1/{p['jpeg_scale']} | {ms(p.get('plain_thumb_ms'))} | {ms(p.get('thumb_ms'))} |"
                 )
             md.append("")
     md.append(f"![throughput and latency against clients]({out_png.name})")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use api_types::{Job, JobStatus, LoginRequest, RegisterRequest, Submitted, Token};
+use api_types::{LoginRequest, PredictResponse, RegisterRequest, Token};
 use clap::Args;
 use fast_image_resize::Resizer;
 use serde_json::json;
@@ -131,7 +131,14 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         watched.push(("client".into(), std::process::id()));
         let before: Vec<Option<f64>> = watched.iter().map(|(_, p)| cpu_seconds(*p)).collect();
         let wall = Instant::now();
-        let (e2e_ips, p50, p95, p99, done) = end_to_end(api, &args, &bytes).await?;
+        let EndToEnd {
+            img_per_s: e2e_ips,
+            p50,
+            p95,
+            p99,
+            worker_p50,
+            jobs: done,
+        } = end_to_end(api, &args, &bytes).await?;
         let wall = wall.elapsed().as_secs_f64();
         let mut cpu = serde_json::Map::new();
         for ((name, pid), before) in watched.iter().zip(before) {
@@ -149,7 +156,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
             total * done as f64 / 1e3 / wall
         );
         record["cpu_ms_per_image"] = serde_json::Value::Object(cpu);
-        println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms, {} clients, {done} jobs)", args.clients);
+        println!("(b) end-to-end HTTP->Redis->worker:   {e2e_ips:8.1} img/s  (latency p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms; in the worker p50 {worker_p50:.0} ms; {} clients, {done} jobs)", args.clients);
         println!(
             "ratio (b)/(a):                        {:8.2}",
             e2e_ips / raw_ips
@@ -159,6 +166,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         record["e2e_p50_ms"] = json!(p50);
         record["e2e_p95_ms"] = json!(p95);
         record["e2e_p99_ms"] = json!(p99);
+        record["worker_p50_ms"] = json!(worker_p50);
         record["jobs"] = json!(done);
         record["clients"] = json!(args.clients);
     }
@@ -214,6 +222,11 @@ pub struct PreprocessRow {
     pub fast_ms: f64,
     /// 1/N of the DCT-scaled decode on the fast path (1: full size).
     pub jpeg_scale: u32,
+    /// The history thumbnail from the decoded picture the plain way: `imageops::resize`
+    /// (Triangle) and the `image` crate's JPEG encoder (quality 80).
+    pub plain_thumb_ms: f64,
+    /// The worker's thumbnail from the same picture ([`preprocess::thumbnail`]).
+    pub thumb_ms: f64,
 }
 
 /// Test photos of realistic size and entropy made from `seed` (an upload-sized photo): the
@@ -306,6 +319,17 @@ pub fn preprocess_bench(
         } else {
             1
         };
+        let img = preprocess::decode_for(&bytes, limits, spec.resize)?;
+        let plain_thumb_ms = median_ms(seconds, || {
+            std::hint::black_box(plain_thumbnail(&img)?);
+            Ok(())
+        })?;
+        let thumb_ms = median_ms(seconds, || {
+            let jpg = preprocess::thumbnail(&img, crate::model::THUMB_SIDE, &mut resizer);
+            anyhow::ensure!(!jpg.is_empty(), "thumbnail failed");
+            std::hint::black_box(jpg);
+            Ok(())
+        })?;
         rows.push(PreprocessRow {
             image: name.to_owned(),
             bytes: bytes.len(),
@@ -313,9 +337,29 @@ pub fn preprocess_bench(
             full_decode_ms,
             fast_ms,
             jpeg_scale,
+            plain_thumb_ms,
+            thumb_ms,
         });
     }
     Ok(rows)
+}
+
+/// The history thumbnail the plain way: the `image` crate's resize (Triangle) and its JPEG
+/// encoder, at the worker's size and quality.
+fn plain_thumbnail(img: &image::RgbImage) -> anyhow::Result<Vec<u8>> {
+    let side = f64::from(crate::model::THUMB_SIDE);
+    let scale = (side / f64::from(img.width().max(img.height()))).min(1.0);
+    let (w, h) = (
+        ((f64::from(img.width()) * scale).round() as u32).max(1),
+        ((f64::from(img.height()) * scale).round() as u32).max(1),
+    );
+    let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
+    let mut out = Vec::new();
+    let quality = preprocess::THUMB_QUALITY as u8;
+    small.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+        &mut out, quality,
+    ))?;
+    Ok(out)
 }
 
 /// The plain path a service without the worker's preprocessing would take, bytes to the same
@@ -347,11 +391,11 @@ pub fn plain_tensor(bytes: &[u8], spec: &shared::ModelSpec) -> anyhow::Result<Ve
 /// The comparison as a Markdown table.
 pub fn preprocess_markdown(rows: &[PreprocessRow]) -> String {
     let mut out = String::from(
-        "| image | file | plain: `image` decode + resize | full decode + SIMD crop resize | worker path | speed-up vs plain | vs full decode | JPEG decoded at |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| image | file | plain: `image` decode + resize | full decode + SIMD crop resize | worker path | speed-up vs plain | vs full decode | JPEG decoded at | thumbnail: plain | thumbnail: worker |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}x | {:.1}x | 1/{} |\n",
+            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}x | {:.1}x | 1/{} | {:.1} ms | {:.1} ms |\n",
             r.image,
             r.bytes as f64 / 1e6,
             r.plain_ms,
@@ -359,27 +403,25 @@ pub fn preprocess_markdown(rows: &[PreprocessRow]) -> String {
             r.fast_ms,
             r.plain_ms / r.fast_ms,
             r.full_decode_ms / r.fast_ms,
-            r.jpeg_scale
+            r.jpeg_scale,
+            r.plain_thumb_ms,
+            r.thumb_ms
         ));
     }
     out
 }
 
 /// Registers a throwaway user (the API requires one), then pushes `jobs` distinct uploads of the
-/// image (a unique JPEG comment defeats the result cache) through
-/// `POST /predictions` + `GET ?wait=`.
-async fn end_to_end(
-    api: &str,
-    args: &BenchArgs,
-    bytes: &[u8],
-) -> anyhow::Result<(f64, f64, f64, f64, usize)> {
+/// image (a unique JPEG comment defeats the result cache) through the synchronous
+/// `POST /predict`.
+async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<EndToEnd> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
     let token = bench_token(&http, api).await?;
     let run_id: u64 = rand::random();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let warm = upload_and_wait(
+    let warm = predict(
         &http,
         api,
         &token,
@@ -411,8 +453,9 @@ async fn end_to_end(
                     return Ok::<_, anyhow::Error>(lat);
                 }
                 let t = Instant::now();
-                upload_and_wait(&http, &api, &token, &model, unique(&bytes, run_id, i)).await?;
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                let worker_ms =
+                    predict(&http, &api, &token, &model, unique(&bytes, run_id, i)).await?;
+                lat.push((t.elapsed().as_secs_f64() * 1e3, worker_ms));
             }
         }));
     }
@@ -421,13 +464,34 @@ async fn end_to_end(
         lat.extend(t.await??);
     }
     let ips = lat.len() as f64 / started.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+    let (mut total, mut worker): (Vec<f64>, Vec<f64>) = lat.into_iter().unzip();
+    total.sort_by(f64::total_cmp);
+    worker.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], p: f64| {
+        v.get(((v.len() as f64 - 1.0) * p) as usize)
             .copied()
             .unwrap_or(0.0)
     };
-    Ok((ips, pct(0.5), pct(0.95), pct(0.99), lat.len()))
+    Ok(EndToEnd {
+        img_per_s: ips,
+        p50: pct(&total, 0.5),
+        p95: pct(&total, 0.95),
+        p99: pct(&total, 0.99),
+        worker_p50: pct(&worker, 0.5),
+        jobs: total.len(),
+    })
+}
+
+/// One end-to-end point: throughput, latency percentiles (ms) as the client saw them, and the
+/// median of the worker's own time per job (decode to thumbnail, the rest being HTTP, the API,
+/// Redis and the wait in the queue).
+struct EndToEnd {
+    img_per_s: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    worker_p50: f64,
+    jobs: usize,
 }
 
 fn unique(bytes: &[u8], run: u64, i: usize) -> Vec<u8> {
@@ -464,32 +528,23 @@ async fn answer<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder) ->
     Ok(req.send().await?.error_for_status()?.json().await?)
 }
 
-async fn upload_and_wait(
+/// One synchronous `POST /predict` (the seeds' endpoint, one round trip); answers the worker's
+/// own time for the job (`elapsed_ms`: decode to thumbnail).
+async fn predict(
     http: &reqwest::Client,
     api: &str,
     token: &str,
     model: &str,
     bytes: Vec<u8>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<f64> {
     let form = reqwest::multipart::Form::new()
         .part(
             "file",
             reqwest::multipart::Part::bytes(bytes).file_name("bench.jpg"),
         )
         .text("model", model.to_owned());
-    let submit = http.post(format!("{api}/predictions")).multipart(form);
-    let submitted: Submitted = answer(submit.bearer_auth(token)).await?;
-    let id = submitted.job_id().to_owned();
-    loop {
-        let poll = http.get(format!("{api}/predictions/{id}?wait=30"));
-        let job: Job = answer(poll.bearer_auth(token)).await?;
-        match job.status {
-            JobStatus::Done => return Ok(()),
-            JobStatus::Failed => anyhow::bail!(
-                "job failed: {}",
-                job.error.as_deref().unwrap_or("no reason given")
-            ),
-            JobStatus::Queued | JobStatus::Processing => continue,
-        }
-    }
+    let req = http.post(format!("{api}/predict")).multipart(form);
+    let answer: PredictResponse = answer(req.bearer_auth(token)).await?;
+    anyhow::ensure!(!answer.cached, "a cached answer: the upload was not unique");
+    Ok(answer.result.elapsed_ms)
 }
