@@ -347,12 +347,7 @@ pub fn preprocess_bench(
 /// The history thumbnail the plain way: the `image` crate's resize (Triangle) and its JPEG
 /// encoder, at the worker's size and quality.
 fn plain_thumbnail(img: &image::RgbImage) -> anyhow::Result<Vec<u8>> {
-    let side = f64::from(crate::model::THUMB_SIDE);
-    let scale = (side / f64::from(img.width().max(img.height()))).min(1.0);
-    let (w, h) = (
-        ((f64::from(img.width()) * scale).round() as u32).max(1),
-        ((f64::from(img.height()) * scale).round() as u32).max(1),
-    );
+    let (w, h) = preprocess::thumbnail_size(img.width(), img.height(), crate::model::THUMB_SIDE);
     let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
     let mut out = Vec::new();
     let quality = preprocess::THUMB_QUALITY as u8;

@@ -208,7 +208,7 @@ fn resize_crop(img: &RgbImage, resize: u32, crop: u32, resizer: &mut Resizer) ->
 }
 
 /// A small JPEG of the image (longer side at most `max_side`), kept with the history: the SIMD
-/// resize, then libjpeg-turbo's SIMD encoder (quality 80, 4:2:0). Empty if encoding fails.
+/// resize, then libjpeg-turbo's SIMD encoder ([`THUMB_QUALITY`], 4:2:0). Empty if encoding fails.
 pub fn thumbnail(img: &RgbImage, max_side: u32, resizer: &mut Resizer) -> Vec<u8> {
     let small = thumbnail_pixels(img, max_side, resizer);
     let (w, h) = (small.width() as usize, small.height() as usize);
@@ -227,18 +227,26 @@ pub fn thumbnail(img: &RgbImage, max_side: u32, resizer: &mut Resizer) -> Vec<u8
 /// The thumbnails' JPEG quality.
 pub const THUMB_QUALITY: i32 = 80;
 
-/// The thumbnail's pixels: `img` scaled (never up) so that its longer side is at most
-/// `max_side`.
-pub fn thumbnail_pixels(img: &RgbImage, max_side: u32, resizer: &mut Resizer) -> RgbImage {
-    let (w, h) = img.dimensions();
+/// The size of a `w` x `h` picture's thumbnail: scaled (never up) so that its longer side is at
+/// most `max_side`, at least 1 x 1.
+pub fn thumbnail_size(w: u32, h: u32, max_side: u32) -> (u32, u32) {
     let scale = f64::from(max_side) / f64::from(w.max(h));
     if scale >= 1.0 {
-        return img.clone();
+        return (w, h);
     }
-    let (tw, th) = (
+    (
         ((f64::from(w) * scale).round() as u32).max(1),
         ((f64::from(h) * scale).round() as u32).max(1),
-    );
+    )
+}
+
+/// The thumbnail's pixels ([`thumbnail_size`]), resampled with the SIMD resizer.
+fn thumbnail_pixels(img: &RgbImage, max_side: u32, resizer: &mut Resizer) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (tw, th) = thumbnail_size(w, h, max_side);
+    if (tw, th) == (w, h) {
+        return img.clone();
+    }
     let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3).expect("buffer matches size");
     let mut dst = Image::new(tw, th, PixelType::U8x3);
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
