@@ -312,14 +312,16 @@ async fn two_workers_share_fifty_jobs_each_completed_exactly_once() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await; // one more heartbeat with final counts
-    let wids: Vec<String> = conn.zrange(shared::keys::WORKERS, 0, -1).await.unwrap();
-    let mut done = Vec::new();
-    for w in wids {
-        let info: String = conn.get(shared::keys::worker(&w)).await.unwrap();
-        let info: shared::job::WorkerInfo = serde_json::from_str(&info).unwrap();
-        done.push(info.jobs_done);
-    }
+    // The heartbeats carry the final counts a beat after the last job: wait for them (a
+    // deadline, not a fixed sleep); a count that overshoots or never arrives fails below.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let done = heartbeat_counts(&mut conn).await;
+        if done.iter().sum::<u64>() >= 50 || Instant::now() > deadline {
+            break done;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(done.iter().sum::<u64>(), 50, "{done:?}");
     assert!(done.iter().all(|&d| d > 0), "both workers served: {done:?}");
     let depth: u64 = conn
@@ -379,4 +381,18 @@ async fn predict_and_wait_end_at_their_limits_without_a_worker() {
         (status, body["error"]["field"].as_str()),
         (422, Some("wait"))
     );
+}
+
+/// `jobs_done` of every worker with a heartbeat now.
+async fn heartbeat_counts(conn: &mut redis::aio::MultiplexedConnection) -> Vec<u64> {
+    let wids: Vec<String> = conn.zrange(shared::keys::WORKERS, 0, -1).await.unwrap();
+    let mut done = Vec::new();
+    for w in wids {
+        let info: Option<String> = conn.get(shared::keys::worker(&w)).await.unwrap();
+        if let Some(info) = info {
+            let info: shared::job::WorkerInfo = serde_json::from_str(&info).unwrap();
+            done.push(info.jobs_done);
+        }
+    }
+    done
 }
