@@ -241,6 +241,10 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Thumbnails of contents no other job refers to go with their last job.
+        sqlx::query("DELETE FROM thumbnails WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.sha256 = thumbnails.sha256)")
+            .execute(&mut *tx)
+            .await?;
         let n = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -357,7 +361,7 @@ impl Db {
             .map(|r| serde_json::to_string(r).unwrap_or_default());
         let top = f.result.and_then(|r| r.predictions.first());
         let n = sqlx::query(
-            "UPDATE predictions SET status = $1, result = $2, error = $3, top_label = $4, top_score = $5, elapsed_ms = $6, thumbnail = COALESCE($7, thumbnail), finished_ms = $8, cached = $9, labels = $10 WHERE job_id = $11",
+            "UPDATE predictions SET status = $1, result = $2, error = $3, top_label = $4, top_score = $5, elapsed_ms = $6, finished_ms = $7, cached = $8, labels = $9 WHERE job_id = $10",
         )
         .bind(f.status.as_str())
         .bind(result_json)
@@ -365,14 +369,35 @@ impl Db {
         .bind(top.map(|p| p.label.clone()))
         .bind(top.map(|p| f64::from(p.score)))
         .bind(f.result.map(|r| r.elapsed_ms))
-        .bind(f.thumbnail.map(<[u8]>::to_vec))
         .bind(f.finished_ms)
         .bind(i64::from(f.cached))
         .bind(f.result.map(search_labels))
         .bind(f.job_id)
         .execute(&self.pool)
         .await?;
+        if let Some(jpeg) = f.thumbnail.filter(|_| n.rows_affected() > 0) {
+            self.keep_thumbnail(f.job_id, jpeg, f.finished_ms).await?;
+        }
         Ok(n.rows_affected() > 0)
+    }
+
+    /// Stores the thumbnail of a job's content unless that content has one already: one per
+    /// SHA-256, however many jobs (and users) sent the same bytes.
+    async fn keep_thumbnail(
+        &self,
+        job_id: &str,
+        jpeg: &[u8],
+        at_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO thumbnails (sha256, jpeg, created_ms) SELECT sha256, $1, $2 FROM predictions WHERE job_id = $3 ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(jpeg.to_vec())
+        .bind(at_ms)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// One history row as clients see it.
@@ -397,7 +422,9 @@ impl Db {
         &self,
         job_id: &str,
     ) -> Result<Option<(i64, Option<Vec<u8>>)>, sqlx::Error> {
-        let row = sqlx::query("SELECT user_id, thumbnail FROM predictions WHERE job_id = $1")
+        // Only a done job shows it: the content's thumbnail may come from someone else's job,
+        // and a queued one must not tell that another account sent the same bytes.
+        let row = sqlx::query("SELECT p.user_id, t.jpeg AS thumbnail FROM predictions p LEFT JOIN thumbnails t ON t.sha256 = p.sha256 AND p.status = 'done' WHERE p.job_id = $1")
             .bind(job_id)
             .fetch_optional(&self.pool)
             .await?;

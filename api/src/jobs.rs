@@ -125,6 +125,11 @@ fn history_row<'a>(user: &AuthUser, upload: &'a Checked) -> NewPrediction<'a> {
 /// in the history. It is marked `cached` only when the caller had sent these bytes before: the
 /// cache is shared, and saying "reused" to anyone else would tell them what another account
 /// uploaded. The flag says whether it was the caller's own repeat.
+///
+/// A hit still writes (a small job record in Redis, a history row), so it passes the same rate
+/// limit as any upload (checked in [`submit`]) and the Redis high-water mark; it holds no queue
+/// place, so the queue-depth and unfinished-work quotas do not apply. Neither store gets a copy
+/// of the thumbnail: the history keeps one per content.
 async fn answer_from_cache(
     state: &AppState,
     conn: &mut redis::aio::ConnectionManager,
@@ -133,6 +138,7 @@ async fn answer_from_cache(
     hit: CachedResult,
 ) -> Result<(JobRecord, bool)> {
     let job = &upload.job;
+    refuse_when_redis_is_nearly_full(state, conn).await?;
     let own = state
         .db_call(state.db.has_own_upload(user.id, &job.sha256, &job.model))
         .await?;
@@ -144,7 +150,7 @@ async fn answer_from_cache(
         user.id,
         &upload.image_file_name,
         upload.content_type,
-        hit,
+        hit.result,
     );
     producer::record_cache_hit(conn, &job.job_id, &record, ttls(state)).await?;
     state
@@ -153,7 +159,7 @@ async fn answer_from_cache(
             status: JobStatus::Done,
             result: record.result.as_ref(),
             error: None,
-            thumbnail: record.thumb.as_deref().filter(|t| !t.is_empty()),
+            thumbnail: Some(hit.thumb.as_slice()).filter(|t| !t.is_empty()),
             finished_ms: job.enqueued_ms,
             cached: own,
         }))
@@ -182,10 +188,7 @@ async fn admit(
             )));
         }
     }
-    if redis_nearly_full(state, conn).await? {
-        metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "redis_memory").increment(1);
-        return Err(ApiError::Unavailable("the queue (Redis is nearly full)"));
-    }
+    refuse_when_redis_is_nearly_full(state, conn).await?;
     let (jobs, bytes) = producer::queued_by(conn, user.id).await?;
     let cfg = &state.cfg;
     if jobs >= cfg.max_queued_jobs_per_user
@@ -201,6 +204,19 @@ async fn admit(
     if depth >= cfg.max_queue_depth {
         metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "queue_full").increment(1);
         return Err(ApiError::QueueFull(depth));
+    }
+    Ok(())
+}
+
+/// 503 when Redis uses more than `REDIS_MEMORY_HIGH_WATER` percent of its `maxmemory`: every
+/// path that writes to Redis stops before it runs out, rather than failing other users' jobs.
+async fn refuse_when_redis_is_nearly_full(
+    state: &AppState,
+    conn: &mut redis::aio::ConnectionManager,
+) -> Result<()> {
+    if redis_nearly_full(state, conn).await? {
+        metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "redis_memory").increment(1);
+        return Err(ApiError::Unavailable("the queue (Redis is nearly full)"));
     }
     Ok(())
 }

@@ -12,8 +12,8 @@ use redis::AsyncCommands;
 use shared::job::WorkerInfo;
 use shared::queue::producer::{self, Ttls};
 use shared::queue::{
-    dead, keys, results, workers, CachedResult, Consumer, DeadLetter, Delivery, Finish, JobRecord,
-    Outcome, QueuedJob, Recorded, Started,
+    dead, keys, results, workers, Consumer, DeadLetter, Delivery, Finish, JobRecord, Outcome,
+    QueuedJob, Recorded, Started,
 };
 use shared::{JobResult, JobStatus, Prediction};
 use test_support::Redis;
@@ -496,16 +496,17 @@ async fn a_cache_hit_writes_a_done_record() {
     let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let q = job("j1");
-    let hit = CachedResult {
-        result: result("cat"),
-        thumb: vec![1, 2, 3],
-    };
-    let rec = JobRecord::from_cache(&q, 7, "sha-j1.jpg", "image/jpeg", hit);
+    let rec = JobRecord::from_cache(&q, 7, "sha-j1.jpg", "image/jpeg", result("cat"));
     producer::record_cache_hit(&mut conn, "j1", &rec, TTLS)
         .await
         .unwrap();
     let back = record(&mut conn, "j1").await;
     assert_eq!(back, rec);
+    let fields: Vec<String> = conn.hkeys(keys::job("j1")).await.unwrap();
+    assert!(
+        !fields.iter().any(|f| f == "thumb"),
+        "no thumbnail copy per repeat: {fields:?}"
+    );
     let view = back.to_job("j1").unwrap();
     assert_eq!(view.status, JobStatus::Done);
     assert!(view.cached);

@@ -10,6 +10,7 @@ both_backends!(
     the_original_file_name_is_kept_safe,
     history_search_and_filters,
     a_cache_hit_does_not_disclose_another_accounts_upload,
+    repeats_store_no_second_thumbnail_and_stop_when_redis_is_nearly_full,
     info_lists_display_fields_and_the_callers_own_waiting_jobs,
 );
 
@@ -320,6 +321,152 @@ async fn a_cache_hit_does_not_disclose_another_accounts_upload(b: Backend) {
     let id = second["job_id"].as_str().unwrap();
     let (_, again) = c.get(&format!("/predictions/{id}"), &tb).await;
     assert_eq!(again["cached"], true, "{again}");
+}
+
+/// Issue 24, finding 2: repeats of one upload used to copy its thumbnail into every job record
+/// (Redis) and history row (database) and skipped the Redis high-water mark, so one account
+/// could fill Redis for everyone. Now a repeat writes no thumbnail anywhere (the history keeps
+/// one per content, shown to every job of that content) and gets 503 near Redis's ceiling.
+async fn repeats_store_no_second_thumbnail_and_stop_when_redis_is_nearly_full(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (a, ta) = c.user("Alice", "alice@example.com").await;
+    let (b, tb) = c.user("Bob", "bob@example.com").await;
+    let photo = test_support::unique_photo("repeated");
+    let (_, first) = upload_queued(&c, &ta, &photo, "a.jpg").await;
+    let first_id = first["job_id"].as_str().unwrap().to_owned();
+    let sha = first["image_file_name"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    // What the worker's finish leaves: the cache entry (result + thumbnail) and, through the
+    // persistence consumer, the history row with the thumbnail.
+    let thumb = vec![0xff, 0xd8, 0xff, 0xe0, 7];
+    let result: api_types::JobResult = serde_json::from_value(serde_json::json!({
+        "predictions": [{"label": "beagle", "class_id": 162, "score": 0.9}],
+        "model": "efficientnet-lite0", "elapsed_ms": 4.0}))
+    .unwrap();
+    let mut conn = c.redis_conn().await;
+    let _: () = redis::AsyncCommands::hset_multiple(
+        &mut conn,
+        shared::keys::cache("efficientnet-lite0", &sha, 5),
+        &[
+            (
+                shared::keys::field::RESULT,
+                serde_json::to_vec(&result).unwrap(),
+            ),
+            (shared::keys::field::THUMB, thumb.clone()),
+        ],
+    )
+    .await
+    .unwrap();
+    c.state
+        .db
+        .finish_prediction(&api::db::Finished {
+            job_id: &first_id,
+            status: shared::JobStatus::Done,
+            result: Some(&result),
+            error: None,
+            thumbnail: Some(&thumb),
+            finished_ms: shared::time_util::now_ms(),
+            cached: false,
+        })
+        .await
+        .unwrap();
+
+    let mut repeats = Vec::new();
+    for (token, name) in [(&ta, "a2.jpg"), (&ta, "a3.jpg"), (&tb, "b.jpg")] {
+        let (s, v) = upload_named(&c, token, &photo, name).await;
+        assert_eq!(s, StatusCode::OK, "a cache hit: {v}");
+        let id = v["job_id"].as_str().unwrap().to_owned();
+        let fields: Vec<String> = redis::AsyncCommands::hkeys(&mut conn, shared::keys::job(&id))
+            .await
+            .unwrap();
+        assert!(!fields.is_empty(), "the repeat has its record");
+        assert!(
+            !fields.iter().any(|f| f == shared::keys::field::THUMB),
+            "no thumbnail copy in the repeat's record: {fields:?}"
+        );
+        repeats.push((token.clone(), id));
+    }
+    let stored: i64 = c
+        .scalar("SELECT COUNT(*) AS n FROM thumbnails WHERE $1 = $1", 0, "n")
+        .await;
+    assert_eq!(
+        stored, 1,
+        "one thumbnail for one content, however many jobs"
+    );
+    // Every job of that content, anyone's, shows it; nobody else's job is reachable.
+    for (token, id) in repeats.iter().chain([&(ta.clone(), first_id.clone())]) {
+        let (s, _, bytes) = c
+            .get_bytes(&format!("/predictions/{id}/thumbnail"), token)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{id}");
+        assert_eq!(bytes, thumb);
+    }
+    let (s, _, _) = c
+        .get_bytes(&format!("/predictions/{first_id}/thumbnail"), &tb)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "Alice's job stays hers");
+
+    // Redis at ~95 % of its maxmemory: a repeat is refused like a new upload.
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used * 100 / 95)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The API rereads Redis's memory at most once a second: within a few seconds it refuses.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (s, v) = loop {
+        let (s, v) = upload_named(&c, &ta, &photo, "a4.jpg").await;
+        if s != StatusCode::OK || std::time::Instant::now() > deadline {
+            break (s, v);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable", "{v}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("512mb")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // Deleting Alice keeps the thumbnail Bob's job still shows; deleting Bob removes it.
+    for (id, token, left) in [(a, &ta, 1), (b, &tb, 0)] {
+        let (s, _, _) = c
+            .raw(
+                Method::DELETE,
+                &format!("/users/{id}"),
+                Some(token),
+                None,
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let stored: i64 = c
+            .scalar("SELECT COUNT(*) AS n FROM thumbnails WHERE $1 = $1", 0, "n")
+            .await;
+        assert_eq!(stored, left, "thumbnails of contents nobody refers to go");
+    }
 }
 
 async fn info_lists_display_fields_and_the_callers_own_waiting_jobs(b: Backend) {

@@ -83,20 +83,22 @@ impl JobRecord {
         }
     }
 
-    /// A job answered at once from the cache: done when it is created.
+    /// A job answered at once from the cache (`result` is the cached one): done when it is
+    /// created. It holds no copy of the thumbnail, which stays in the cache entry and the
+    /// history (one per content), so repeating an upload costs Redis a small record only.
     pub fn from_cache(
         job: &QueuedJob,
         owner: i64,
         image_file_name: &str,
         content_type: &str,
-        cached: CachedResult,
+        result: JobResult,
     ) -> Self {
         JobRecord {
             status: Some(JobStatus::Done),
             finished_ms: Some(job.enqueued_ms),
             cached: Some(true),
-            result: Some(cached.result),
-            thumb: Some(cached.thumb),
+            result: Some(result),
+            thumb: None,
             attempts: None,
             ..JobRecord::queued(job, owner, image_file_name, content_type)
         }
@@ -342,16 +344,13 @@ mod tests {
             top_k: 3,
             enqueued_ms: 0,
         };
-        let cached = CachedResult {
-            result: result(),
-            thumb: vec![0xff, 0xd8, 0],
-        };
         let rec = JobRecord {
             worker: Some("w".into()),
             last_error: Some("slow".into()),
             owner: Some(7),
-            ..JobRecord::from_cache(&q, 7, "abc.jpeg", "image/jpeg", cached)
+            ..JobRecord::from_cache(&q, 7, "abc.jpeg", "image/jpeg", result())
         };
+        assert_eq!(rec.thumb, None, "a cache hit copies no thumbnail");
         assert_eq!(JobRecord::from_fields(&hash(&rec)), rec);
         let job = rec.to_job("j1").unwrap();
         assert_eq!(job.status, JobStatus::Done);
