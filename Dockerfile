@@ -13,7 +13,7 @@
 # `builder` (dependencies cooked in their own layer, rebuilt only when Cargo.toml/Cargo.lock
 # change; then the workspace's release binaries). `ort` installs libonnxruntime.so from the
 # PyPI wheel pinned by SHA-256 (scripts/install-ort.sh, scripts/onnxruntime-wheels.txt).
-# `models` downloads MODELS with `worker models fetch`, which checks each file's size and
+# `models` downloads MODELS with `xtask models fetch`, which checks each file's size and
 # SHA-256 against models/registry.toml (URLs pinned to a model zoo commit) and loads it in
 # ONNX Runtime; the build fails on any mismatch.
 
@@ -44,11 +44,11 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 # The dependency layer: cached until the recipe (manifests + lock file) changes.
-RUN cargo chef cook --release --locked --recipe-path recipe.json -p api -p worker -p ui
+RUN cargo chef cook --release --locked --recipe-path recipe.json -p api -p worker -p ui -p xtask
 COPY . .
-RUN cargo build --release --locked -p api -p worker -p ui \
+RUN cargo build --release --locked -p api -p worker -p ui -p xtask \
     && mkdir -p /out \
-    && cp target/release/api target/release/worker target/release/ui /out/
+    && cp target/release/api target/release/worker target/release/ui target/release/xtask /out/
 
 # --- ONNX Runtime from the hash-pinned PyPI wheel ----------------------------------------------
 FROM python:3.11-slim-${DEBIAN_RELEASE} AS ort
@@ -59,21 +59,23 @@ RUN ORT_DIR=/opt/onnxruntime scripts/install-ort.sh
 # --- models, downloaded and verified at build time ---------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS models
 ARG MODELS
+# libturbojpeg0: xtask links the worker library (its JPEG decode).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
+    && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libturbojpeg0 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 COPY --from=ort /opt/onnxruntime /opt/onnxruntime
-COPY --from=builder /out/worker /usr/local/bin/worker
+# The model tool (`xtask models`), used only in this stage: the worker image does not carry it.
+COPY --from=builder /out/xtask /usr/local/bin/xtask
 COPY models/registry.toml models/imagenet_classes.txt models/
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so \
     MODEL_REGISTRY=/build/models/registry.toml \
     MODELS_DIR=/build/models
 # `fetch` downloads each of MODELS and fails unless size and SHA-256 match the registry and the
 # file loads with the registry's input/output names; `verify` then re-reads what is there.
-RUN MODELS="${MODELS}" worker models fetch \
-    && MODELS="${MODELS}" worker models verify
+RUN MODELS="${MODELS}" xtask models fetch \
+    && MODELS="${MODELS}" xtask models verify
 
 # --- runtime bases: a non-root user with the host's UID/GID (.env) ---------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime

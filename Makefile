@@ -18,8 +18,8 @@ test: ## install what the tests need (scripts/provision.sh), then every check an
 provision: ## only install what the checks and tests need (apt packages, PostgreSQL auth, cargo-nextest, ONNX Runtime, node modules)
 	scripts/provision.sh
 
-model: ## download and verify the registry's models into MODELS_DIR (default models/): worker models fetch
-	cargo run --quiet -p worker -- models fetch
+model: ## download and verify the registry's models into MODELS_DIR (default models/): cargo xtask models fetch
+	cargo xtask models fetch
 
 ort: ## install the ONNX Runtime library into .ort/ from the PyPI wheel
 	scripts/install-ort.sh

@@ -2,9 +2,9 @@
 # Benchmarks (`make bench`): one run on this machine writes stress/reports/bench-<date>.md and a
 # PNG chart beside it (throughput and p50/p99 against clients), from the JSON lines it appends to
 # stress/reports/bench.jsonl (stress/bench_report.py):
-#   - the engine layouts per model in one process (`worker bench-executor`), the reference;
+#   - the engine layouts per model in one process (`cargo xtask bench-executor`), the reference;
 #   - preprocessing per image (640x480, 4000x3000 and 4240x2832 JPEG, a large PNG): the plain
-#     `image` decode + resize against the worker's path, on one thread (`worker bench
+#     `image` decode + resize against the worker's path, on one thread (`xtask bench-e2e
 #     --preprocess-only`);
 #   - per model (fp32 and int8 synthetic ResNet-50 graphs by default), a private stack (`xtask
 #     stack`: Redis, api, release builds, free ports) with one default worker, then with two:
@@ -29,7 +29,7 @@ if [ "${1:-}" = --measure ]; then
   watch=()
   for kv in ${STACK_PIDS:-}; do watch+=(--watch "$kv"); done
   for c in ${BENCH_CLIENTS_LIST:-1 4 16 64}; do
-    "${BIN_DIR:-target/release}/worker" bench --model "$model" --api-url "$STACK_API_URL" \
+    "${BIN_DIR:-target/release}/xtask" bench-e2e --model "$model" --api-url "$STACK_API_URL" \
       --jobs 1000000 --duration-secs "$secs" --clients "$c" --iterations "${BENCH_ITERATIONS:-100}" \
       --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl" "${watch[@]}"
   done
@@ -44,14 +44,14 @@ cargo build --release -p api -p worker -p xtask
 export BENCH_RUN="${BENCH_RUN:-$(date -u +%Y%m%d-%H%M%S)}"
 
 echo "== preprocessing (one thread)"
-target/release/worker bench --preprocess-only --model efficientnet-lite0 --seconds "$secs" \
+target/release/xtask bench-e2e --preprocess-only --model efficientnet-lite0 --seconds "$secs" \
   --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
 
 # The engine layouts of each model in one process on this machine (1 x N threads, N x 1 thread,
 # the executor's choice): the reference the end-to-end points are compared with, same run.
 for model in ${BENCH_MODELS:-resnet50-synthetic resnet50-synthetic-int8}; do
   echo "== engine layouts, $model"
-  target/release/worker --models-dir "$models_dir" bench-executor \
+  target/release/xtask bench-executor --models-dir "$models_dir" \
     --model "$model" --seconds "$secs" --rounds 2 \
     --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl"
 done

@@ -32,7 +32,7 @@ say "build: $((SECONDS - t0)) s"
 # Fetch what has a pinned URL; without internet the stack serves what ../shared/models holds.
 # One line says what is served and why; the per-model lines go to data/logs/models.log.
 mkdir -p data/logs
-target/debug/worker models fetch >data/logs/models.log 2>&1 || true
+target/debug/xtask models fetch >data/logs/models.log 2>&1 || true
 if grep -q '^models:' data/logs/models.log; then
     say "$(grep -m1 '^models:' data/logs/models.log) (per model: data/logs/models.log)"
 else

@@ -65,7 +65,7 @@ def main():
     ]
     if engine:
         md += [
-            "## Engine layouts (one process, `worker bench-executor`, no HTTP or Redis)",
+            "## Engine layouts (one process, `cargo xtask bench-executor`, no HTTP or Redis)",
             "",
             "| model | layout | img/s | p50 ms |",
             "|---|---|---:|---:|",

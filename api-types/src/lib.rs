@@ -1,7 +1,7 @@
 //! The HTTP contract of the API (v1), written once.
 //!
 //! Every body the API sends or accepts is a named type here: the API serializes them, the UI,
-//! the end-to-end tests and `worker bench` deserialize the same ones, and utoipa derives the
+//! the end-to-end tests and `xtask bench-e2e` deserialize the same ones, and utoipa derives the
 //! OpenAPI document (`docs/openapi.json`) from them. Field names and the presence or absence of
 //! optional fields are the wire format: change them only together with that document.
 //!

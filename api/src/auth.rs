@@ -1,18 +1,15 @@
-//! Passwords (argon2id, hashed off the async runtime) and HS256 JWT bearer tokens, plus the
-//! `AuthUser` extractor every protected handler takes.
+//! Passwords (argon2id, hashed off the async runtime) and HS256 JWT bearer tokens (the
+//! `AuthUser` extractor that checks them on each request is in the `extract` module).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Signing and verification keys plus token lifetime.
 #[derive(Clone)]
@@ -133,9 +130,6 @@ fn argon2_pool() -> &'static std::sync::mpsc::Sender<Task> {
     })
 }
 
-/// Default bound of the argon2 queue (waiting + running hashes).
-pub const DEFAULT_ARGON2_QUEUE: usize = 32;
-
 /// The bound on password hashes waiting or running (`ARGON2_QUEUE`): past it, callers get 429
 /// at once instead of waiting behind a flood of log-ins.
 #[derive(Debug)]
@@ -168,7 +162,7 @@ impl Argon2Queue {
 
 impl Default for Argon2Queue {
     fn default() -> Self {
-        Argon2Queue::new(DEFAULT_ARGON2_QUEUE)
+        Argon2Queue::new(crate::config::DEFAULT_ARGON2_QUEUE)
     }
 }
 
@@ -331,61 +325,6 @@ pub async fn verify_password(
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| phc_hash(b"timing-equalizer").unwrap_or_default())
-}
-
-/// The authenticated caller (token verified and not revoked, account still existing).
-#[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub id: i64,
-    pub name: String,
-    pub email: String,
-    pub is_admin: bool,
-    /// The token's id and expiry (Unix seconds), for log-out.
-    pub token_id: String,
-    pub token_exp: u64,
-}
-
-impl AuthUser {
-    /// Self or admin may act on `user_id`.
-    pub fn may_access(&self, user_id: i64) -> bool {
-        self.is_admin || self.id == user_id
-    }
-}
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("log in first: send `Authorization: Bearer <token>`".into())
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("expected a Bearer token".into()))?;
-        let token = state.jwt.verify_claims(token.trim())?;
-        if !token.jti.is_empty() && state.db_call(state.db.token_revoked(&token.jti)).await? {
-            return Err(ApiError::Unauthorized(
-                "this token was revoked (logged out); log in again".into(),
-            ));
-        }
-        let user = state
-            .db_call(state.db.user_by_id(token.user_id))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
-        Ok(AuthUser {
-            id: user.view.id,
-            name: user.view.name,
-            email: user.view.email,
-            is_admin: user.view.is_admin,
-            token_id: token.jti,
-            token_exp: token.exp,
-        })
-    }
 }
 
 #[cfg(test)]

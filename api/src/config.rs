@@ -1,13 +1,15 @@
 //! API configuration: every field is a flag and an environment variable of the same name.
 
+use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
 use shared::config::{conventions, duration_secs, parse_bool, CommonConfig};
-
-use crate::limits::Rate;
 
 /// `api`: the HTTP front of the service.
 #[derive(Debug, Parser)]
@@ -130,19 +132,70 @@ pub struct ApiConfig {
     #[arg(long, env = "UPLOAD_RATE_PER_USER", default_value = "600/1m")]
     pub upload_rate_per_user: Rate,
     /// Password hashes (log-ins, sign-ups) waiting or running at once; more get 429.
-    #[arg(long, env = "ARGON2_QUEUE", default_value_t = crate::auth::DEFAULT_ARGON2_QUEUE)]
+    #[arg(long, env = "ARGON2_QUEUE", default_value_t = DEFAULT_ARGON2_QUEUE)]
     pub argon2_queue: usize,
     /// Addresses of the proxies in front of the API (the UI, a load balancer, an ingress),
     /// comma-separated IPs or CIDR blocks. A request from one of them is attributed to the
     /// address its `TRUSTED_PROXY_HEADER` names: the entries are walked from the right (the one
     /// the nearest proxy appended) past every trusted address, so a client cannot choose its
     /// own. Empty: the header is ignored and the peer address counts.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::limits::parse_net)]
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
     /// The header trusted proxies set to the client's address (`X-Forwarded-For`, or a
     /// one-address header such as `X-Real-IP`).
     #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "X-Forwarded-For")]
     pub trusted_proxy_header: String,
+}
+
+/// Default bound of the argon2 queue (waiting + running hashes).
+pub const DEFAULT_ARGON2_QUEUE: usize = 32;
+
+/// A rate: `count` requests per `per` (written `30/1m`), allowed in a burst and replenished
+/// evenly; `0/…` or `off` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Rate {
+                count: 0,
+                per: Duration::from_secs(1),
+            });
+        }
+        let (count, per) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected COUNT/DURATION such as 30/1m, got `{s}`"))?;
+        let count = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{count}` is not a whole number"))?;
+        let per = humantime::parse_duration(per.trim()).map_err(|e| format!("`{per}`: {e}"))?;
+        if per.is_zero() {
+            return Err("the period must be longer than zero".into());
+        }
+        Ok(Rate { count, per })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.count, humantime::format_duration(self.per))
+    }
+}
+
+/// `TRUSTED_PROXIES` entries: a CIDR block (`10.0.0.0/8`) or one address (`10.0.0.7`).
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is neither an IP address nor a CIDR block"))
 }
 
 /// The dev-mode signing key: never valid in production.
@@ -206,6 +259,18 @@ mod tests {
             .jwt_key()
             .expect_err("placeholder");
         assert!(err.to_string().contains("placeholder"));
+    }
+
+    #[test]
+    fn rates_parse_with_units() {
+        let r: Rate = "30/1m".parse().expect("a rate");
+        assert_eq!((r.count, r.per), (30, Duration::from_secs(60)));
+        assert_eq!("off".parse::<Rate>().map(|r| r.count), Ok(0));
+        assert!("30".parse::<Rate>().is_err());
+        assert!("x/1m".parse::<Rate>().is_err());
+        assert!("3/0s".parse::<Rate>().is_err());
+        assert!(parse_net("10.0.0.0/33").is_err() && parse_net("ui").is_err());
+        assert!(parse_net("10.0.0.7").is_ok());
     }
 
     #[test]

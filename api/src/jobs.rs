@@ -16,7 +16,7 @@ use shared::time_util::now_ms;
 use shared::upload::inspect;
 use shared::{Job, JobStatus};
 
-use crate::auth::AuthUser;
+use crate::extract::AuthUser;
 use crate::db::{Finished, NewPrediction};
 use crate::error::{ApiError, Result};
 use crate::events::RECHECK_ALL;

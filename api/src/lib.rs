@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;

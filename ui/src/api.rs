@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 /// Why an API call did not give the expected answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum ApiCallError {
     /// The API could not be reached or did not answer in time (connection refused, timeout, 502-504).
     #[error("the API is unavailable: {0}")]
     Unavailable(String),
@@ -35,11 +35,11 @@ pub enum ApiError {
     Protocol(String),
 }
 
-impl ApiError {
+impl ApiCallError {
     /// The API's error code when it sent one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ApiError::Status { code, .. } => *code,
+            ApiCallError::Status { code, .. } => *code,
             _ => None,
         }
     }
@@ -47,21 +47,21 @@ impl ApiError {
     /// The HTTP status the API answered with, if it answered.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            ApiError::Status { status, .. } => Some(*status),
-            ApiError::Unauthorized => Some(StatusCode::UNAUTHORIZED),
+            ApiCallError::Status { status, .. } => Some(*status),
+            ApiCallError::Unauthorized => Some(StatusCode::UNAUTHORIZED),
             _ => None,
         }
     }
 }
 
-impl From<reqwest::Error> for ApiError {
+impl From<reqwest::Error> for ApiCallError {
     fn from(err: reqwest::Error) -> Self {
         if err.is_connect() || err.is_timeout() || err.is_request() {
-            ApiError::Unavailable(err.to_string())
+            ApiCallError::Unavailable(err.to_string())
         } else if err.is_decode() {
-            ApiError::Protocol(err.to_string())
+            ApiCallError::Protocol(err.to_string())
         } else {
-            ApiError::Unavailable(err.to_string())
+            ApiCallError::Unavailable(err.to_string())
         }
     }
 }
@@ -161,21 +161,21 @@ impl ApiClient {
         }
     }
 
-    /// Send, turn error answers into [`ApiError`], decode JSON on success.
-    async fn send_json<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiError> {
+    /// Send, turn error answers into [`ApiCallError`], decode JSON on success.
+    async fn send_json<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiCallError> {
         let resp = Self::send(req).await?;
         let bytes = resp.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol(e.to_string()))
+        serde_json::from_slice(&bytes).map_err(|e| ApiCallError::Protocol(e.to_string()))
     }
 
-    async fn send(req: RequestBuilder) -> Result<reqwest::Response, ApiError> {
+    async fn send(req: RequestBuilder) -> Result<reqwest::Response, ApiCallError> {
         let resp = Self::send_retrying_stale(req).await?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
         }
         if status == StatusCode::UNAUTHORIZED {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiCallError::Unauthorized);
         }
         let body = resp.bytes().await.unwrap_or_default();
         let parsed = serde_json::from_slice::<ErrorBody>(&body).ok();
@@ -188,16 +188,16 @@ impl ApiClient {
             )
         {
             // A proxy in front of the API, not the API itself: treat it as down.
-            return Err(ApiError::Unavailable(format!("status {status}")));
+            return Err(ApiCallError::Unavailable(format!("status {status}")));
         }
         Err(match parsed {
-            Some(ErrorBody { error }) => ApiError::Status {
+            Some(ErrorBody { error }) => ApiCallError::Status {
                 status,
                 code: Some(error.code),
                 message: error.message,
                 field: error.field,
             },
-            None => ApiError::Status {
+            None => ApiCallError::Status {
                 status,
                 code: None,
                 message: String::from_utf8_lossy(&body).chars().take(200).collect(),
@@ -232,19 +232,24 @@ impl ApiClient {
     }
 
     /// `GET /info`: models, queue depth, live workers.
-    pub async fn info(&self) -> Result<Info, ApiError> {
+    pub async fn info(&self) -> Result<Info, ApiCallError> {
         Self::send_json(self.request(Method::GET, "/info", None)).await
     }
 
     /// `GET /models/{name}/labels`.
-    pub async fn labels(&self, model: &str) -> Result<Vec<String>, ApiError> {
+    pub async fn labels(&self, model: &str) -> Result<Vec<String>, ApiCallError> {
         let path = format!("/models/{}/labels", encode_segment(model));
         let labels: ModelLabels = Self::send_json(self.request(Method::GET, &path, None)).await?;
         Ok(labels.labels)
     }
 
     /// `POST /users`: create an account.
-    pub async fn register(&self, name: &str, email: &str, password: &str) -> Result<(), ApiError> {
+    pub async fn register(
+        &self,
+        name: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<(), ApiCallError> {
         let body = RegisterRequest {
             name: name.to_owned(),
             email: email.to_owned(),
@@ -255,7 +260,7 @@ impl ApiClient {
     }
 
     /// `POST /login` with the OAuth2 password form; 401 means wrong email or password.
-    pub async fn login(&self, email: &str, password: &str) -> Result<Token, ApiError> {
+    pub async fn login(&self, email: &str, password: &str) -> Result<Token, ApiCallError> {
         let form = LoginRequest {
             username: email.to_owned(),
             password: password.to_owned(),
@@ -264,15 +269,15 @@ impl ApiClient {
     }
 
     /// `POST /logout`: revoke the token (401 means it was no longer valid anyway).
-    pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
+    pub async fn logout(&self, token: &str) -> Result<(), ApiCallError> {
         match Self::send(self.request(Method::POST, "/logout", Some(token))).await {
-            Ok(_) | Err(ApiError::Unauthorized) => Ok(()),
+            Ok(_) | Err(ApiCallError::Unauthorized) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     /// `GET /users/me`.
-    pub async fn me(&self, token: &str) -> Result<User, ApiError> {
+    pub async fn me(&self, token: &str) -> Result<User, ApiCallError> {
         Self::send_json(self.request(Method::GET, "/users/me", Some(token))).await
     }
 
@@ -282,7 +287,7 @@ impl ApiClient {
         token: &str,
         upload: Upload,
         model: Option<&str>,
-    ) -> Result<Submitted, ApiError> {
+    ) -> Result<Submitted, ApiCallError> {
         let mut part = multipart::Part::bytes(upload.bytes).file_name(upload.file_name);
         // The API decides the type from the bytes; the browser's guess is passed on only when well formed.
         if let Some(ct) = upload
@@ -292,7 +297,7 @@ impl ApiClient {
         {
             part = part
                 .mime_str(ct)
-                .map_err(|e| ApiError::Protocol(e.to_string()))?;
+                .map_err(|e| ApiCallError::Protocol(e.to_string()))?;
         }
         let mut form = multipart::Form::new().part("file", part);
         if let Some(m) = model.filter(|m| !m.is_empty()) {
@@ -306,7 +311,7 @@ impl ApiClient {
     }
 
     /// `GET /predictions/{id}`, holding up to `wait` seconds for the job to finish.
-    pub async fn job(&self, token: &str, id: &str, wait: Option<u64>) -> Result<Job, ApiError> {
+    pub async fn job(&self, token: &str, id: &str, wait: Option<u64>) -> Result<Job, ApiCallError> {
         job_id_shape(id)?;
         let mut path = format!("/predictions/{}", encode_segment(id));
         let mut req_timeout = None;
@@ -328,7 +333,7 @@ impl ApiClient {
         token: &str,
         page: u64,
         per_page: u64,
-    ) -> Result<JobPage, ApiError> {
+    ) -> Result<JobPage, ApiCallError> {
         let path = format!("/predictions?page={page}&per_page={per_page}");
         Self::send_json(self.request(Method::GET, &path, Some(token))).await
     }
@@ -339,7 +344,7 @@ impl ApiClient {
         token: &str,
         id: &str,
         thumbnail: bool,
-    ) -> Result<ImageBytes, ApiError> {
+    ) -> Result<ImageBytes, ApiCallError> {
         job_id_shape(id)?;
         let kind = if thumbnail { "thumbnail" } else { "image" };
         let path = format!("/predictions/{}/{kind}", encode_segment(id));
@@ -358,7 +363,7 @@ impl ApiClient {
     }
 
     /// `GET /info` as the caller: the same as [`ApiClient::info`] plus their own waiting jobs.
-    pub async fn info_for(&self, token: &str) -> Result<Info, ApiError> {
+    pub async fn info_for(&self, token: &str) -> Result<Info, ApiCallError> {
         Self::send_json(self.request(Method::GET, "/info", Some(token))).await
     }
 
@@ -369,7 +374,7 @@ impl ApiClient {
         page: u64,
         per_page: u64,
         filter: &[(&str, &str)],
-    ) -> Result<JobPage, ApiError> {
+    ) -> Result<JobPage, ApiCallError> {
         let mut path = format!("/predictions?page={page}&per_page={per_page}");
         for (k, v) in filter.iter().filter(|(_, v)| !v.is_empty()) {
             path.push_str(&format!("&{k}={}", crate::percent_encode(v)));
@@ -378,7 +383,11 @@ impl ApiClient {
     }
 
     /// `POST /feedback`.
-    pub async fn feedback(&self, token: &str, feedback: &FeedbackRequest) -> Result<(), ApiError> {
+    pub async fn feedback(
+        &self,
+        token: &str,
+        feedback: &FeedbackRequest,
+    ) -> Result<(), ApiCallError> {
         Self::send(
             self.request(Method::POST, "/feedback", Some(token))
                 .json(feedback),
@@ -413,10 +422,10 @@ fn encode_segment(s: &str) -> String {
 
 /// Job ids are UUIDs; the API answers 400 for anything else. For a page address with a made-up
 /// id the UI says "not found", as for any id the user cannot see.
-fn job_id_shape(id: &str) -> Result<(), ApiError> {
+fn job_id_shape(id: &str) -> Result<(), ApiCallError> {
     match uuid::Uuid::parse_str(id) {
         Ok(_) => Ok(()),
-        Err(_) => Err(ApiError::Status {
+        Err(_) => Err(ApiCallError::Status {
             status: StatusCode::NOT_FOUND,
             code: Some(ErrorCode::NotFound),
             message: "no such job".into(),
@@ -463,7 +472,7 @@ mod tests {
             .expect_err("422");
         assert_eq!(typed.code(), Some(ErrorCode::ValidationFailed));
         assert!(
-            matches!(&typed, ApiError::Status { field: Some(f), message, .. } if f == "email" && message == "bad email")
+            matches!(&typed, ApiCallError::Status { field: Some(f), message, .. } if f == "email" && message == "bad email")
         );
         let proxy = ApiClient::send(client.request(Method::GET, "/proxy", None))
             .await

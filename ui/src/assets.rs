@@ -1,14 +1,10 @@
 //! Static files, embedded in the binary so the UI runs from any directory and never fetches
-//! anything from the internet. URLs carry a content hash, so browsers may cache them for a year.
+//! anything from the internet. URLs carry a content hash, so browsers may cache them for a year
+//! (`routes::assets` serves them).
 
 use std::sync::OnceLock;
 
-use axum::extract::Path;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-
-use crate::error::Error;
 
 const STYLE_CSS: &str = include_str!("../static/style.css");
 const APP_JS: &str = include_str!("../static/app.js");
@@ -70,25 +66,10 @@ pub fn icon_href() -> &'static str {
     versioned("icon.svg", ICON_SVG, &CELL)
 }
 
-/// `GET /static/{name}`: the embedded file with long-lived cache headers.
-pub async fn serve(Path(name): Path<String>) -> Result<Response, Error> {
-    let asset = ASSETS
+/// The embedded file called `name`: its body and content type.
+pub fn find(name: &str) -> Option<(&'static str, &'static str)> {
+    ASSETS
         .iter()
         .find(|a| a.name == name)
-        .ok_or(Error::NotFound)?;
-    Ok((
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=31536000, immutable"),
-            ),
-        ],
-        asset.body,
-    )
-        .into_response())
+        .map(|a| (a.body, a.content_type))
 }

@@ -11,7 +11,6 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 
-use crate::error::Error;
 use crate::AppState;
 
 /// Name of the cookie that holds the token.
@@ -19,17 +18,22 @@ pub const COOKIE: &str = "csrf";
 /// Name of the hidden form field that must repeat it.
 pub const FIELD: &str = "csrf";
 
+/// A form came without the matching token. Rendered as the UI's error page (the `error`
+/// module turns it into `Error::Csrf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsrfMismatch;
+
 /// The token of the current request (from its cookie, or freshly minted), for templates and checks.
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
 impl CsrfToken {
     /// Fail unless `submitted` equals this token.
-    pub fn verify(&self, submitted: &str) -> Result<(), Error> {
+    pub fn verify(&self, submitted: &str) -> Result<(), CsrfMismatch> {
         if !self.0.is_empty() && constant_time_eq(self.0.as_bytes(), submitted.as_bytes()) {
             Ok(())
         } else {
-            Err(Error::Csrf)
+            Err(CsrfMismatch)
         }
     }
 }

@@ -7,11 +7,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::csrf::CsrfToken;
-
-use crate::api::ApiError;
+use crate::api::ApiCallError;
+use crate::csrf::{CsrfMismatch, CsrfToken};
 use crate::pages::{ErrorPage, Layout, Page};
-use crate::{percent_encode, session};
+use crate::percent_encode;
+use crate::session::{self, LoginRequired};
 
 /// Result type of page handlers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,19 +39,46 @@ pub enum Error {
     UploadTooLarge,
     /// An API call failed.
     #[error(transparent)]
-    Api(ApiError),
+    Api(ApiCallError),
     /// A bug on our side (a template that failed to render, ...).
     #[error("internal: {0}")]
     Internal(String),
 }
 
-impl From<ApiError> for Error {
-    fn from(err: ApiError) -> Self {
+impl From<ApiCallError> for Error {
+    fn from(err: ApiCallError) -> Self {
         match err {
-            ApiError::Unauthorized => Error::SessionExpired,
-            ApiError::Status { status, .. } if status == StatusCode::NOT_FOUND => Error::NotFound,
+            ApiCallError::Unauthorized => Error::SessionExpired,
+            ApiCallError::Status { status, .. } if status == StatusCode::NOT_FOUND => {
+                Error::NotFound
+            }
             other => Error::Api(other),
         }
+    }
+}
+
+impl From<CsrfMismatch> for Error {
+    fn from(_: CsrfMismatch) -> Self {
+        Error::Csrf
+    }
+}
+
+impl From<LoginRequired> for Error {
+    fn from(LoginRequired { next }: LoginRequired) -> Self {
+        Error::LoginRequired { next }
+    }
+}
+
+// The rejections of the CSRF check and the session extractor take the one error path too.
+impl IntoResponse for CsrfMismatch {
+    fn into_response(self) -> Response {
+        Error::from(self).into_response()
+    }
+}
+
+impl IntoResponse for LoginRequired {
+    fn into_response(self) -> Response {
+        Error::from(self).into_response()
     }
 }
 
@@ -112,28 +139,28 @@ impl Error {
     }
 }
 
-fn explain_api(err: &ApiError) -> (StatusCode, &'static str, String) {
+fn explain_api(err: &ApiCallError) -> (StatusCode, &'static str, String) {
     match err {
-        ApiError::Unavailable(_) => (
+        ApiCallError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The service is unavailable",
             "We cannot reach the classification service right now. It may be restarting. \
              Please try again in a minute."
                 .into(),
         ),
-        ApiError::Protocol(_) => (
+        ApiCallError::Protocol(_) => (
             StatusCode::BAD_GATEWAY,
             "The service gave an unexpected answer",
             "The classification service answered in a way this page does not understand. \
              Please try again in a minute."
                 .into(),
         ),
-        ApiError::Unauthorized => (
+        ApiCallError::Unauthorized => (
             StatusCode::UNAUTHORIZED,
             "Please log in",
             "Your session has ended. Log in again to continue.".into(),
         ),
-        ApiError::Status {
+        ApiCallError::Status {
             status, message, ..
         } => match status.as_u16() {
             429 => (
@@ -261,8 +288,8 @@ mod tests {
     use super::*;
     use api_types::ErrorCode;
 
-    fn api_status(status: u16, code: ErrorCode) -> ApiError {
-        ApiError::Status {
+    fn api_status(status: u16, code: ErrorCode) -> ApiCallError {
+        ApiCallError::Status {
             status: StatusCode::from_u16(status).expect("valid status"),
             code: Some(code),
             message: "m".into(),
@@ -272,12 +299,12 @@ mod tests {
 
     #[test]
     fn api_errors_map_to_pages_people_understand() {
-        let down = Error::from(ApiError::Unavailable("connection refused".into())).explain();
+        let down = Error::from(ApiCallError::Unavailable("connection refused".into())).explain();
         assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(down.message.contains("try again"));
 
         assert!(matches!(
-            Error::from(ApiError::Unauthorized),
+            Error::from(ApiCallError::Unauthorized),
             Error::SessionExpired
         ));
         assert!(matches!(

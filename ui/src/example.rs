@@ -8,44 +8,17 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Upload;
-use crate::pages::{Bar, JobView};
+use crate::pages::{Example, JobView};
 use crate::AppState;
 
 /// The photo, embedded in the binary.
 pub const PHOTO: &[u8] = include_bytes!("../static/example.jpg");
 /// The name it is sent with (and shown under).
 pub const PHOTO_NAME: &str = "grace_hopper.jpg";
-
-/// The example's answer as the landing page shows it.
-#[derive(Debug, Clone)]
-pub struct Example {
-    pub bars: Vec<Bar>,
-    pub model_name: String,
-    pub sure: bool,
-    pub candidates: String,
-    pub elapsed: Option<String>,
-}
-
-/// `GET /example.jpg`.
-pub async fn image() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=86400"),
-            ),
-        ],
-        PHOTO,
-    )
-        .into_response()
-}
 
 /// Classifies the example until it succeeds (or `stop` is cancelled) and stores the answer.
 pub async fn compute(state: AppState, stop: CancellationToken) {

@@ -37,7 +37,7 @@ pub struct AppState {
     /// Human model names from `/info` ("EfficientNet-Lite0"), by model.
     model_names: Arc<Mutex<HashMap<String, String>>>,
     /// The landing page's worked example, once the running model has classified it.
-    example: Arc<Mutex<Option<example::Example>>>,
+    example: Arc<Mutex<Option<pages::Example>>>,
 }
 
 impl AppState {
@@ -92,12 +92,12 @@ impl AppState {
     }
 
     /// The landing page's worked example, if it has been classified yet.
-    pub fn example(&self) -> Option<example::Example> {
+    pub fn example(&self) -> Option<pages::Example> {
         self.example.lock().ok().and_then(|e| e.clone())
     }
 
     /// Stores the worked example (see [`example::compute`]).
-    pub fn set_example(&self, ex: example::Example) {
+    pub fn set_example(&self, ex: pages::Example) {
         if let Ok(mut slot) = self.example.lock() {
             *slot = Some(ex);
         }
@@ -167,8 +167,8 @@ pub fn app(state: AppState) -> Router {
             get(routes::classify::redirect_home).post(routes::auth::logout),
         )
         .route("/health", get(routes::health))
-        .route("/example.jpg", get(example::image))
-        .route("/static/{name}", get(assets::serve))
+        .route("/example.jpg", get(routes::assets::example_image))
+        .route("/static/{name}", get(routes::assets::serve))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(

@@ -201,7 +201,7 @@ pub struct ClassifyPage {
 pub struct LandingPage {
     pub layout: Layout,
     /// The example photo's real result, once the running model has classified it.
-    pub example: Option<crate::example::Example>,
+    pub example: Option<Example>,
     pub example_name: &'static str,
 }
 
@@ -320,6 +320,16 @@ pub struct ErrorPage {
     pub code: u16,
     pub title: &'static str,
     pub message: String,
+}
+
+/// The example's answer as the landing page shows it.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub bars: Vec<Bar>,
+    pub model_name: String,
+    pub sure: bool,
+    pub candidates: String,
+    pub elapsed: Option<String>,
 }
 
 /// One bar of the top-k chart.

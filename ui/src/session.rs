@@ -7,8 +7,6 @@ use axum::http::Method;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use time::Duration;
 
-use crate::error::Error;
-
 /// Cookie holding the bearer token.
 pub const SESSION_COOKIE: &str = "session";
 /// Cookie holding the hex-encoded display name (display only: never trusted for access).
@@ -19,6 +17,14 @@ pub const NAME_COOKIE: &str = "session_name";
 pub struct Session {
     pub token: String,
     pub name: Option<String>,
+}
+
+/// Nobody is logged in: the visitor goes to the login page, then back to `next`. Rendered
+/// through the UI's error path (the `error` module turns it into `Error::LoginRequired`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRequired {
+    /// The page to come back to.
+    pub next: String,
 }
 
 /// The display name when logged in, for pages that anyone may see.
@@ -53,11 +59,11 @@ pub fn return_path(parts: &Parts) -> String {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = Error;
+    type Rejection = LoginRequired;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
-        from_jar(&jar).ok_or_else(|| Error::LoginRequired {
+        from_jar(&jar).ok_or_else(|| LoginRequired {
             next: return_path(parts),
         })
     }

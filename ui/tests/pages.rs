@@ -259,7 +259,38 @@ async fn page(ui: &Router, req: Request<Body>, status: StatusCode) -> String {
 
 /// Sends one request through the UI's router.
 async fn send(ui: &Router, req: Request<Body>) -> Response {
-    ui.clone().oneshot(req).await.unwrap()
+    let what = format!("{} {}", req.method(), req.uri());
+    let resp = ui.clone().oneshot(req).await.unwrap();
+    let Ok(dir) = std::env::var("UI_DUMP") else {
+        return resp;
+    };
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("x")
+        .replace("::", "_");
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{dir}/{name}"))
+        .unwrap();
+    let mut hs: Vec<String> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+        .collect();
+    hs.sort();
+    writeln!(
+        f,
+        "=== {what} -> {}\n{}\n{}",
+        parts.status,
+        hs.join("\n"),
+        String::from_utf8_lossy(&bytes)
+    )
+    .unwrap();
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn get_req(uri: &str, cookie: Option<&str>) -> Request<Body> {

@@ -22,11 +22,6 @@ pub struct Cli {
 pub enum Command {
     /// Serve jobs (the default).
     Run,
-    /// Measure raw session throughput and, with --api-url, end-to-end throughput.
-    Bench(crate::bench::BenchArgs),
-    /// Measure the engine layouts (all-cores session, pool of one-thread sessions) and the
-    /// executor's automatic choice, in one run.
-    BenchExecutor(crate::exec_bench::ExecBenchArgs),
     /// List dead-lettered jobs.
     DeadList,
     /// Put a dead-lettered job back in its queue with a fresh attempt count.
@@ -34,9 +29,6 @@ pub enum Command {
         /// The job id (see `worker dead-list`).
         job_id: String,
     },
-    /// Download and check the registry's models (`make model`).
-    #[command(subcommand)]
-    Models(crate::models_cmd::ModelsCommand),
     /// Exit 0 when this worker's heartbeat in Redis is fresh, 1 with the reason otherwise
     /// (the container health check and liveness probe).
     Health(crate::health::HealthArgs),

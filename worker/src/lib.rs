@@ -10,16 +10,13 @@
 //! visibility timeout. Bad images fail their own job; panics and timeouts are retried up to
 //! `MAX_ATTEMPTS` and then dead-lettered.
 
-pub mod bench;
 pub mod budget;
 pub mod config;
 pub mod dead;
-pub mod exec_bench;
 pub mod executor;
 pub mod health;
 pub mod metrics;
 pub mod model;
-pub mod models_cmd;
 pub mod preprocess;
 
 use std::collections::HashMap;

@@ -10,11 +10,8 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None | Some(Command::Run) => worker::serve(cli.config, shared::shutdown::signal()).await,
-        Some(Command::Bench(args)) => worker::bench::run(cli.config, args).await,
-        Some(Command::BenchExecutor(args)) => worker::exec_bench::run(cli.config, args).await,
         Some(Command::DeadList) => worker::dead::list(&cli.config).await,
         Some(Command::DeadRequeue { job_id }) => worker::dead::requeue(&cli.config, &job_id).await,
-        Some(Command::Models(cmd)) => worker::models_cmd::run(&cli.config, cmd).await,
         Some(Command::Health(args)) => worker::health::run(&cli.config, &args).await,
     };
     let code = shared::telemetry::exit_code("worker", result);

@@ -1,8 +1,13 @@
 //! `cargo xtask`: project tasks written in Rust instead of shell. `stack` starts a private
 //! stack through `test_support::Stack` for `make run`, the benchmark, the soak and the
 //! browser tests, so "start Redis + api + workers (+ ui) on free ports and wait until ready"
-//! is written once.
+//! is written once. The benchmarks (`bench-e2e`, `bench-executor`) and the model download and
+//! check (`models fetch|verify`) live here rather than in the worker, so the serving binary
+//! links no HTTP client, hashing or load generator.
 
+mod bench;
+mod exec_bench;
+mod models;
 mod stack;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +26,17 @@ enum Task {
     /// the URLs, and stay in the foreground until SIGINT/SIGTERM (or until COMMAND exits),
     /// then stop everything.
     Stack(Box<stack::StackArgs>),
+    /// Measure raw session throughput and, with --api-url, end-to-end throughput through a
+    /// running stack (or, with --preprocess-only, the preprocessing paths on one thread).
+    #[command(mut_args = shared::config::conventions)]
+    BenchE2e(Box<bench::BenchArgs>),
+    /// Measure the engine layouts (all-cores session, pool of one-thread sessions) and the
+    /// executor's automatic choice, in one run.
+    #[command(mut_args = shared::config::conventions)]
+    BenchExecutor(Box<exec_bench::ExecBenchArgs>),
+    /// Download and check the registry's models (`make model`, the worker image's build).
+    #[command(mut_args = shared::config::conventions)]
+    Models(Box<models::ModelsArgs>),
     /// Write the hostile corpus (test_support::hostile) to a folder: files up to 64 KiB at
     /// its top (committed), larger ones under `large/` (git-ignored), and `MANIFEST.md`.
     HostileCorpus {
@@ -35,6 +51,15 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Stack(args) => stack::run(*args).await,
+        Task::BenchE2e(args) => bench::run(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Task::BenchExecutor(args) => exec_bench::run(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Task::Models(args) => models::run(*args)
+            .await
+            .map(|()| std::process::ExitCode::SUCCESS),
         Task::HostileCorpus { dir } => write_corpus(&dir).map(|()| std::process::ExitCode::SUCCESS),
     };
     match result {
@@ -77,4 +102,36 @@ fn write_corpus(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("MANIFEST.md"), manifest)?;
     println!("wrote the hostile corpus to {}", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The worker's flags flattened into the tools clash with none of theirs, and keep the
+    /// worker's conventions (a bare boolean flag, flags after the action).
+    #[test]
+    fn the_tools_take_the_workers_flags() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "bench-executor",
+            "--models-dir",
+            "m",
+            "--cpus",
+            "2",
+            "--model",
+            "x",
+        ])
+        .expect("parses");
+        let Task::BenchExecutor(args) = cli.task else {
+            panic!("bench-executor")
+        };
+        assert_eq!(args.worker.worker_cpus, Some(2.0));
+        assert_eq!(args.model, "x");
+        let cli = Cli::try_parse_from(["xtask", "models", "verify", "--fault-injection"])
+            .expect("parses");
+        assert!(matches!(cli.task, Task::Models(a) if a.worker.fault_injection));
+    }
 }

@@ -254,7 +254,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<ExitCode> {
                 tokio::process::Command::new(program)
                     .args(rest)
                     // The stack's own settings (REDIS_URL, MODELS_DIR, ORT_DYLIB_PATH, ...), so a
-                    // tool like `worker bench` sees what the stack sees.
+                    // tool like `xtask bench-e2e` sees what the stack sees.
                     .envs(stack.env().iter().map(|(k, v)| (k, v)))
                     .env("STACK_API_URL", stack.api_url())
                     .env("STACK_UI_URL", stack.ui_url().unwrap_or_default())

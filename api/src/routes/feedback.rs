@@ -7,7 +7,7 @@ use axum::{Json, Router};
 
 use api_types::{ErrorBody, Feedback, FeedbackPage, FeedbackRequest};
 
-use crate::auth::AuthUser;
+use crate::extract::AuthUser;
 use crate::db::{self, NewFeedback};
 use crate::error::{ApiError, AppJson, AppQuery as Query, Result};
 use crate::jobs;

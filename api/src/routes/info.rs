@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 
 use shared::keys;
 
-use crate::auth::AuthUser;
+use crate::extract::AuthUser;
 use crate::error::{ApiError, AppPath as Path, Result};
 use crate::routes::health::live_workers;
 use crate::state::AppState;

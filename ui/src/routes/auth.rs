@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use api_types::Token;
 
-use crate::api::ApiError;
+use crate::api::ApiCallError;
 use crate::csrf::{CheckedForm, CsrfField, CsrfToken};
 use crate::error::{Error, Result};
 use crate::pages::{LoginPage, Notice, Page, SignupPage};
@@ -110,25 +110,25 @@ pub async fn login(
     };
     let token = match state.api.login(&email, &form.password).await {
         Ok(t) => t,
-        Err(ApiError::Unauthorized) => {
+        Err(ApiCallError::Unauthorized) => {
             return Ok(again(
                 StatusCode::UNAUTHORIZED,
                 "That email and password do not match an account. Check them and try again.",
             ))
         }
-        Err(ApiError::Status { status, .. }) if status == StatusCode::UNPROCESSABLE_ENTITY => {
+        Err(ApiCallError::Status { status, .. }) if status == StatusCode::UNPROCESSABLE_ENTITY => {
             return Ok(again(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Enter a valid email address and your password.",
             ))
         }
-        Err(ApiError::Status { status, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
+        Err(ApiCallError::Status { status, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
             return Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many log-in attempts. Wait a minute, then try again.",
             ))
         }
-        Err(e @ ApiError::Unavailable(_)) => {
+        Err(e @ ApiCallError::Unavailable(_)) => {
             tracing::warn!(error = %e, "login: API unavailable");
             return Ok(again(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -248,7 +248,7 @@ pub async fn signup(
             };
             Ok(logged_in(&state, jar, token, &page.name, &page.next))
         }
-        Err(ApiError::Status {
+        Err(ApiCallError::Status {
             status,
             message,
             field,
@@ -268,7 +268,7 @@ pub async fn signup(
             }
             Ok(Page::with_status(status, page).into_response())
         }
-        Err(ApiError::Unavailable(e)) => {
+        Err(ApiCallError::Unavailable(e)) => {
             tracing::warn!(error = %e, "signup: API unavailable");
             page.notice = Some(Notice::new(
                 "error",

@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use api_types::{ErrorCode, Info};
 
-use crate::api::{ApiError, Upload};
+use crate::api::{ApiCallError, Upload};
 use crate::csrf::{self, CsrfToken};
 use crate::error::{Error, Result};
 use crate::pages::{ClassifyPage, JobView, LandingPage, Layout, ModelChoice, Notice, Page};
@@ -206,8 +206,8 @@ pub async fn submit(
             .await
         {
             Ok(job) => accepted.push(job),
-            Err(ApiError::Unauthorized) => return Err(Error::SessionExpired),
-            Err(err @ ApiError::Unavailable(_)) => return Err(Error::Api(err)),
+            Err(ApiCallError::Unauthorized) => return Err(Error::SessionExpired),
+            Err(err @ ApiCallError::Unavailable(_)) => return Err(Error::Api(err)),
             Err(err) => {
                 let status = err.status().unwrap_or(StatusCode::BAD_GATEWAY);
                 refused.push((status, Notice::new("error", upload_problem(&name, &err))));
@@ -248,7 +248,7 @@ pub async fn submit(
 }
 
 /// What to tell the person about one image the API refused.
-pub fn upload_problem(file: &str, err: &ApiError) -> String {
+pub fn upload_problem(file: &str, err: &ApiCallError) -> String {
     let what = match err.code() {
         Some(ErrorCode::UnsupportedMediaType) => {
             "is not an image we can read. Choose a JPEG, PNG, WebP, GIF or BMP picture."
@@ -287,8 +287,8 @@ pub fn upload_problem(file: &str, err: &ApiError) -> String {
 mod tests {
     use super::*;
 
-    fn refused(status: u16, code: Option<ErrorCode>) -> ApiError {
-        ApiError::Status {
+    fn refused(status: u16, code: Option<ErrorCode>) -> ApiCallError {
+        ApiCallError::Status {
             status: StatusCode::from_u16(status).expect("valid status"),
             code,
             message: "raw api text".into(),

@@ -1,5 +1,6 @@
 //! Page handlers, one module per area, plus the small routes every service has.
 
+pub mod assets;
 pub mod auth;
 pub mod classify;
 pub mod history;

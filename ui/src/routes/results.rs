@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use api_types::{ErrorBody, ErrorCode, FeedbackRequest};
 
-use crate::api::ApiError;
+use crate::api::ApiCallError;
 use crate::assets::PLACEHOLDER_SVG;
 use crate::csrf::CsrfToken;
 use crate::error::{Error, Result};
@@ -209,7 +209,7 @@ pub async fn status(
         .min(25);
     let job = match state.api.job(&session.token, &id, Some(wait)).await {
         Ok(job) => view(&state, &job).await,
-        Err(ApiError::Unauthorized) => {
+        Err(ApiCallError::Unauthorized) => {
             let resp = json_error(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthorized,
@@ -354,7 +354,7 @@ pub async fn feedback(
         Ok(()) => {
             Ok(Redirect::to(&format!("/results/{id}?feedback=sent#feedback")).into_response())
         }
-        Err(ApiError::Status {
+        Err(ApiCallError::Status {
             status, message, ..
         }) if status.is_client_error() && status != StatusCode::NOT_FOUND => {
             refuse(status, format!("Your feedback was not saved: {message}")).await

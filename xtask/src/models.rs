@@ -1,4 +1,4 @@
-//! `worker models fetch|verify` (`make model`): makes the registry's models available and
+//! `cargo xtask models fetch|verify` (`make model`, the worker image's build): makes the registry's models available and
 //! proves they are the right files. `fetch` downloads what has a URL into the models folder;
 //! both then check every file the worker would read: size and SHA-256 against the registry,
 //! then a load in ONNX Runtime whose input/output names and shapes must match the registry.
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Args, ValueEnum};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
@@ -18,10 +18,21 @@ use tokio::io::AsyncWriteExt;
 use shared::config::default_models_dir;
 use shared::ModelSpec;
 
-use crate::config::WorkerConfig;
+use worker::config::WorkerConfig;
 
-/// `worker models ...`
-#[derive(Debug, Clone, Copy, Subcommand)]
+/// `cargo xtask models ...`: the subcommand and the worker settings that say which models
+/// and where (`MODELS`, `MODELS_DIR`, `MODEL_REGISTRY`, `ORT_DYLIB_PATH`).
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArgs {
+    /// `fetch` or `verify`.
+    #[arg(value_enum)]
+    pub cmd: ModelsCommand,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+}
+
+/// What `cargo xtask models` does.
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModelsCommand {
     /// Download the models that have a URL and are missing or wrong, then verify every one.
     Fetch,
@@ -39,7 +50,8 @@ enum Status {
 
 /// Runs the subcommand; an error when a model named in `MODELS` is not usable, when a file
 /// present is not the registry's, or when no servable model is left at all.
-pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
+pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
+    let (cfg, cmd) = (&args.worker, args.cmd);
     let registry = cfg.common.registry()?;
     let registry_dir = cfg.common.registry_dir();
     let requested = cfg.listed_models();
@@ -97,7 +109,7 @@ pub async fn run(cfg: &WorkerConfig, cmd: ModelsCommand) -> anyhow::Result<()> {
     if let Some(why) = &read_dir.fallback_reason {
         println!("models: {why}");
     }
-    let env = crate::model::init_runtime(cfg.ort_dylib_path.as_deref())?;
+    let env = worker::model::init_runtime(cfg.ort_dylib_path.as_deref())?;
     let env = std::sync::Arc::new(env);
     let mut servable = 0;
     for name in &names {
@@ -170,7 +182,7 @@ fn describe(
             Some(_) if fetch_note.is_some() => {
                 format!("download it into {home} by hand or set MODELS_DIR to a folder holding it")
             }
-            Some(_) => format!("`make model` (worker models fetch) downloads it into {home}"),
+            Some(_) => format!("`make model` (cargo xtask models fetch) downloads it into {home}"),
             None => format!(
                 "it has no download URL: copy it into {home} or set MODELS_DIR to a folder holding it"
             ),
@@ -441,7 +453,7 @@ mod tests {
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/models/efficientnet-lite0.onnx");
         assert!(file.is_file(), "{} is missing", file.display());
-        let env = crate::model::init_runtime(None).expect("ONNX Runtime (make ort)");
+        let env = worker::model::init_runtime(None).expect("ONNX Runtime (make ort)");
         let good = spec(None, None);
         check_graph(&env, &good, &file, 1000).expect("the shipped model matches its entry");
         let mut bad = good.clone();

@@ -1,4 +1,4 @@
-//! `worker bench-executor`: the engine layouts and the executor on one model, in one run on
+//! `cargo xtask bench-executor` (was `worker bench-executor`): the engine layouts and the executor on one model, in one run on
 //! this machine, so the executor's policy is chosen (and checked) by measurement:
 //! - the all-cores session alone at batch 1 (throughput and latency) and at batch 8,
 //! - the pool of one-thread sessions, all at once (throughput),
@@ -17,14 +17,18 @@ use clap::Args;
 use fast_image_resize::Resizer;
 use serde_json::json;
 
-use crate::config::WorkerConfig;
-use crate::executor::Choice;
-use crate::model::{Classifier as _, Model};
-use crate::preprocess::{self, DecodeLimits};
+use worker::config::WorkerConfig;
+use worker::executor::Choice;
+use worker::model::{Classifier as _, Model};
+use worker::preprocess::{self, DecodeLimits};
 
-/// Options of `worker bench-executor`.
+/// Options of `cargo xtask bench-executor`.
 #[derive(Debug, Clone, Args)]
 pub struct ExecBenchArgs {
+    /// The worker settings the model is loaded with (the serving worker's flags: `--cpus`,
+    /// `--sessions`, `--models-dir`, ...).
+    #[command(flatten)]
+    pub worker: WorkerConfig,
     /// Model to measure.
     #[arg(long, default_value = "resnet50-synthetic")]
     pub model: String,
@@ -116,7 +120,8 @@ fn measure(
 }
 
 /// Runs the benchmark.
-pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: ExecBenchArgs) -> anyhow::Result<()> {
+    let mut cfg = args.worker.clone();
     cfg.models = vec![args.model.clone()];
     let bytes = std::fs::read(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
@@ -125,7 +130,7 @@ pub async fn run(mut cfg: WorkerConfig, args: ExecBenchArgs) -> anyhow::Result<(
     let secs = args.seconds.max(1.0);
     let rounds = args.rounds.max(1);
     let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, Point)>> {
-        let (_, models) = crate::load_models(&cfg)?;
+        let (_, models) = worker::load_models(&cfg)?;
         let model = models.into_values().next().context("model not loaded")?;
         let img = preprocess::decode(&bytes, DecodeLimits::default())?;
         let tensor = preprocess::to_tensor(&img, &model.spec, &mut Resizer::new());

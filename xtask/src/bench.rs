@@ -1,4 +1,4 @@
-//! `worker bench`: in one run on one machine, (a) raw ONNX Runtime session throughput at batch 1
+//! `cargo xtask bench-e2e` (was `worker bench`): in one run on one machine, (a) raw ONNX Runtime session throughput at batch 1
 //! with the worker's thread settings, then (b) the same image pushed end-to-end through
 //! HTTP -> Redis -> a running worker -> result, and the ratio (b)/(a). Prints a table and
 //! appends a JSON line to the report file.
@@ -14,12 +14,15 @@ use clap::Args;
 use fast_image_resize::Resizer;
 use serde_json::json;
 
-use crate::config::WorkerConfig;
-use crate::preprocess::{self, DecodeLimits};
+use worker::config::WorkerConfig;
+use worker::preprocess::{self, DecodeLimits};
 
-/// Options of `worker bench`.
+/// Options of `cargo xtask bench-e2e`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// The worker settings the raw phase loads the model with (the serving worker's flags).
+    #[command(flatten)]
+    pub worker: WorkerConfig,
     /// Model to measure.
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
@@ -67,7 +70,8 @@ pub struct BenchArgs {
 }
 
 /// Runs the benchmark.
-pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut cfg = args.worker.clone();
     cfg.models = vec![args.model.clone()];
     let bytes = std::fs::read(&args.image)
         .with_context(|| format!("cannot read {}", args.image.display()))?;
@@ -92,7 +96,7 @@ pub async fn run(mut cfg: WorkerConfig, args: BenchArgs) -> anyhow::Result<()> {
         let cfg = cfg.clone();
         let bytes = bytes.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, f64, String)> {
-            let (_, models) = crate::load_models(&cfg)?;
+            let (_, models) = worker::load_models(&cfg)?;
             let model = models.into_values().next().context("model not loaded")?;
             let mut resizer = Resizer::new();
             let t = Instant::now();
@@ -325,7 +329,7 @@ pub fn preprocess_bench(
             Ok(())
         })?;
         let thumb_ms = median_ms(seconds, || {
-            let jpg = preprocess::thumbnail(&img, crate::model::THUMB_SIDE, &mut resizer);
+            let jpg = preprocess::thumbnail(&img, worker::model::THUMB_SIDE, &mut resizer);
             anyhow::ensure!(!jpg.is_empty(), "thumbnail failed");
             std::hint::black_box(jpg);
             Ok(())
@@ -347,7 +351,7 @@ pub fn preprocess_bench(
 /// The history thumbnail the plain way: the `image` crate's resize (Triangle) and its JPEG
 /// encoder, at the worker's size and quality.
 fn plain_thumbnail(img: &image::RgbImage) -> anyhow::Result<Vec<u8>> {
-    let (w, h) = preprocess::thumbnail_size(img.width(), img.height(), crate::model::THUMB_SIDE);
+    let (w, h) = preprocess::thumbnail_size(img.width(), img.height(), worker::model::THUMB_SIDE);
     let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
     let mut out = Vec::new();
     let quality = preprocess::THUMB_QUALITY as u8;
