@@ -61,7 +61,9 @@ impl ApiError {
             ApiError::Image(e) => match e {
                 ImageError::Empty => ErrorCode::EmptyFile,
                 ImageError::Unsupported => ErrorCode::UnsupportedMediaType,
-                ImageError::TooManyPixels(..) | ImageError::TooMuchMemory(..) => {
+                ImageError::TooManyPixels(..)
+                | ImageError::TooMuchMemory(..)
+                | ImageError::TooManyScans(..) => {
                     ErrorCode::ImageTooLarge
                 }
                 ImageError::TooSmall(..) => ErrorCode::ImageTooSmall,

@@ -15,7 +15,6 @@ pub mod session;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::routing::get;
 use axum::Router;
@@ -134,41 +133,12 @@ object-src 'none'";
 pub fn app(state: AppState) -> Router {
     let upload_limit = state.max_upload_mb * 1024 * 1024;
     Router::new()
-        .route("/", get(routes::classify::show))
-        .route(
-            "/classify",
-            get(routes::classify::redirect_home)
-                .post(routes::classify::submit)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
-        .route("/batch", get(routes::results::batch))
-        .route("/results/{id}", get(routes::results::show))
-        .route("/results/{id}/status", get(routes::results::status))
-        .route("/results/{id}/image", get(routes::results::image::<false>))
-        .route(
-            "/results/{id}/thumbnail",
-            get(routes::results::image::<true>),
-        )
-        .route(
-            "/results/{id}/feedback",
-            get(routes::results::feedback_redirect).post(routes::results::feedback),
-        )
-        .route("/history", get(routes::history::show))
-        .route(
-            "/login",
-            get(routes::auth::login_form).post(routes::auth::login),
-        )
-        .route(
-            "/signup",
-            get(routes::auth::signup_form).post(routes::auth::signup),
-        )
-        .route(
-            "/logout",
-            get(routes::classify::redirect_home).post(routes::auth::logout),
-        )
+        .merge(routes::classify::router(upload_limit))
+        .merge(routes::results::router())
+        .merge(routes::history::router())
+        .merge(routes::auth::router())
+        .merge(routes::assets::router())
         .route("/health", get(routes::health))
-        .route("/example.jpg", get(routes::assets::example_image))
-        .route("/static/{name}", get(routes::assets::serve))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(

@@ -16,6 +16,15 @@ use crate::pages::{LoginPage, Notice, Page, SignupPage};
 use crate::session::{self, MaybeUser};
 use crate::AppState;
 
+/// The routes of this module.
+pub fn router() -> axum::Router<crate::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/signup", get(signup_form).post(signup))
+        .route("/logout", get(super::classify::redirect_home).post(logout))
+}
+
 /// Query parameters of the log-in and sign-up pages (sign-up reads only `next`, where to go once
 /// the account exists).
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,18 @@ use crate::routes::SignedIn;
 use crate::session::{self, Session};
 use crate::AppState;
 
+/// The routes of this module: the landing or classify page (`/`) and the upload form, whose
+/// body may be up to `upload_limit` bytes (the only route that reads a big body).
+pub fn router(upload_limit: usize) -> axum::Router<crate::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/", get(show)).route(
+        "/classify",
+        get(redirect_home)
+            .post(submit)
+            .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+    )
+}
+
 /// At most this many images per form post.
 const MAX_FILES: usize = 10;
 

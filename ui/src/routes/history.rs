@@ -8,6 +8,11 @@ use crate::error::Result;
 use crate::pages::{HistoryFilters, HistoryPage, JobView, Layout, Page};
 use crate::routes::SignedIn;
 
+/// The routes of this module.
+pub fn router() -> axum::Router<crate::AppState> {
+    axum::Router::new().route("/history", axum::routing::get(show))
+}
+
 /// Cards per page: a 4x3 grid on a desktop.
 const PER_PAGE: u64 = 12;
 

@@ -23,6 +23,21 @@ use crate::routes::SignedIn;
 use crate::session::{self, Session};
 use crate::AppState;
 
+/// The routes of this module.
+pub fn router() -> axum::Router<crate::AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/batch", get(batch))
+        .route("/results/{id}", get(show))
+        .route("/results/{id}/status", get(status))
+        .route("/results/{id}/image", get(image::<false>))
+        .route("/results/{id}/thumbnail", get(image::<true>))
+        .route(
+            "/results/{id}/feedback",
+            get(feedback_redirect).post(feedback),
+        )
+}
+
 /// Job ids are UUIDs; anything else cannot be one and is answered 404 without asking the API.
 fn check_id(id: &str) -> Result<()> {
     if !id.is_empty()
