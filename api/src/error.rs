@@ -63,9 +63,7 @@ impl ApiError {
                 ImageError::Unsupported => ErrorCode::UnsupportedMediaType,
                 ImageError::TooManyPixels(..)
                 | ImageError::TooMuchMemory(..)
-                | ImageError::TooManyScans(..) => {
-                    ErrorCode::ImageTooLarge
-                }
+                | ImageError::TooManyScans(..) => ErrorCode::ImageTooLarge,
                 ImageError::TooSmall(..) => ErrorCode::ImageTooSmall,
                 ImageError::Corrupt(_) => ErrorCode::InvalidImage,
             },

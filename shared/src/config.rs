@@ -41,6 +41,10 @@ pub struct CommonConfig {
     /// from the header before decoding, by the API and again by the worker.
     #[arg(long, env = "MAX_DECODED_BYTES", default_value_t = crate::upload::DEFAULT_MAX_DECODED_BYTES)]
     pub max_decoded_bytes: u64,
+    /// Most scans a JPEG may have (each is a pass over the whole frame: the decode work),
+    /// checked from its markers by the API and again by the worker.
+    #[arg(long, env = "MAX_JPEG_SCANS", default_value_t = crate::upload::DEFAULT_MAX_JPEG_SCANS)]
+    pub max_jpeg_scans: u64,
     /// Deadline for each Redis command (bare number: seconds; old name `REDIS_TIMEOUT_MS`, in
     /// milliseconds).
     #[arg(long, env = "REDIS_TIMEOUT", value_parser = duration_secs, default_value = "2s")]
@@ -66,6 +70,7 @@ impl CommonConfig {
             max_pixels: self.max_pixels,
             min_side: self.min_image_side,
             max_decoded_bytes: self.max_decoded_bytes,
+            max_jpeg_scans: self.max_jpeg_scans,
         }
     }
 

@@ -36,6 +36,11 @@ pub enum ImageError {
     TooSmall(u32, u32, u32),
     #[error("the image could not be decoded: {0}")]
     Corrupt(String),
+    /// A JPEG sent in more scans than any encoder writes: each scan is another pass over the
+    /// whole frame, so the scan count is the decode work (a few hundred KB of near-empty scans
+    /// kept a worker busy for minutes).
+    #[error("the JPEG is sent in {0} scans, more than the limit of {1}")]
+    TooManyScans(u64, u64),
 }
 
 /// Bounds checked before and during decoding.
@@ -43,9 +48,17 @@ pub enum ImageError {
 pub struct DecodeLimits {
     pub max_pixels: u64,
     pub min_side: u32,
-    /// Decoded size budget: width x height x channels x bytes per sample.
+    /// Decoded size budget: width x height x channels x bytes per sample. A progressive JPEG's
+    /// coefficient buffers (2 bytes a sample, padded to whole blocks) must fit twice this.
     pub max_decoded_bytes: u64,
+    /// Most scans (start-of-scan segments) a JPEG may have; see [`DEFAULT_MAX_JPEG_SCANS`].
+    pub max_jpeg_scans: u64,
 }
+
+/// Default of [`DecodeLimits::max_jpeg_scans`]. Baseline JPEGs have one scan per component at
+/// most; libjpeg's default progressive script has 10 (colour) or 6 (grey) and optimising
+/// encoders (jpegtran, mozjpeg) stay well below 100. The crafted bomb of issue 24 had 2,647.
+pub const DEFAULT_MAX_JPEG_SCANS: u64 = 100;
 
 /// Default of [`DecodeLimits::max_decoded_bytes`]: 128 MiB, room for a 40-megapixel 8-bit RGB
 /// photo; a 16-bit RGBA image of the same pixel count is refused.
@@ -57,6 +70,7 @@ impl Default for DecodeLimits {
             max_pixels: 40_000_000,
             min_side: 16,
             max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+            max_jpeg_scans: DEFAULT_MAX_JPEG_SCANS,
         }
     }
 }
@@ -118,6 +132,9 @@ pub fn inspect(bytes: &[u8], limits: DecodeLimits) -> Result<ImageInfo, ImageErr
         }
     };
     let bytes = &bytes[..len];
+    if format == ImageFormat::Jpeg {
+        check_jpeg_work(bytes, limits)?;
+    }
     if format == ImageFormat::WebP {
         // The WebP decoder refuses huge canvases with a generic error; say 413 ourselves.
         if let Some((w, h)) = webp_canvas(bytes) {
@@ -235,9 +252,68 @@ fn le32(b: &[u8], i: usize) -> Option<u64> {
 /// of image marker. Decoders quietly pad a cut scan with grey, so this is also the truncation
 /// check.
 fn jpeg_end(b: &[u8]) -> Option<usize> {
+    jpeg_walk(b).map(|shape| shape.end)
+}
+
+/// What the marker walk of a JPEG finds: where it ends, how many scans it has, its frame.
+#[derive(Debug, Default)]
+struct JpegShape {
+    end: usize,
+    scans: u64,
+    progressive: bool,
+    /// Bytes of coefficient buffers a progressive decode holds for the whole frame: 64
+    /// coefficients of 2 bytes per 8x8 block of every component, padded to whole MCUs.
+    coefficient_bytes: u64,
+}
+
+/// The coefficient buffers of the frame header `seg` (the segment after its length).
+fn jpeg_coefficient_bytes(seg: &[u8]) -> Option<u64> {
+    let h = u64::from(u16::from_be_bytes([*seg.get(1)?, *seg.get(2)?]));
+    let w = u64::from(u16::from_be_bytes([*seg.get(3)?, *seg.get(4)?]));
+    let n = usize::from(*seg.get(5)?);
+    let sampling: Vec<(u64, u64)> = (0..n)
+        .map(|c| {
+            seg.get(6 + 3 * c + 1)
+                .map(|s| (u64::from(s >> 4), u64::from(s & 15)))
+        })
+        .collect::<Option<_>>()?;
+    let hmax = sampling.iter().map(|s| s.0).max()?.max(1);
+    let vmax = sampling.iter().map(|s| s.1).max()?.max(1);
+    let (mcus_x, mcus_y) = (w.div_ceil(8 * hmax), h.div_ceil(8 * vmax));
+    let blocks: u64 = sampling
+        .iter()
+        .map(|(hs, vs)| mcus_x * hs * mcus_y * vs)
+        .sum();
+    Some(blocks * 64 * 2)
+}
+
+/// The decode work a JPEG asks for, bounded from its markers alone: the scan count (each scan
+/// is a pass over the frame) and, for progressive frames, the coefficient buffers the decoder
+/// must hold (outside the decoded-image budget otherwise).
+fn check_jpeg_work(bytes: &[u8], limits: DecodeLimits) -> Result<(), ImageError> {
+    let Some(shape) = jpeg_walk(bytes) else {
+        return Ok(()); // image_len refused it already
+    };
+    if shape.scans > limits.max_jpeg_scans {
+        return Err(ImageError::TooManyScans(shape.scans, limits.max_jpeg_scans));
+    }
+    let budget = limits.max_decoded_bytes.saturating_mul(2);
+    if shape.progressive && shape.coefficient_bytes > budget {
+        return Err(ImageError::TooMuchMemory(
+            shape.coefficient_bytes / 2,
+            limits.max_decoded_bytes,
+        ));
+    }
+    Ok(())
+}
+
+/// Walks a JPEG's marker segments to its end (see [`jpeg_end`]), counting scans and reading
+/// the frame header on the way.
+fn jpeg_walk(b: &[u8]) -> Option<JpegShape> {
     if b.get(..2)? != [0xFF, 0xD8] {
         return None;
     }
+    let mut shape = JpegShape::default();
     let mut i = 2;
     loop {
         // Tolerate stray bytes between segments (as libjpeg does), then skip fill bytes.
@@ -250,7 +326,10 @@ fn jpeg_end(b: &[u8]) -> Option<usize> {
         let marker = *b.get(i)?;
         i += 1;
         match marker {
-            0xD9 => return Some(i),
+            0xD9 => {
+                shape.end = i;
+                return Some(shape);
+            }
             0xD0..=0xD7 | 0x01 => continue,
             0x00 | 0xD8 => return None,
             _ => {}
@@ -259,11 +338,18 @@ fn jpeg_end(b: &[u8]) -> Option<usize> {
         if seg < 2 {
             return None;
         }
+        let start = i + 2;
         i = i.checked_add(seg)?;
         if i > b.len() {
             return None;
         }
+        // Start of frame: every SOFn but DHT (C4), JPG (C8) and DAC (CC).
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            shape.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+            shape.coefficient_bytes = jpeg_coefficient_bytes(&b[start..i])?;
+        }
         if marker == 0xDA {
+            shape.scans += 1;
             // Entropy-coded data: stop at the first real marker.
             loop {
                 if *b.get(i)? == 0xFF {

@@ -8,6 +8,9 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb, RgbImage};
 
+mod progressive;
+pub use progressive::scan_bomb;
+
 /// Files up to this size are committed; larger ones are generated (`large/`, git-ignored).
 pub const COMMITTED_MAX: usize = 64 * 1024;
 
@@ -140,6 +143,17 @@ fn jpeg_cmyk() -> Vec<u8> {
     jpeg_encoder::Encoder::new(&mut out, 85)
         .encode(&px, w as u16, h as u16, jpeg_encoder::ColorType::Cmyk)
         .expect("CMYK JPEG");
+    out
+}
+
+/// An ordinary progressive JPEG (jpeg-encoder's scan script), as web tools write them.
+fn jpeg_progressive() -> Vec<u8> {
+    let img = picture(200, 150);
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 85);
+    enc.set_progressive(true);
+    enc.encode(img.as_raw(), 200, 150, jpeg_encoder::ColorType::Rgb)
+        .expect("progressive JPEG");
     out
 }
 
@@ -289,6 +303,18 @@ pub fn corpus() -> Vec<Case> {
             Processed,
             "36 MB of grey zeros: converted to RGB in the worker",
         ),
+        case(
+            "bomb-jpeg-progressive-6000x6600.jpg",
+            scan_bomb(6000, 6600, 3, None),
+            Refused(413, "image_too_large"),
+            "2,647 scans of end-of-band runs in ~380 KB: minutes of decoding, 237 MB of coefficients",
+        ),
+        case(
+            "bomb-jpeg-progressive-gray-6000x6600.jpg",
+            scan_bomb(6000, 6600, 1, None),
+            Refused(413, "image_too_large"),
+            "883 scans in ~125 KB: 16 s of decoding per upload",
+        ),
         // Truncations.
         case(
             "jpeg-half.jpg",
@@ -366,6 +392,12 @@ pub fn corpus() -> Vec<Case> {
             "a body just over MAX_UPLOAD_BYTES (10 MiB)",
         ),
         // Unusual but valid pixel formats.
+        case(
+            "jpeg-progressive.jpg",
+            jpeg_progressive(),
+            Processed,
+            "an ordinary progressive JPEG",
+        ),
         case(
             "jpeg-cmyk.jpg",
             jpeg_cmyk(),
