@@ -445,9 +445,9 @@ impl Worker {
                 return self.give_up(queue, finisher, &d, &job, failed(why)).await;
             };
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.classify(model, bytes, job.top_k).await;
+            let (outcome, stray) = self.classify(model, bytes, job.top_k).await;
             self.stats.busy.fetch_sub(1, Ordering::Relaxed);
-            match outcome {
+            let handled = match outcome {
                 Ok(classified) => {
                     let (ms, top) = (
                         classified.result.elapsed_ms,
@@ -480,7 +480,22 @@ impl Worker {
                     let _ = queue.requeue(&d, &job, &msg).await?;
                     Ok(Handled::Retried)
                 }
+            };
+            if let Some(thread) = stray {
+                // The attempt is recorded; its thread cannot be stopped, so this job keeps its
+                // place in the worker's capacity while the thread runs, for up to one more
+                // JOB_TIMEOUT: strays cannot pile up while they burn CPU. (Decode work is bounded
+                // from the header, so a decode ends well within it; a thread still running then is
+                // a wedged inference session the heartbeat retires, which must not hold a place.)
+                warn!("the timed-out attempt's thread still runs; its place is held until it ends");
+                match tokio::time::timeout(self.cfg.job_timeout, thread).await {
+                    Ok(_) => info!("the timed-out attempt's thread ended"),
+                    Err(_) => error!(
+                        "the timed-out attempt's thread is still running; its place is released"
+                    ),
+                }
             }
+            handled
         }
         .instrument(span)
         .await
@@ -513,13 +528,15 @@ impl Worker {
     }
 
     /// Decode + preprocess + inference on the blocking pool, bounded by `JOB_TIMEOUT`,
-    /// with panics caught and turned into a retriable error.
+    /// with panics caught and turned into a retriable error. After a timeout that was not a
+    /// wedged inference session (those are retired and never waited for), the still-running
+    /// thread comes back too, so the caller can hold the job's capacity until it ends.
     async fn classify(
         &self,
         model: Arc<dyn Classifier>,
         bytes: Vec<u8>,
         top_k: usize,
-    ) -> Result<model::Classified, JobError> {
+    ) -> (Result<model::Classified, JobError>, Option<Stray>) {
         let limits = self.cfg.common.decode_limits();
         let inject = self.cfg.fault_injection;
         let model_ref = model.clone();
@@ -542,7 +559,8 @@ impl Worker {
             };
             model.classify(upload, &mut Resizer::new())
         });
-        match tokio::time::timeout(self.cfg.job_timeout, task).await {
+        let mut task = task;
+        let outcome = match tokio::time::timeout(self.cfg.job_timeout, &mut task).await {
             Ok(Ok(Ok(c))) => Ok(c),
             Ok(Ok(Err(ClassifyError::Image(e)))) => Err(JobError::Permanent(e.to_string())),
             Ok(Ok(Err(e @ ClassifyError::Inference(_)))) => Err(JobError::Retriable(e.to_string())),
@@ -556,15 +574,18 @@ impl Worker {
                 // Its run started after the job's clock did, so it has lasted a little less than
                 // JOB_TIMEOUT; 90 % of it tells a wedged run from the other jobs' (milliseconds).
                 let retired = model_ref.retire_stuck(self.cfg.job_timeout.mul_f64(0.9));
-                if retired > 0 {
-                    error!(retired, "an inference session never returned; retired it");
-                }
-                Err(JobError::Retriable(format!(
+                let msg = format!(
                     "processing took longer than {} s",
                     self.cfg.job_timeout.as_secs_f64()
-                )))
+                );
+                if retired > 0 {
+                    error!(retired, "an inference session never returned; retired it");
+                    return (Err(JobError::Retriable(msg)), None);
+                }
+                return (Err(JobError::Retriable(msg)), Some(task));
             }
-        }
+        };
+        (outcome, None)
     }
 
     /// Requeues whatever this consumer still holds (called at shutdown).
@@ -588,6 +609,10 @@ impl Worker {
         }
     }
 }
+
+/// The thread of an attempt that outlived `JOB_TIMEOUT` (decode or preprocessing: a wedged
+/// inference session is retired instead).
+type Stray = tokio::task::JoinHandle<Result<model::Classified, ClassifyError>>;
 
 /// A job attempt's failure, split by whether trying again can help.
 enum JobError {
