@@ -16,10 +16,10 @@ use shared::time_util::now_ms;
 use shared::upload::inspect;
 use shared::{Job, JobStatus};
 
-use crate::extract::AuthUser;
 use crate::db::{Finished, NewPrediction};
 use crate::error::{ApiError, Result};
 use crate::events::RECHECK_ALL;
+use crate::extract::AuthUser;
 use crate::state::AppState;
 
 /// What a client asked to classify.

@@ -7,9 +7,9 @@ use axum::{Json, Router};
 
 use api_types::{ErrorBody, Feedback, FeedbackPage, FeedbackRequest};
 
-use crate::extract::AuthUser;
 use crate::db::{self, NewFeedback};
 use crate::error::{ApiError, AppJson, AppQuery as Query, Result};
+use crate::extract::AuthUser;
 use crate::jobs;
 use crate::routes::Page;
 use crate::state::AppState;

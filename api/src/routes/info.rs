@@ -8,8 +8,8 @@ use redis::AsyncCommands;
 
 use shared::keys;
 
-use crate::extract::AuthUser;
 use crate::error::{ApiError, AppPath as Path, Result};
+use crate::extract::AuthUser;
 use crate::routes::health::live_workers;
 use crate::state::AppState;
 

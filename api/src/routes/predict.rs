@@ -9,10 +9,10 @@ use axum::{Json, Router};
 
 use api_types::{ErrorBody, ErrorCode, JobStatus, PredictError, PredictResponse, UploadForm};
 
-use crate::extract::AuthUser;
 use crate::error::ApiError;
-use crate::jobs;
+use crate::extract::AuthUser;
 use crate::extract::ClientAddr;
+use crate::jobs;
 use crate::routes::upload::{read_body_first, read_upload};
 use crate::state::AppState;
 

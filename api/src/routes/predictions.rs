@@ -12,11 +12,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::extract::AuthUser;
 use crate::db;
 use crate::error::{ApiError, AppPath as Path, AppQuery as Query, Result};
-use crate::jobs;
+use crate::extract::AuthUser;
 use crate::extract::ClientAddr;
+use crate::jobs;
 use crate::routes::upload::{read_body_first, read_upload};
 use crate::routes::Page;
 use crate::state::AppState;

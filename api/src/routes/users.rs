@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::auth::{hash_password, verify_password};
-use crate::extract::{AuthUser, ClientAddr};
 use crate::error::{ApiError, AppJson, AppPath as Path, AppQuery as Query, Result};
+use crate::extract::{AuthUser, ClientAddr};
 use crate::routes::Page;
 use crate::state::AppState;
 
