@@ -216,12 +216,19 @@ async fn served_models(state: &AppState) -> Result<Option<Vec<String>>> {
             return Ok((!models.is_empty()).then(|| models.clone()));
         }
     }
-    let workers = crate::routes::health::live_workers(state).await?;
+    let workers = live_workers(state).await?;
     let mut models: Vec<String> = workers.into_iter().flat_map(|w| w.models).collect();
     models.sort();
     models.dedup();
     *state.guards.served.lock().await = Some((std::time::Instant::now(), models.clone()));
     Ok((!models.is_empty()).then_some(models))
+}
+
+/// The heartbeats of the live workers (the freshness rule is
+/// [`shared::queue::workers::fresh_for`]; the gone ones are pruned as they are read).
+pub async fn live_workers(state: &AppState) -> Result<Vec<shared::job::WorkerInfo>> {
+    let mut conn = state.redis.get().await?;
+    Ok(shared::queue::workers::alive(&mut conn).await?)
 }
 
 /// Whether Redis uses more than `REDIS_MEMORY_HIGH_WATER` percent of its `maxmemory`.

@@ -7,10 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use redis::AsyncCommands;
+use shared::queue::producer;
 
-use shared::keys;
-
+use crate::jobs::live_workers;
 use crate::prom;
 use crate::state::AppState;
 
@@ -35,10 +34,7 @@ pub async fn get_health() -> Json<Health> {
 pub async fn get_ready(State(state): State<AppState>) -> Response {
     let reachable = |ok: bool| if ok { ReadyChecks::OK } else { "unreachable" };
     let redis_ok = match state.redis.get().await {
-        Ok(mut c) => redis::cmd("PING")
-            .query_async::<String>(&mut c)
-            .await
-            .is_ok(),
+        Ok(mut c) => producer::ping(&mut c).await.is_ok(),
         Err(_) => false,
     };
     let db_ok = state.db_call(state.db.ping()).await.is_ok();
@@ -97,26 +93,6 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Heartbeats fresher than `WORKER_STALE`; stale entries are pruned.
-pub async fn live_workers(
-    state: &AppState,
-) -> Result<Vec<shared::job::WorkerInfo>, crate::error::ApiError> {
-    let mut conn = state.redis.get().await?;
-    let cutoff = shared::time_util::now_ms() - state.cfg.worker_stale.as_millis() as i64;
-    let _: () = conn.zrembyscore(keys::WORKERS, "-inf", cutoff).await?;
-    let ids: Vec<String> = conn.zrange(keys::WORKERS, 0, -1).await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keys_: Vec<String> = ids.iter().map(|i| keys::worker(i)).collect();
-    let raw: Vec<Option<String>> = conn.mget(&keys_).await?;
-    Ok(raw
-        .into_iter()
-        .flatten()
-        .filter_map(|j| serde_json::from_str(&j).ok())
-        .collect())
-}
-
 /// Prometheus text; the queue depth gauges are refreshed on each scrape.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 // Also refreshed at each scrape: workers_live and the process metrics. Served on the API port
@@ -124,7 +100,7 @@ pub async fn live_workers(
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
     if let Ok(mut conn) = state.redis.get().await {
         for model in state.registry.models.keys() {
-            if let Ok(n) = conn.xlen::<_, u64>(keys::queue(model)).await {
+            if let Ok(n) = producer::depth(&mut conn, model).await {
                 metrics::gauge!(prom::QUEUE_DEPTH, "model" => model.clone()).set(n as f64);
             }
         }
