@@ -184,7 +184,13 @@ async fn admit(
     }
     if redis_nearly_full(state, conn).await? {
         metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "redis_memory").increment(1);
-        return Err(ApiError::Unavailable("the queue (Redis is nearly full)"));
+        return Err(ApiError::unavailable(
+            "the queue (Redis is nearly full)",
+            format!(
+                "Redis uses more than {}% of its maxmemory",
+                state.cfg.redis_memory_high_water
+            ),
+        ));
     }
     let (jobs, bytes) = producer::queued_by(conn, user.id).await?;
     let cfg = &state.cfg;
