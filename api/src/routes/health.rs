@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use shared::job::WorkerInfo;
 use shared::queue::producer;
 
 use crate::jobs::live_workers;
@@ -43,24 +44,11 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     } else {
         Vec::new()
     };
-    // A worker whose every session of the model was retired is on its way out: not serving.
-    let serving = workers.iter().any(|w| w.can_serve(&state.default_model));
-    let lost_sessions = workers
-        .iter()
-        .any(|w| w.models.contains(&state.default_model));
+    let (serving, worker) = worker_check(&workers, &state.default_model);
     let checks = ReadyChecks {
         database: reachable(db_ok).to_owned(),
         redis: reachable(redis_ok).to_owned(),
-        worker: if serving {
-            ReadyChecks::OK
-        } else if workers.is_empty() {
-            "no live worker"
-        } else if lost_sessions {
-            "the live workers of the default model have no working inference session left"
-        } else {
-            "no live worker serves the default model"
-        }
-        .to_owned(),
+        worker: worker.to_owned(),
     };
     let ready = redis_ok && db_ok && serving;
     // Alphabetical, like the checks object.
@@ -91,6 +79,23 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Whether a live worker serves `model`, and the readiness check's words for it. A worker
+/// whose every session of the model was retired is on its way out: not serving.
+fn worker_check(workers: &[WorkerInfo], model: &str) -> (bool, &'static str) {
+    if workers.iter().any(|w| w.can_serve(model)) {
+        (true, ReadyChecks::OK)
+    } else if workers.is_empty() {
+        (false, "no live worker")
+    } else if workers.iter().any(|w| w.models.iter().any(|m| m == model)) {
+        (
+            false,
+            "the live workers of the default model have no working inference session left",
+        )
+    } else {
+        (false, "no live worker serves the default model")
+    }
 }
 
 /// Prometheus text; the queue depth gauges are refreshed on each scrape.
