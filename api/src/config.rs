@@ -86,10 +86,6 @@ pub struct ApiConfig {
     /// Any request still running after this is cut with 504 (bare number: seconds).
     #[arg(long, env = "REQUEST_TIMEOUT", value_parser = duration_secs, default_value = "40s")]
     pub request_timeout: Duration,
-    /// A worker whose last heartbeat is older than this counts as gone (bare number: seconds;
-    /// old name `WORKER_STALE_SECS`).
-    #[arg(long, env = "WORKER_STALE", value_parser = duration_secs, default_value = "10s")]
-    pub worker_stale: Duration,
     /// Deadline for each database call (bare number: seconds; old name `DB_TIMEOUT_MS`, in
     /// milliseconds).
     #[arg(long, env = "DB_TIMEOUT", value_parser = duration_secs, default_value = "3s")]
@@ -275,13 +271,12 @@ mod tests {
 
     #[test]
     fn durations_take_units_and_bare_numbers_keep_their_old_unit() {
-        let line = "--predict-timeout 2 --request-timeout 1m --db-timeout 750ms --jwt-ttl 45m --worker-stale 5s";
+        let line = "--predict-timeout 2 --request-timeout 1m --db-timeout 750ms --jwt-ttl 45m";
         let c = cfg(&line.split(' ').collect::<Vec<_>>());
         assert_eq!(c.predict_timeout, Duration::from_secs(2));
         assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert_eq!(c.db_timeout(), Duration::from_millis(750));
         assert_eq!(c.jwt_ttl, Duration::from_secs(45 * 60));
-        assert_eq!(c.worker_stale, Duration::from_secs(5));
         assert_eq!(cfg(&[]).shutdown_grace, Duration::from_secs(20));
     }
 }

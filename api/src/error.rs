@@ -45,8 +45,9 @@ pub enum ApiError {
     QuotaExceeded(String),
     #[error("{0}")]
     Timeout(String),
-    #[error("{0} is unavailable; retry shortly")]
-    Unavailable(&'static str),
+    /// A dependency did not answer: `what` is named to the client, `cause` only in the log.
+    #[error("{what} is unavailable; retry shortly")]
+    Unavailable { what: &'static str, cause: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -77,7 +78,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::QueueFull(_) => ErrorCode::QueueFull,
             ApiError::Timeout(_) => ErrorCode::Timeout,
-            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         };
         // Each code has one status, defined with the code in `api_types`.
@@ -90,7 +91,7 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let (status, code) = self.parts();
         let message = if status.is_server_error()
-            && !matches!(self, ApiError::Unavailable(_) | ApiError::Timeout(_))
+            && !matches!(self, ApiError::Unavailable { .. } | ApiError::Timeout(_))
         {
             "internal error; it has been logged".to_owned()
         } else {
@@ -109,6 +110,14 @@ impl ApiError {
         }
     }
 
+    /// A 503 for `what`, with the `cause` the log gets.
+    pub fn unavailable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        ApiError::Unavailable {
+            what,
+            cause: cause.to_string(),
+        }
+    }
+
     /// Shorthand for a 404.
     pub fn not_found(what: &str) -> Self {
         ApiError::NotFound(format!("{what} not found"))
@@ -118,8 +127,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.parts();
+        // The one place a 5xx is logged, with its cause (conversions into ApiError log nothing).
         if status.is_server_error() {
-            tracing::error!(error = ?self, "request failed");
+            match &self {
+                ApiError::Unavailable { what, cause } => {
+                    tracing::error!(dependency = *what, cause = %cause, "request failed: {self}");
+                }
+                other => tracing::error!(error = ?other, "request failed"),
+            }
         }
         let mut resp = (status, axum::Json(self.body())).into_response();
         match &self {
@@ -127,7 +142,7 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::QueueFull(_) | ApiError::Unavailable(_) => {
+            ApiError::QueueFull(_) | ApiError::Unavailable { .. } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
@@ -147,8 +162,7 @@ impl IntoResponse for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis error");
-        ApiError::Unavailable("the queue (Redis)")
+        ApiError::unavailable("the queue (Redis)", e)
     }
 }
 
@@ -174,10 +188,7 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::Unavailable("the database")
-            }
+            | sqlx::Error::Protocol(_) => ApiError::unavailable("the database", e),
             _ => ApiError::Internal(e.into()),
         }
     }
@@ -261,4 +272,21 @@ pub async fn method_not_allowed() -> Response {
         )),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_names_the_dependency_and_keeps_its_cause_out_of_the_body() {
+        let e = ApiError::unavailable("the database", "connection refused (os error 111)");
+        assert_eq!(e.parts().0, StatusCode::SERVICE_UNAVAILABLE);
+        let body = serde_json::to_value(e.body()).expect("a JSON body");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "unavailable",
+                "message": "the database is unavailable; retry shortly"}})
+        );
+    }
 }

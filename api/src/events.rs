@@ -12,8 +12,7 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use shared::queue::keys::{self, field};
-use shared::queue::{results, FinishedJob};
+use shared::queue::{producer, results, FinishedJob};
 use shared::redis_util::backoff;
 
 use crate::db::Finished;
@@ -30,18 +29,8 @@ const RECORD_BLOCK: Duration = Duration::from_secs(2);
 pub async fn run_notifier(state: AppState, shutdown: CancellationToken) {
     let mut attempt = 0u32;
     while !shutdown.is_cancelled() {
-        let res = async {
-            let client = redis::Client::open(state.cfg.common.redis_url.as_str())?;
-            let mut pubsub =
-                tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub())
-                    .await
-                    .map_err(|_| {
-                        redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out"))
-                    })??;
-            pubsub.subscribe(keys::EVENTS).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        }
-        .await;
+        let res =
+            results::subscribe_events(&state.cfg.common.redis_url, Duration::from_secs(3)).await;
         let mut pubsub = match res {
             Ok(p) => p,
             Err(e) => {
@@ -156,12 +145,8 @@ async fn persist(state: &AppState, f: &FinishedJob) -> anyhow::Result<()> {
 /// job is recorded by one API process (the results consumer group), so the histograms of all
 /// replicas add up. A record already gone (or lacking the times) is skipped.
 async fn record_wait(state: &AppState, conn: &mut ConnectionManager, f: &FinishedJob) {
-    use redis::AsyncCommands;
-    let fields = [field::MODEL, field::CREATED, field::STARTED];
-    let read: redis::RedisResult<(Option<String>, Option<i64>, Option<i64>)> =
-        conn.hget(keys::job(&f.job_id), &fields).await;
-    let (model, created, started) = match read {
-        Ok(v) => v,
+    let (model, created, started) = match producer::job_times(conn, &f.job_id).await {
+        Ok(t) => (t.model, t.created_ms, t.started_ms),
         Err(e) => {
             warn!(job = %f.job_id, error = %e, "cannot read the job's times for the metrics");
             return;

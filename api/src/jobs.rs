@@ -216,7 +216,13 @@ async fn refuse_when_redis_is_nearly_full(
 ) -> Result<()> {
     if redis_nearly_full(state, conn).await? {
         metrics::counter!(crate::prom::UPLOADS_REJECTED, "reason" => "redis_memory").increment(1);
-        return Err(ApiError::Unavailable("the queue (Redis is nearly full)"));
+        return Err(ApiError::unavailable(
+            "the queue (Redis is nearly full)",
+            format!(
+                "Redis uses more than {}% of its maxmemory",
+                state.cfg.redis_memory_high_water
+            ),
+        ));
     }
     Ok(())
 }
@@ -232,12 +238,19 @@ async fn served_models(state: &AppState) -> Result<Option<Vec<String>>> {
             return Ok((!models.is_empty()).then(|| models.clone()));
         }
     }
-    let workers = crate::routes::health::live_workers(state).await?;
+    let workers = live_workers(state).await?;
     let mut models: Vec<String> = workers.into_iter().flat_map(|w| w.models).collect();
     models.sort();
     models.dedup();
     *state.guards.served.lock().await = Some((std::time::Instant::now(), models.clone()));
     Ok((!models.is_empty()).then_some(models))
+}
+
+/// The heartbeats of the live workers (the freshness rule is
+/// [`shared::queue::workers::fresh_for`]; the gone ones are pruned as they are read).
+pub async fn live_workers(state: &AppState) -> Result<Vec<shared::job::WorkerInfo>> {
+    let mut conn = state.redis.get().await?;
+    Ok(shared::queue::workers::alive(&mut conn).await?)
 }
 
 /// Whether Redis uses more than `REDIS_MEMORY_HIGH_WATER` percent of its `maxmemory`.

@@ -139,7 +139,6 @@ struct EveryRoute;
 
 impl Modify for EveryRoute {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         for (path, item) in openapi.paths.paths.iter_mut() {
             // `/predict` answers its errors with `success: false` beside `error`.
             let body = if path == "/predict" {
@@ -156,52 +155,60 @@ impl Modify for EveryRoute {
                 (false, &mut item.patch),
             ];
             for (is_upload, op) in ops {
-                let Some(op) = op else { continue };
-                let refusals = if is_upload {
-                    UPLOAD_REFUSALS
-                } else if op.request_body.is_some() {
-                    JSON_BODY_ROUTE
-                } else {
-                    &[]
-                };
-                let paged = op.parameters.iter().flatten().any(|p| p.name == "per_page");
-                let paged = if paged { PAGED_ROUTE } else { &[] };
-                let malformed = PATH_PARAMETERS
-                    .iter()
-                    .filter(|(param, _)| path.contains(param))
-                    .flat_map(|(_, answers)| answers.iter());
-                let secured = if op.security.is_some() {
-                    SECURED_ROUTE
-                } else {
-                    &[]
-                };
-                let stateful = if STATELESS.contains(&path.as_str()) {
-                    &[]
-                } else {
-                    STATEFUL_ROUTE
-                };
-                // The first description of a status wins: the upload's own list first.
-                let answers = refusals.iter().chain(paged).chain(malformed);
-                let answers = answers.chain(EVERY_ROUTE).chain(secured).chain(stateful);
-                for (status, description) in answers {
-                    op.responses
-                        .responses
-                        .entry((*status).into())
-                        .or_insert_with(|| {
-                            ResponseBuilder::new()
-                                .description(*description)
-                                .content(
-                                    "application/json",
-                                    ContentBuilder::new()
-                                        .schema(Some(Ref::from_schema_name(body)))
-                                        .build(),
-                                )
-                                .build()
-                                .into()
-                        });
+                if let Some(op) = op {
+                    add_answers(path, is_upload, body, op);
                 }
             }
         }
+    }
+}
+
+/// Adds to one operation of `path` the answers [`EveryRoute`] describes, each with the error
+/// `body` schema; statuses the operation already describes keep their own description.
+fn add_answers(path: &str, is_upload: bool, body: &str, op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let refusals = if is_upload {
+        UPLOAD_REFUSALS
+    } else if op.request_body.is_some() {
+        JSON_BODY_ROUTE
+    } else {
+        &[]
+    };
+    let paged = op.parameters.iter().flatten().any(|p| p.name == "per_page");
+    let paged = if paged { PAGED_ROUTE } else { &[] };
+    let malformed = PATH_PARAMETERS
+        .iter()
+        .filter(|(param, _)| path.contains(param))
+        .flat_map(|(_, answers)| answers.iter());
+    let secured = if op.security.is_some() {
+        SECURED_ROUTE
+    } else {
+        &[]
+    };
+    let stateful = if STATELESS.contains(&path) {
+        &[]
+    } else {
+        STATEFUL_ROUTE
+    };
+    // The first description of a status wins: the upload's own list first.
+    let answers = refusals.iter().chain(paged).chain(malformed);
+    let answers = answers.chain(EVERY_ROUTE).chain(secured).chain(stateful);
+    for (status, description) in answers {
+        op.responses
+            .responses
+            .entry((*status).into())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(*description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name(body)))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
     }
 }
 

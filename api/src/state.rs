@@ -44,7 +44,12 @@ impl RedisHandle {
             shared::redis_util::connect(&self.url, self.timeout),
         )
         .await
-        .map_err(|_| ApiError::Unavailable("the queue (Redis)"))??;
+        .map_err(|_| {
+            ApiError::unavailable(
+                "the queue (Redis)",
+                format!("no connection within {:?}", self.timeout),
+            )
+        })??;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -87,10 +92,10 @@ impl AppState {
     {
         match tokio::time::timeout(self.cfg.db_timeout(), fut).await {
             Ok(r) => r.map_err(ApiError::from),
-            Err(_) => {
-                tracing::warn!("database call timed out");
-                Err(ApiError::Unavailable("the database"))
-            }
+            Err(_) => Err(ApiError::unavailable(
+                "the database",
+                format!("no answer within {:?}", self.cfg.db_timeout()),
+            )),
         }
     }
 

@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use redis::AsyncCommands;
+use shared::job::WorkerInfo;
+use shared::queue::producer;
 
-use shared::keys;
-
+use crate::jobs::live_workers;
 use crate::prom;
 use crate::state::AppState;
 
@@ -35,10 +35,7 @@ pub async fn get_health() -> Json<Health> {
 pub async fn get_ready(State(state): State<AppState>) -> Response {
     let reachable = |ok: bool| if ok { ReadyChecks::OK } else { "unreachable" };
     let redis_ok = match state.redis.get().await {
-        Ok(mut c) => redis::cmd("PING")
-            .query_async::<String>(&mut c)
-            .await
-            .is_ok(),
+        Ok(mut c) => producer::ping(&mut c).await.is_ok(),
         Err(_) => false,
     };
     let db_ok = state.db_call(state.db.ping()).await.is_ok();
@@ -47,24 +44,11 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     } else {
         Vec::new()
     };
-    // A worker whose every session of the model was retired is on its way out: not serving.
-    let serving = workers.iter().any(|w| w.can_serve(&state.default_model));
-    let lost_sessions = workers
-        .iter()
-        .any(|w| w.models.contains(&state.default_model));
+    let (serving, worker) = worker_check(&workers, &state.default_model);
     let checks = ReadyChecks {
         database: reachable(db_ok).to_owned(),
         redis: reachable(redis_ok).to_owned(),
-        worker: if serving {
-            ReadyChecks::OK
-        } else if workers.is_empty() {
-            "no live worker"
-        } else if lost_sessions {
-            "the live workers of the default model have no working inference session left"
-        } else {
-            "no live worker serves the default model"
-        }
-        .to_owned(),
+        worker: worker.to_owned(),
     };
     let ready = redis_ok && db_ok && serving;
     // Alphabetical, like the checks object.
@@ -97,24 +81,21 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Heartbeats fresher than `WORKER_STALE`; stale entries are pruned.
-pub async fn live_workers(
-    state: &AppState,
-) -> Result<Vec<shared::job::WorkerInfo>, crate::error::ApiError> {
-    let mut conn = state.redis.get().await?;
-    let cutoff = shared::time_util::now_ms() - state.cfg.worker_stale.as_millis() as i64;
-    let _: () = conn.zrembyscore(keys::WORKERS, "-inf", cutoff).await?;
-    let ids: Vec<String> = conn.zrange(keys::WORKERS, 0, -1).await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
+/// Whether a live worker serves `model`, and the readiness check's words for it. A worker
+/// whose every session of the model was retired is on its way out: not serving.
+fn worker_check(workers: &[WorkerInfo], model: &str) -> (bool, &'static str) {
+    if workers.iter().any(|w| w.can_serve(model)) {
+        (true, ReadyChecks::OK)
+    } else if workers.is_empty() {
+        (false, "no live worker")
+    } else if workers.iter().any(|w| w.models.iter().any(|m| m == model)) {
+        (
+            false,
+            "the live workers of the default model have no working inference session left",
+        )
+    } else {
+        (false, "no live worker serves the default model")
     }
-    let keys_: Vec<String> = ids.iter().map(|i| keys::worker(i)).collect();
-    let raw: Vec<Option<String>> = conn.mget(&keys_).await?;
-    Ok(raw
-        .into_iter()
-        .flatten()
-        .filter_map(|j| serde_json::from_str(&j).ok())
-        .collect())
 }
 
 /// Prometheus text; the queue depth gauges are refreshed on each scrape.
@@ -124,7 +105,7 @@ pub async fn live_workers(
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
     if let Ok(mut conn) = state.redis.get().await {
         for model in state.registry.models.keys() {
-            if let Ok(n) = conn.xlen::<_, u64>(keys::queue(model)).await {
+            if let Ok(n) = producer::depth(&mut conn, model).await {
                 metrics::gauge!(prom::QUEUE_DEPTH, "model" => model.clone()).set(n as f64);
             }
         }

@@ -4,13 +4,11 @@ use api_types::{ErrorBody, Info, ModelInfo, ModelLabels};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use redis::AsyncCommands;
-
-use shared::keys;
+use shared::queue::producer;
 
 use crate::error::{ApiError, AppPath as Path, Result};
 use crate::extract::AuthUser;
-use crate::routes::health::live_workers;
+use crate::jobs::live_workers;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -49,7 +47,7 @@ pub async fn get_info(
         if spec.benchmark_only && serving == 0 {
             continue;
         }
-        let depth: u64 = conn.xlen(keys::queue(name)).await?;
+        let depth = producer::depth(&mut conn, name).await?;
         total += depth;
         let (display_name, accuracy, speed) = display(name);
         models.push(ModelInfo {
@@ -66,7 +64,7 @@ pub async fn get_info(
         });
     }
     let your_jobs_waiting = match user {
-        Ok(u) => Some(shared::queue::producer::queued_by(&mut conn, u.id).await?.0),
+        Ok(u) => Some(producer::queued_by(&mut conn, u.id).await?.0),
         Err(_) => None,
     };
     Ok(Json(Info {

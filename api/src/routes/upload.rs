@@ -23,17 +23,7 @@ pub async fn read_upload(
             e.body_text()
         ),
     })?;
-    // A part that cannot be read: 413 when it passed the size limit, else 400.
-    let unreadable = |e: MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(max_bytes)
-        } else {
-            ApiError::BadRequest {
-                code: ErrorCode::BadRequest,
-                message: e.body_text(),
-            }
-        }
-    };
+    let unreadable = |e| unreadable(e, max_bytes);
     let mut up = Upload {
         bytes: Vec::new(),
         model: None,
@@ -72,6 +62,18 @@ pub async fn read_upload(
         });
     }
     Ok(up)
+}
+
+/// A part that cannot be read: 413 when it passed the size limit, else 400.
+fn unreadable(e: MultipartError, max_bytes: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(max_bytes)
+    } else {
+        ApiError::BadRequest {
+            code: ErrorCode::BadRequest,
+            message: e.body_text(),
+        }
+    }
 }
 
 /// Longest original file name kept, in characters (longer names keep their start and their

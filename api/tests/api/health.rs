@@ -69,3 +69,31 @@ async fn ready_counts_retired_sessions_and_a_worker_without_any_does_not_serve(b
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["sessions_retired"], 1, "{v}");
 }
+
+both_backends!(a_worker_whose_heartbeat_expired_is_gone_and_pruned);
+
+/// The one freshness rule: a worker is live while its heartbeat key lives; an index entry left
+/// behind by an expired key counts for nothing and is pruned when read.
+async fn a_worker_whose_heartbeat_expired_is_gone_and_pruned(b: Backend) {
+    let c = Ctx::new(b).await;
+    let mut conn = c.redis_conn().await;
+    let now = shared::time_util::now_ms();
+    let _: () = redis::cmd("ZADD")
+        .arg(shared::keys::WORKERS)
+        .arg(now)
+        .arg("gone")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (s, _, v) = c.json(Method::GET, "/ready", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["workers_live"], 0, "{v}");
+    let left: Vec<String> = redis::cmd("ZRANGE")
+        .arg(shared::keys::WORKERS)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "pruned: {left:?}");
+}

@@ -1,5 +1,5 @@
-//! The API's side of the queue: answer from the cache, measure a queue, enqueue a job and
-//! read a job back. Both ways a job comes to exist (enqueued or answered from the cache)
+//! The API's side of the queue: answer from the cache, measure a queue, enqueue a job, read a
+//! job back (and its times), and check that Redis answers. Both ways a job comes to exist (enqueued or answered from the cache)
 //! write its whole [`JobRecord`] through [`JobRecord::fields`].
 
 use std::collections::HashMap;
@@ -133,4 +133,37 @@ pub async fn image<C: ConnectionLike + Send + Sync>(
     sha256: &str,
 ) -> RedisResult<Option<Vec<u8>>> {
     conn.get(keys::image(sha256)).await
+}
+
+/// When a job was accepted and started (Unix ms) and its model, from its record; `None`
+/// fields when the record is gone or lacks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobTimes {
+    pub model: Option<String>,
+    pub created_ms: Option<i64>,
+    pub started_ms: Option<i64>,
+}
+
+/// A job's [`JobTimes`], without reading its (possibly large) result.
+pub async fn job_times<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    job_id: &str,
+) -> RedisResult<JobTimes> {
+    let fields = [
+        keys::field::MODEL,
+        keys::field::CREATED,
+        keys::field::STARTED,
+    ];
+    let (model, created_ms, started_ms) = conn.hget(keys::job(job_id), &fields).await?;
+    Ok(JobTimes {
+        model,
+        created_ms,
+        started_ms,
+    })
+}
+
+/// `PING`: whether Redis answers (the API's readiness).
+pub async fn ping<C: ConnectionLike + Send + Sync>(conn: &mut C) -> RedisResult<()> {
+    let _: String = redis::cmd("PING").query_async(conn).await?;
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The results stream as the API's recorder reads it: every finished job once, in a consumer
-//! group shared by the API replicas, acknowledged (and deleted) only after it is persisted.
+//! group shared by the API replicas, acknowledged (and deleted) only after it is persisted;
+//! and the completion events (`ic:events`) that wake the API's `?wait`ers.
 
 use std::time::Duration;
 
@@ -11,6 +12,17 @@ use redis::{AsyncCommands, RedisResult};
 
 use super::keys;
 use super::records::FinishedJob;
+
+/// Subscribes to the completion events (each message is a finished job's id) on a connection
+/// of its own, opened within `timeout`.
+pub async fn subscribe_events(url: &str, timeout: Duration) -> RedisResult<redis::aio::PubSub> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out")))??;
+    pubsub.subscribe(keys::EVENTS).await?;
+    Ok(pubsub)
+}
 
 /// Entries read per round.
 const BATCH: usize = 50;

@@ -18,6 +18,10 @@ pub(crate) static FINISH: LazyLock<Script> =
 pub(crate) static REQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
 
+/// `lua/live_workers.lua`: the live heartbeats, pruning the index of expired ones.
+pub(crate) static LIVE_WORKERS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/live_workers.lua")));
+
 /// Builds a script's `ARGV`: the JSON document first, then the binary pairs it refers to.
 #[derive(Default)]
 pub(crate) struct Argv {

@@ -1,16 +1,19 @@
 //! Worker heartbeats: the API's readiness and `/info` read them to know who is alive.
 
+use std::time::Duration;
+
 use redis::aio::ConnectionLike;
 use redis::RedisResult;
 
 use super::keys;
 use crate::job::WorkerInfo;
 
-/// Publishes a worker's heartbeat; it disappears by itself `ttl` after the last one.
+/// Publishes a worker's heartbeat; it disappears by itself `ttl` after the last one (give it
+/// [`fresh_for`] of the heartbeat interval).
 pub async fn heartbeat<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     info: &WorkerInfo,
-    ttl: std::time::Duration,
+    ttl: Duration,
 ) -> RedisResult<()> {
     let json = serde_json::to_string(info).unwrap_or_default();
     let _: () = redis::pipe()
@@ -34,27 +37,44 @@ pub async fn deregister<C: ConnectionLike + Send + Sync>(
     Ok(())
 }
 
-/// The heartbeats of workers seen within the last `max_age_ms` (expired or unreadable ones
-/// are skipped).
+/// Heartbeats a worker may miss before it counts as gone.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// The shortest time a heartbeat stays fresh, whatever the interval: Redis expires keys in
+/// whole seconds, and a sub-second interval would leave a busy worker no slack.
+pub const MIN_FRESH_FOR: Duration = Duration::from_secs(3);
+
+/// The one heartbeat-freshness rule: a heartbeat sent every `interval` is fresh for
+/// [`MISSED_HEARTBEATS`] intervals (at least [`MIN_FRESH_FOR`]). The worker gives its heartbeat
+/// key this lifetime, so the key disappears exactly when the worker stops counting as live;
+/// [`alive`] counts a worker only while its key is there, and readers that know the interval
+/// (the worker's own health probe) apply the same span to the heartbeat's age.
+pub fn fresh_for(interval: Duration) -> Duration {
+    (interval * MISSED_HEARTBEATS).max(MIN_FRESH_FOR)
+}
+
+/// The heartbeats of every live worker (those whose heartbeat key, see [`fresh_for`], has not
+/// expired; unreadable ones are skipped). Workers gone since are pruned from the index in the
+/// same atomic step.
+pub async fn alive<C: ConnectionLike + Send + Sync>(conn: &mut C) -> RedisResult<Vec<WorkerInfo>> {
+    let raw: Vec<String> = super::scripts::LIVE_WORKERS
+        .key(keys::WORKERS)
+        .arg(keys::worker(""))
+        .invoke_async(conn)
+        .await?;
+    Ok(raw
+        .iter()
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect())
+}
+
+/// The live heartbeats ([`alive`]) seen within the last `max_age_ms` as well.
 pub async fn live<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
     now_ms: i64,
     max_age_ms: i64,
 ) -> RedisResult<Vec<WorkerInfo>> {
-    let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-        .arg(keys::WORKERS)
-        .arg(now_ms - max_age_ms)
-        .arg("+inf")
-        .query_async(conn)
-        .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keys_: Vec<String> = ids.iter().map(|i| keys::worker(i)).collect();
-    let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys_).query_async(conn).await?;
-    Ok(raw
-        .into_iter()
-        .flatten()
-        .filter_map(|j| serde_json::from_str(&j).ok())
-        .collect())
+    let mut workers = alive(conn).await?;
+    workers.retain(|w| w.last_seen_ms >= now_ms - max_age_ms);
+    Ok(workers)
 }
