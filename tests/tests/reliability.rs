@@ -286,7 +286,7 @@ async fn redis_outage_gives_quick_503s_and_recovers_without_restarts() {
         "worker still running"
     );
     assert!(
-        stack.api.proc.log_text().contains("redis"),
+        stack.api.proc.log_text().to_lowercase().contains("redis"),
         "api logged the outage"
     );
     eprintln!("redis outage: {refused} uploads refused with 503");
