@@ -12,7 +12,7 @@ use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Upload;
-use crate::pages::{Example, JobView};
+use crate::views::{Example, JobView};
 use crate::AppState;
 
 /// The photo, embedded in the binary.

@@ -8,9 +8,11 @@ pub mod config;
 pub mod csrf;
 pub mod error;
 pub mod example;
+pub mod format;
 pub mod pages;
 pub mod routes;
 pub mod session;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,7 +38,7 @@ pub struct AppState {
     /// Human model names from `/info` ("EfficientNet-Lite0"), by model.
     model_names: Arc<Mutex<HashMap<String, String>>>,
     /// The landing page's worked example, once the running model has classified it.
-    example: Arc<Mutex<Option<pages::Example>>>,
+    example: Arc<Mutex<Option<views::Example>>>,
 }
 
 impl AppState {
@@ -91,12 +93,12 @@ impl AppState {
     }
 
     /// The landing page's worked example, if it has been classified yet.
-    pub fn example(&self) -> Option<pages::Example> {
+    pub fn example(&self) -> Option<views::Example> {
         self.example.lock().ok().and_then(|e| e.clone())
     }
 
     /// Stores the worked example (see [`example::compute`]).
-    pub fn set_example(&self, ex: pages::Example) {
+    pub fn set_example(&self, ex: views::Example) {
         if let Ok(mut slot) = self.example.lock() {
             *slot = Some(ex);
         }

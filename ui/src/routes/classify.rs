@@ -12,10 +12,11 @@ use api_types::{ErrorCode, Info};
 use crate::api::{ApiCallError, Upload};
 use crate::csrf::{self, CsrfToken};
 use crate::error::{Error, Result};
-use crate::pages::{ClassifyPage, JobView, LandingPage, Layout, ModelChoice, Notice, Page};
+use crate::pages::{ClassifyPage, LandingPage, Layout, ModelChoice, Notice, Page};
 use crate::routes::results::render_batch;
 use crate::routes::SignedIn;
 use crate::session::{self, Session};
+use crate::views::JobView;
 use crate::AppState;
 
 /// The routes of this module: the landing or classify page (`/`) and the upload form, whose

@@ -5,8 +5,9 @@ use axum::extract::Query;
 use serde::Deserialize;
 
 use crate::error::Result;
-use crate::pages::{HistoryFilters, HistoryPage, JobView, Layout, Page};
+use crate::pages::{HistoryFilters, HistoryPage, Layout, Page};
 use crate::routes::SignedIn;
+use crate::views::JobView;
 
 /// The routes of this module.
 pub fn router() -> axum::Router<crate::AppState> {

@@ -16,11 +16,11 @@ use crate::api::ApiCallError;
 use crate::assets::PLACEHOLDER_SVG;
 use crate::csrf::CsrfToken;
 use crate::error::{Error, Result};
-use crate::pages::{
-    score_as_sent, BatchPage, JobCard, JobView, Layout, Notice, Page, ResultPage, ResultPanel,
-};
+use crate::format::score_as_sent;
+use crate::pages::{BatchPage, JobCard, Layout, Notice, Page, ResultPage, ResultPanel};
 use crate::routes::SignedIn;
 use crate::session::{self, Session};
+use crate::views::JobView;
 use crate::AppState;
 
 /// The routes of this module.
