@@ -213,9 +213,7 @@ impl Application {
         let bg = CancellationToken::new();
         let consumer = format!(
             "api-{}-{}",
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .unwrap_or_default()
-                .trim(),
+            shared::queue::workers::hostname(),
             std::process::id()
         );
         let notifier = tokio::spawn(events::run_notifier(state.clone(), bg.clone()));

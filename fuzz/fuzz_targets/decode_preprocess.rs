@@ -1,4 +1,4 @@
-//! The worker's path from upload bytes to model input (`worker::preprocess`): inspect + decode
+//! The worker's path from upload bytes to model input (the `preprocess` crate): inspect + decode
 //! with the worker's default decode limits, then resize/crop/normalize into the registry's
 //! tensor and make the history thumbnail; the worker's reduced-scale JPEG path (`decode_for`,
 //! libjpeg-turbo) too. Any bytes give an image error or a tensor of the model's exact shape
@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use fast_image_resize::Resizer;
 use libfuzzer_sys::fuzz_target;
 use shared::ModelSpec;
-use worker::preprocess::{decode, decode_for, thumbnail, to_tensor, DecodeLimits};
+use preprocess::{decode, decode_for, thumbnail, to_tensor};
+use shared::upload::DecodeLimits;
 
 /// The EfficientNet-Lite0 entry of the repository's registry (224x224, its own mean/std).
 fn spec() -> &'static ModelSpec {

@@ -1,4 +1,5 @@
-//! Image decoding and preprocessing: any accepted upload becomes the exact NCHW float tensor
+//! Image decoding and preprocessing (the worker's first stage, in a crate of its own so the fuzz
+//! targets build it without the runtime): any accepted upload becomes the exact NCHW float tensor
 //! the registry describes (shorter side resized with Pillow-style antialiased bilinear, center
 //! crop, scale to [0,1], per-channel mean/std).
 
@@ -8,7 +9,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
-pub use shared::upload::{check_dimensions, inspect, DecodeLimits, ImageError, ImageInfo};
+use shared::upload::{inspect, DecodeLimits, ImageError, ImageInfo};
 use shared::ModelSpec;
 
 /// Decodes `bytes` to 8-bit RGB: EXIF orientation applied, first frame of a GIF, alpha
@@ -261,6 +262,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use image::{ImageBuffer, ImageFormat, Luma, Rgba};
+    use shared::upload::check_dimensions;
 
     fn encode(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());

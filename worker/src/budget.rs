@@ -17,7 +17,7 @@ pub fn machine_id() -> String {
         .map(|s| s.trim().to_owned())
         .ok()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(crate::health::hostname)
+        .unwrap_or_else(shared::queue::workers::hostname)
 }
 
 /// The cgroup CPU quota in CPUs, when one is set (cgroup v2 `cpu.max`, else v1 CFS quota).

@@ -3,36 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
-use shared::config::{conventions, duration_secs, parse_bool, CommonConfig};
-
-/// `worker`: pops classification jobs from Redis and runs them through ONNX Runtime.
-#[derive(Debug, Parser)]
-#[command(name = "worker", version, mut_args = conventions)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub config: WorkerConfig,
-}
-
-/// Subcommands besides the default (serve jobs).
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve jobs (the default).
-    Run,
-    /// List dead-lettered jobs.
-    DeadList,
-    /// Put a dead-lettered job back in its queue with a fresh attempt count.
-    DeadRequeue {
-        /// The job id (see `worker dead-list`).
-        job_id: String,
-    },
-    /// Exit 0 when this worker's heartbeat in Redis is fresh, 1 with the reason otherwise
-    /// (the container health check and liveness probe).
-    Health(crate::health::HealthArgs),
-}
+use shared::config::{duration_secs, parse_bool, CommonConfig};
 
 /// Settings of a serving worker.
 #[derive(Debug, Clone, Args)]
@@ -202,6 +175,8 @@ fn positive_cpus(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
 
     fn cfg(args: &[&str]) -> WorkerConfig {
         let mut all = vec!["worker"];

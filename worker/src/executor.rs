@@ -222,7 +222,7 @@ impl<S: Send> Executor<S> {
 }
 
 /// What the worker asks of a model's executor whatever its session type (object safe, so a
-/// [`crate::model::Classifier`] can hand out its executor as `&dyn Pool`).
+/// model's `Classifier` can hand out its executor as `&dyn Pool`).
 pub trait Pool {
     /// Counts a job in hand until the guard drops: the worker holds one per job from delivery
     /// to result, so `Choice::Auto` knows whether other jobs are coming.

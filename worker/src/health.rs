@@ -14,7 +14,7 @@ use redis::AsyncCommands;
 
 use shared::config::duration_secs;
 use shared::job::WorkerInfo;
-use shared::queue::keys;
+use shared::queue::{keys, workers};
 use shared::time_util::now_ms;
 
 use crate::config::WorkerConfig;
@@ -31,18 +31,12 @@ pub struct HealthArgs {
     pub host: Option<String>,
 }
 
-/// This machine's hostname, as the worker writes it into its heartbeat.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// The age limit `worker health` applies: `--max-age`, else 3 heartbeat intervals (≥ 3 s),
-/// the same span after which the heartbeat key expires by itself.
+/// The age limit `worker health` applies: `--max-age`, else the one freshness rule
+/// ([`workers::fresh_for`] the heartbeat interval), the span after which the heartbeat key
+/// expires by itself.
 pub fn max_age(cfg: &WorkerConfig, args: &HealthArgs) -> Duration {
     args.max_age
-        .unwrap_or_else(|| (cfg.heartbeat_interval * 3).max(Duration::from_secs(3)))
+        .unwrap_or_else(|| workers::fresh_for(cfg.heartbeat_interval))
 }
 
 /// Checks the heartbeat; `Ok` holds the line to print, `Err` the reason it is unhealthy.
@@ -51,7 +45,7 @@ pub async fn check(cfg: &WorkerConfig, args: &HealthArgs) -> anyhow::Result<Stri
     let mut conn = shared::redis_util::connect(&cfg.common.redis_url, cfg.common.redis_timeout())
         .await
         .with_context(|| format!("cannot reach Redis at {}", cfg.common.redis_url))?;
-    let host = args.host.clone().unwrap_or_else(hostname);
+    let host = args.host.clone().unwrap_or_else(workers::hostname);
     let (ids, whose) = match &cfg.worker_id {
         Some(id) => (vec![id.clone()], format!("worker {id}")),
         None => {

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-use worker::config::{Cli, Command};
+use worker::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

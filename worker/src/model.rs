@@ -16,7 +16,7 @@ use shared::registry::OutputKind;
 use shared::{JobResult, ModelSpec, Prediction, Registry};
 
 use crate::executor::{Choice, ExecError, Executor, Held, Pool, SessionCounts};
-use crate::preprocess::{self, DecodeLimits, ImageError};
+use shared::upload::{DecodeLimits, ImageError};
 
 /// Longest side of the thumbnails kept with the history: twice the 160 CSS px the UI shows
 /// them at, so they stay sharp on 2x screens.

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use fast_image_resize::Resizer;
+use shared::upload::DecodeLimits;
 use worker::model::{Classifier as _, Upload};
-use worker::preprocess::{self, DecodeLimits};
 
 #[derive(serde::Deserialize)]
 struct Ref {
@@ -41,7 +41,7 @@ fn every_photo_matches_the_pillow_reference() {
     let mut scaled = 0;
     for (key, want) in &reference {
         let bytes = std::fs::read(photo_path(key)).expect("photo");
-        let info = preprocess::inspect(&bytes, DecodeLimits::default()).expect("inspects");
+        let info = shared::upload::inspect(&bytes, DecodeLimits::default()).expect("inspects");
         if info.format == image::ImageFormat::Jpeg
             && preprocess::jpeg_scale(info.width, info.height, model.spec.resize).is_some()
         {

@@ -46,7 +46,7 @@ fn grace_hopper_top3_matches_reference() {
 #[test]
 fn parallel_pool_results_equal_single_session_results() {
     use worker::executor::Choice;
-    use worker::preprocess;
+
     let models = common::load("efficientnet-lite0", &["--cpus", "2"]);
     let model = models["efficientnet-lite0"].clone();
     assert_eq!(

@@ -18,7 +18,7 @@ use shared::queue::{dead, keys, Consumer, Delivery, JobRecord, QueuedJob};
 use shared::upload::ImageError;
 use shared::JobStatus;
 use test_support::Redis;
-use worker::config::Cli;
+use worker::cli::Cli;
 use worker::model::{Classification, Classifier, ClassifyError, Upload};
 use worker::{Handled, Worker};
 

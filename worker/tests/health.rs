@@ -50,7 +50,7 @@ fn health(redis: &Redis, args: &[&str]) -> (bool, String, String) {
 async fn health_passes_only_on_this_hosts_fresh_heartbeat() {
     let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
-    let host = worker::health::hostname();
+    let host = shared::queue::workers::hostname();
     assert!(!host.is_empty(), "this machine has no hostname");
 
     // Nothing yet: unhealthy, and it says why.

@@ -14,8 +14,8 @@ use clap::Args;
 use fast_image_resize::Resizer;
 use serde_json::json;
 
+use shared::upload::DecodeLimits;
 use worker::config::WorkerConfig;
-use worker::preprocess::{self, DecodeLimits};
 
 /// Options of `cargo xtask bench-e2e`.
 #[derive(Debug, Clone, Args)]

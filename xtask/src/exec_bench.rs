@@ -17,10 +17,10 @@ use clap::Args;
 use fast_image_resize::Resizer;
 use serde_json::json;
 
+use shared::upload::DecodeLimits;
 use worker::config::WorkerConfig;
 use worker::executor::Choice;
 use worker::model::{Classifier as _, Model};
-use worker::preprocess::{self, DecodeLimits};
 
 /// Options of `cargo xtask bench-executor`.
 #[derive(Debug, Clone, Args)]

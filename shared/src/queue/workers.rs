@@ -37,6 +37,15 @@ pub async fn deregister<C: ConnectionLike + Send + Sync>(
     Ok(())
 }
 
+/// This machine's hostname (the pod or container name under Kubernetes and compose), as
+/// workers write it into their heartbeats and the API and the worker name their Redis
+/// consumers; empty when it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Heartbeats a worker may miss before it counts as gone.
 pub const MISSED_HEARTBEATS: u32 = 3;
 

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use worker::config::Cli;
+use worker::cli::Cli;
 use worker::Models;
 
 /// The checkout's root.
