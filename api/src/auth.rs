@@ -411,19 +411,48 @@ mod tests {
             .count();
         assert_eq!(busy, 6, "{answers:?}");
         assert_eq!(q.pending(), 0, "every place is given back");
-        // Callers that hang up before their turn: their hashes are skipped.
+        // Callers that hang up before their turn: their hashes are skipped. Every hashing
+        // thread is held first, so the 32 wait in line behind them whatever the scheduling.
         let q = Arc::new(Argon2Queue::new(64));
-        for _ in 0..32 {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (mut gates, mut holders) = (Vec::new(), Vec::new());
+        for _ in 0..threads {
+            let (open, gate) = std::sync::mpsc::channel::<()>();
+            gates.push(open);
             let q = q.clone();
-            let call = tokio::spawn(async move { verify_password(&q, "pw".into(), None).await });
-            tokio::task::yield_now().await;
-            call.abort();
+            holders.push(tokio::spawn(async move {
+                on_argon2_thread(&q, move || {
+                    let _ = gate.recv();
+                })
+                .await
+            }));
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while q.pending() > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let wait_for = |n: usize| {
+            let q = q.clone();
+            async move {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while q.pending() != n && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                assert_eq!(q.pending(), n);
+            }
+        };
+        wait_for(threads).await;
+        for _ in 0..32 {
+            // Polled once (its hash is in line), then dropped: the caller has gone.
+            let mut call = Box::pin(verify_password(&q, "pw".into(), None));
+            assert!(futures::poll!(&mut call).is_pending());
         }
-        assert_eq!(q.pending(), 0);
-        assert!(q.skipped() >= 16, "skipped only {} of 32", q.skipped());
+        assert_eq!(q.pending(), threads + 32);
+        drop(gates);
+        for h in holders {
+            h.await.unwrap().unwrap();
+        }
+        wait_for(0).await;
+        assert_eq!(
+            q.skipped(),
+            32,
+            "every hash whose caller had gone is skipped"
+        );
     }
 }

@@ -204,7 +204,6 @@ pub const RENAMED: &[(&str, &str, &str)] = &[
     ("REDIS_TIMEOUT", "REDIS_TIMEOUT_MS", "ms"),
     ("DB_TIMEOUT", "DB_TIMEOUT_MS", "ms"),
     ("JWT_TTL", "JWT_TTL_MINUTES", "m"),
-    ("WORKER_STALE", "WORKER_STALE_SECS", "s"),
     ("API_TIMEOUT", "API_TIMEOUT_SECS", "s"),
 ];
 

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod db;
 pub mod fixtures;
+pub mod grafana;
 pub mod hostile;
 pub mod netns;
 pub mod paths;

@@ -108,8 +108,6 @@ async fn histograms_count_every_request_and_job_and_labels_stay_bounded() {
     let mut stack = Stack::builder()
         .workers(1)
         .env("REQUEST_TIMEOUT", "5")
-        // The killed worker below must still count as live when the last job is queued.
-        .env("WORKER_STALE", "300")
         .env("MAX_UPLOAD_BYTES", "300000")
         .start()
         .await;
@@ -260,9 +258,25 @@ async fn histograms_count_every_request_and_job_and_labels_stay_bounded() {
     let counted = s.since(&later, "http_requests_total", &too_large);
     assert_eq!(counted, 1.0, "{}", s.text);
 
-    // A 504 from the request timeout is counted: with the worker gone (its heartbeat still
-    // fresh) a job stays queued, and a 20 s wait is cut at REQUEST_TIMEOUT (5 s).
+    // A 504 from the request timeout is counted: with the worker gone and a live heartbeat
+    // from one that takes no jobs, a job stays queued, and a 20 s wait is cut at
+    // REQUEST_TIMEOUT (5 s).
     stack.workers[0].kill9();
+    let silent = shared::job::WorkerInfo {
+        id: "silent".into(),
+        models: vec![MODEL.into()],
+        last_seen_ms: shared::time_util::now_ms(),
+        ..Default::default()
+    };
+    let mut conn = stack
+        .redis
+        .as_ref()
+        .expect("the stack's own Redis")
+        .conn()
+        .await;
+    shared::queue::workers::heartbeat(&mut conn, &silent, Duration::from_secs(60))
+        .await
+        .unwrap();
     let (status, body, _) = c.upload("/predictions", unique_photo("stuck"), None).await;
     assert_eq!(status, 202, "{body}");
     let accepted: JobAccepted = typed(&body);

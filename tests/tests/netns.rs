@@ -45,8 +45,8 @@ async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
 
     // --- the hosts ------------------------------------------------------------------------------
     let (redis, env, db_url) = redis_and_database(&lab);
-    // A worker counts as gone after 3 s without a heartbeat (1 s apart).
-    let api_env = with(&env, &[("DATABASE_URL", &db_url), ("WORKER_STALE", "3s")]);
+    // A worker counts as gone after 3 s without a heartbeat (1 s apart: fresh_for(1 s)).
+    let api_env = with(&env, &[("DATABASE_URL", &db_url)]);
     let api = lab.api("api", &api_env).await.unwrap();
     let relay = lab
         .relay("client", "api-relay", api.url.trim_start_matches("http://"))

@@ -481,7 +481,21 @@ async fn sigterm_api_exits_0_after_in_flight_requests() {
         let c = c.clone();
         tokio::spawn(async move { c.get(&format!("/predictions/{id}?wait=3")).await })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SIGTERM only once the API is holding that poll (its in-flight gauge says so).
+    let holding = r#"http_requests_in_flight{method="GET",route="/predictions/{job_id}"} 1"#;
+    let metrics = format!("{}/metrics", stack.api_url());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l == holding) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the long poll never arrived:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, stack) = tokio::task::spawn_blocking(move || {
         let mut stack = stack;
         let s = stack.api.proc.terminate(Duration::from_secs(15));

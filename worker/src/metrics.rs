@@ -144,3 +144,25 @@ pub async fn serve(
     });
     Ok((addr, task))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Grafana dashboard's `worker_*` queries name metrics this module exports.
+    #[test]
+    fn the_grafana_dashboard_uses_the_exported_names() {
+        let used = test_support::grafana::queried_metrics();
+        let ours: Vec<_> = used.iter().filter(|n| n.starts_with("worker_")).collect();
+        assert!(
+            !ours.is_empty(),
+            "the dashboard shows the workers' inference time"
+        );
+        for name in ours {
+            assert!(
+                NAMES.contains(&name.as_str()),
+                "the dashboard queries {name}, which the worker does not export"
+            );
+        }
+    }
+}

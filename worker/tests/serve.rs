@@ -22,7 +22,7 @@ use shared::queue::{dead, keys};
 use shared::upload::ImageError;
 use shared::JobStatus;
 use test_support::Redis;
-use worker::config::Cli;
+use worker::cli::Cli;
 use worker::executor::{Choice, Executor, Pool, SessionCounts};
 use worker::model::{Classification, Classifier, ClassifyError, Upload};
 
@@ -273,12 +273,10 @@ async fn workers_sharing_a_machine_divide_its_cpus_at_run_time() {
     let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let model = Arc::new(FakeModel::new(1));
-    // No --cpus: the budget is shared with the machine's other workers (unless this test
-    // runs under a cgroup quota, which makes it owned; then there is nothing to check).
+    // No --cpus: the budget is shared with the machine's other workers, unless this test
+    // runs under a cgroup quota, which makes it owned: then it must stay whole (checked below).
     let w = worker(&redis, model.clone(), &[]);
-    if w.cfg.budget().owned {
-        return;
-    }
+    let owned = w.cfg.budget().owned;
     let machine_cpus = std::thread::available_parallelism().unwrap().get();
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(w.run(shutdown.clone()));
@@ -290,7 +288,7 @@ async fn workers_sharing_a_machine_divide_its_cpus_at_run_time() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(me.cpus as usize, machine_cpus);
-    assert!(!me.cpus_owned);
+    assert_eq!(me.cpus_owned, owned);
     let other = WorkerInfo {
         id: "w2".into(),
         machine: me.machine.clone(),
@@ -302,6 +300,29 @@ async fn workers_sharing_a_machine_divide_its_cpus_at_run_time() {
     shared::queue::workers::heartbeat(&mut conn, &other, Duration::from_secs(30))
         .await
         .unwrap();
+    if owned {
+        // Three heartbeats after the other worker's: an owned budget is never re-divided.
+        let mut seen = me.last_seen_ms;
+        for _ in 0..3 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let info = loop {
+                let info = heartbeat(&mut conn).await.unwrap();
+                if info.last_seen_ms > seen {
+                    break info;
+                }
+                assert!(Instant::now() < deadline, "no new heartbeat");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert_eq!(
+                info.cpus as usize, machine_cpus,
+                "an owned budget stays whole"
+            );
+            seen = info.last_seen_ms;
+        }
+        shutdown.cancel();
+        run.await.unwrap().unwrap();
+        return;
+    }
     let want = (machine_cpus / 2).max(1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -403,13 +403,11 @@ impl Ctx {
 
     pub async fn tables_exist(&self) {
         for t in ["users", "predictions", "feedback"] {
-            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {t}"))
+            // The check is that the query runs: it fails once the table is gone.
+            sqlx::query(&format!("SELECT COUNT(*) AS n FROM {t}"))
                 .fetch_one(&self.state.db.pool)
                 .await
-                .unwrap_or_else(|e| panic!("table {t} is gone: {e}"))
-                .try_get("n")
-                .unwrap();
-            assert!(n >= 0);
+                .unwrap_or_else(|e| panic!("table {t} is gone: {e}"));
         }
     }
 }
