@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test provision model ort bench soak locust fmt lint docker docker-check k8s-check deny openapi
+.PHONY: help run test provision model ort bench soak locust fmt lint docker docker-check k8s-check deny openapi config-docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,11 @@ k8s-check: ## validate deploy/kubernetes offline (Kubernetes + KEDA schemas, cro
 
 deny: ## cargo deny check: licenses, bans, sources, advisories (vendored RustSec snapshot, offline)
 	scripts/deny-check.sh
+
+config-docs: ## rewrite the settings tables of docs/configuration.md from the clap definitions
+	UPDATE_CONFIG_DOCS=1 cargo test -p api --lib config::tests::the_settings_table
+	UPDATE_CONFIG_DOCS=1 cargo test -p worker --lib cli::tests::the_settings_table
+	UPDATE_CONFIG_DOCS=1 cargo test -p ui --lib config::tests::the_settings_table
 
 openapi: ## rewrite docs/openapi.json from the code (after an intended API change)
 	UPDATE_OPENAPI=1 cargo test -p api --lib openapi::tests

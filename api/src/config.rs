@@ -279,4 +279,14 @@ mod tests {
         assert_eq!(c.jwt_ttl, Duration::from_secs(45 * 60));
         assert_eq!(cfg(&[]).shutdown_grace, Duration::from_secs(20));
     }
+
+    /// docs/configuration.md's api table is this command line's (`make config-docs`).
+    #[test]
+    fn the_settings_table_in_the_docs_matches_the_code() {
+        let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+        let cmd = <Cli as clap::CommandFactory>::command();
+        if let Err(e) = shared::settings_doc::check("api", &cmd, std::path::Path::new(doc)) {
+            panic!("{e}");
+        }
+    }
 }

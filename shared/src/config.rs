@@ -19,7 +19,8 @@ pub struct CommonConfig {
     pub redis_url: String,
     /// Folder holding the model files named in the registry (default: `models/` beside the
     /// registry, or `../shared/models` of the checkout when only that one holds the registry's
-    /// default model). Read it through [`CommonConfig::models_dir`].
+    /// default model).
+    // Read it through `CommonConfig::models_dir`, which applies the default.
     #[arg(long = "models-dir", env = "MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
     /// The model registry (default: `models/registry.toml` of the checkout).

@@ -6,6 +6,7 @@ pub mod job;
 pub mod queue;
 pub mod redis_util;
 pub mod registry;
+pub mod settings_doc;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time_util;
