@@ -82,6 +82,16 @@ impl IntoResponse for LoginRequired {
     }
 }
 
+/// An error as the pages' scripts read it: the API's error shape, plus where to go when the
+/// session has ended.
+#[derive(Debug, serde::Serialize)]
+struct JsonError {
+    #[serde(flatten)]
+    body: api_types::ErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect: Option<&'static str>,
+}
+
 /// What the error page says: status, heading, explanation.
 pub struct Explanation {
     pub status: StatusCode,
@@ -195,6 +205,37 @@ fn explain_api(err: &ApiCallError) -> (StatusCode, &'static str, String) {
                     .into(),
             ),
         },
+    }
+}
+
+impl Error {
+    /// This error for a page's script (`static/app.js`): the status and words of
+    /// [`Error::explain`] in the API's error shape; an ended session is also dropped and
+    /// carries where to log in again.
+    pub fn into_json(self) -> Response {
+        use api_types::ErrorCode;
+        let ex = self.explain();
+        let code = match ex.status.as_u16() {
+            400 => ErrorCode::BadRequest,
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            413 => ErrorCode::PayloadTooLarge,
+            429 => ErrorCode::RateLimited,
+            500 => ErrorCode::Internal,
+            _ => ErrorCode::Unavailable,
+        };
+        let ended = matches!(self, Error::LoginRequired { .. } | Error::SessionExpired);
+        let body = JsonError {
+            body: api_types::ErrorBody::new(code, &ex.message),
+            redirect: ended.then_some("/login?expired=1"),
+        };
+        let resp = (ex.status, axum::Json(body)).into_response();
+        if matches!(self, Error::SessionExpired) {
+            (session::end(CookieJar::new()), resp).into_response()
+        } else {
+            resp
+        }
     }
 }
 

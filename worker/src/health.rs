@@ -46,35 +46,11 @@ pub async fn check(cfg: &WorkerConfig, args: &HealthArgs) -> anyhow::Result<Stri
         .await
         .with_context(|| format!("cannot reach Redis at {}", cfg.common.redis_url))?;
     let host = args.host.clone().unwrap_or_else(workers::hostname);
-    let (ids, whose) = match &cfg.worker_id {
-        Some(id) => (vec![id.clone()], format!("worker {id}")),
-        None => {
-            let ids: Vec<String> = conn
-                .zrange(keys::WORKERS, 0, -1)
-                .await
-                .context("cannot read the worker list from Redis")?;
-            (ids, format!("a worker on host {host}"))
-        }
+    let whose = match &cfg.worker_id {
+        Some(id) => format!("worker {id}"),
+        None => format!("a worker on host {host}"),
     };
-    let mut newest: Option<WorkerInfo> = None;
-    for id in ids {
-        let raw: Option<String> = conn
-            .get(keys::worker(&id))
-            .await
-            .context("cannot read a heartbeat from Redis")?;
-        let Some(info) = raw.and_then(|r| serde_json::from_str::<WorkerInfo>(&r).ok()) else {
-            continue;
-        };
-        if cfg.worker_id.is_none() && info.host != host {
-            continue;
-        }
-        if newest
-            .as_ref()
-            .is_none_or(|n| info.last_seen_ms > n.last_seen_ms)
-        {
-            newest = Some(info);
-        }
-    }
+    let newest = newest_heartbeat(&mut conn, cfg.worker_id.as_deref(), &host).await?;
     let Some(info) = newest else {
         bail!(
             "no heartbeat from {whose} in Redis (not started yet, stopped, or cut off from Redis \
@@ -100,6 +76,41 @@ pub async fn check(cfg: &WorkerConfig, args: &HealthArgs) -> anyhow::Result<Stri
         info.jobs_done,
         info.busy
     ))
+}
+
+/// The newest heartbeat of worker `wanted`, or, without one, of the workers on `host`.
+async fn newest_heartbeat(
+    conn: &mut redis::aio::ConnectionManager,
+    wanted: Option<&str>,
+    host: &str,
+) -> anyhow::Result<Option<WorkerInfo>> {
+    let ids: Vec<String> = match wanted {
+        Some(id) => vec![id.to_owned()],
+        None => conn
+            .zrange(keys::WORKERS, 0, -1)
+            .await
+            .context("cannot read the worker list from Redis")?,
+    };
+    let mut newest: Option<WorkerInfo> = None;
+    for id in ids {
+        let raw: Option<String> = conn
+            .get(keys::worker(&id))
+            .await
+            .context("cannot read a heartbeat from Redis")?;
+        let Some(info) = raw.and_then(|r| serde_json::from_str::<WorkerInfo>(&r).ok()) else {
+            continue;
+        };
+        if wanted.is_none() && info.host != host {
+            continue;
+        }
+        if newest
+            .as_ref()
+            .is_none_or(|n| info.last_seen_ms > n.last_seen_ms)
+        {
+            newest = Some(info);
+        }
+    }
+    Ok(newest)
 }
 
 /// `worker health`: prints the verdict; an unhealthy worker is an error (exit status 1).

@@ -119,32 +119,10 @@ pub async fn login(
     };
     let token = match state.api.login(&email, &form.password).await {
         Ok(t) => t,
-        Err(ApiCallError::Unauthorized) => {
-            return Ok(again(
-                StatusCode::UNAUTHORIZED,
-                "That email and password do not match an account. Check them and try again.",
-            ))
-        }
-        Err(ApiCallError::Status { status, .. }) if status == StatusCode::UNPROCESSABLE_ENTITY => {
-            return Ok(again(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Enter a valid email address and your password.",
-            ))
-        }
-        Err(ApiCallError::Status { status, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
-            return Ok(again(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many log-in attempts. Wait a minute, then try again.",
-            ))
-        }
-        Err(e @ ApiCallError::Unavailable(_)) => {
-            tracing::warn!(error = %e, "login: API unavailable");
-            return Ok(again(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is unavailable right now, so we cannot log you in. Please try again in a minute.",
-            ));
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => match login_refusal(&e) {
+            Some((status, text)) => return Ok(again(status, text)),
+            None => return Err(e.into()),
+        },
     };
     let name = match state.api.me(&token.access_token).await {
         Ok(u) if !u.name.trim().is_empty() => u.name,
@@ -152,6 +130,36 @@ pub async fn login(
         _ => email,
     };
     Ok(logged_in(&state, jar, token, &name, &page.next))
+}
+
+/// What the log-in page says when the API refuses a log-in (`None`: the ordinary error page).
+fn login_refusal(e: &ApiCallError) -> Option<(StatusCode, &'static str)> {
+    let status = match e {
+        ApiCallError::Status { status, .. } => *status,
+        _ => StatusCode::OK,
+    };
+    Some(match e {
+        ApiCallError::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            "That email and password do not match an account. Check them and try again.",
+        ),
+        ApiCallError::Status { .. } if status == StatusCode::UNPROCESSABLE_ENTITY => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter a valid email address and your password.",
+        ),
+        ApiCallError::Status { .. } if status == StatusCode::TOO_MANY_REQUESTS => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many log-in attempts. Wait a minute, then try again.",
+        ),
+        ApiCallError::Unavailable(_) => {
+            tracing::warn!(error = %e, "login: API unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is unavailable right now, so we cannot log you in. Please try again in a minute.",
+            )
+        }
+        _ => return None,
+    })
 }
 
 /// `GET /signup`.
@@ -263,18 +271,7 @@ pub async fn signup(
             field,
             ..
         }) if status.is_client_error() => {
-            match (status.as_u16(), field.as_deref()) {
-                (409, _) => {
-                    page.errors.email = Some(
-                        "An account with this email already exists. Log in instead, or use another email."
-                            .into(),
-                    )
-                }
-                (_, Some("name")) => page.errors.name = Some(message),
-                (_, Some("email")) => page.errors.email = Some(message),
-                (_, Some("password")) => page.errors.password = Some(message),
-                _ => page.notice = Some(Notice::new("error", message)),
-            }
+            show_refusal(&mut page, status, message, field.as_deref());
             Ok(Page::with_status(status, page).into_response())
         }
         Err(ApiCallError::Unavailable(e)) => {
@@ -286,6 +283,23 @@ pub async fn signup(
             Ok(Page::with_status(StatusCode::SERVICE_UNAVAILABLE, page).into_response())
         }
         Err(e) => Err(Error::from(e)),
+    }
+}
+
+/// Puts the API's refusal of a sign-up next to the field it names (a taken email next to the
+/// email), else above the form.
+fn show_refusal(page: &mut SignupPage, status: StatusCode, message: String, field: Option<&str>) {
+    match (status.as_u16(), field) {
+        (409, _) => {
+            page.errors.email = Some(
+                "An account with this email already exists. Log in instead, or use another email."
+                    .into(),
+            )
+        }
+        (_, Some("name")) => page.errors.name = Some(message),
+        (_, Some("email")) => page.errors.email = Some(message),
+        (_, Some("password")) => page.errors.password = Some(message),
+        _ => page.notice = Some(Notice::new("error", message)),
     }
 }
 

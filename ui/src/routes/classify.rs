@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use axum_extra::extract::cookie::CookieJar;
 
-use api_types::{ErrorCode, Info};
+use api_types::{ErrorCode, Info, Submitted};
 
 use crate::api::{ApiCallError, Upload};
 use crate::csrf::{self, CsrfToken};
@@ -203,30 +203,7 @@ pub async fn submit(
 ) -> Result<Response> {
     let sub = read_form(multipart).await?;
     csrf.verify(&sub.csrf)?;
-    let mut accepted = Vec::new();
-    let mut refused: Vec<(StatusCode, Notice)> = Vec::new();
-    if sub.files.is_empty() {
-        refused.push((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Notice::new("error", "Choose at least one image to classify."),
-        ));
-    }
-    for upload in sub.files {
-        let name = upload.file_name.clone();
-        match state
-            .api
-            .submit(&session.token, upload, sub.model.as_deref())
-            .await
-        {
-            Ok(job) => accepted.push(job),
-            Err(ApiCallError::Unauthorized) => return Err(Error::SessionExpired),
-            Err(err @ ApiCallError::Unavailable(_)) => return Err(Error::Api(err)),
-            Err(err) => {
-                let status = err.status().unwrap_or(StatusCode::BAD_GATEWAY);
-                refused.push((status, Notice::new("error", upload_problem(&name, &err))));
-            }
-        }
-    }
+    let (accepted, refused) = send_all(&state, &session, sub.files, sub.model.as_deref()).await?;
     if accepted.len() == 1 && refused.is_empty() {
         let id = accepted[0].job_id();
         return Ok(
@@ -258,6 +235,37 @@ pub async fn submit(
     let jobs: Vec<JobView> = accepted.iter().map(JobView::from_submitted).collect();
     let notices = refused.into_iter().map(|(_, n)| n).collect();
     Ok(render_batch(&session, &csrf, jobs, notices))
+}
+
+/// Sends each image as a job of its own: the accepted ones, and a notice for each refused one
+/// (with the API's status). An ended session or an unreachable API ends the whole form.
+async fn send_all(
+    state: &AppState,
+    session: &Session,
+    files: Vec<Upload>,
+    model: Option<&str>,
+) -> Result<(Vec<Submitted>, Vec<(StatusCode, Notice)>)> {
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    if files.is_empty() {
+        refused.push((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Notice::new("error", "Choose at least one image to classify."),
+        ));
+    }
+    for upload in files {
+        let name = upload.file_name.clone();
+        match state.api.submit(&session.token, upload, model).await {
+            Ok(job) => accepted.push(job),
+            Err(ApiCallError::Unauthorized) => return Err(Error::SessionExpired),
+            Err(err @ ApiCallError::Unavailable(_)) => return Err(Error::Api(err)),
+            Err(err) => {
+                let status = err.status().unwrap_or(StatusCode::BAD_GATEWAY);
+                refused.push((status, Notice::new("error", upload_problem(&name, &err))));
+            }
+        }
+    }
+    Ok((accepted, refused))
 }
 
 /// What to tell the person about one image the API refused.

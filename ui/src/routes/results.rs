@@ -10,7 +10,7 @@ use axum::{Extension, Form, Json};
 use axum_extra::extract::cookie::CookieJar;
 use serde::{Deserialize, Serialize};
 
-use api_types::{ErrorBody, ErrorCode, FeedbackRequest};
+use api_types::FeedbackRequest;
 
 use crate::api::ApiCallError;
 use crate::assets::PLACEHOLDER_SVG;
@@ -167,28 +167,6 @@ struct JobStatusView {
     html: Option<String>,
 }
 
-/// An error of the status endpoint: the API's error shape, plus where the script should go.
-#[derive(Debug, Serialize)]
-struct StatusError {
-    #[serde(flatten)]
-    body: ErrorBody,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redirect: Option<String>,
-}
-
-fn json_error(
-    status: StatusCode,
-    code: ErrorCode,
-    message: &str,
-    redirect: Option<&str>,
-) -> Response {
-    let body = StatusError {
-        body: ErrorBody::new(code, message),
-        redirect: redirect.map(str::to_owned),
-    };
-    (status, Json(body)).into_response()
-}
-
 /// `GET /results/{id}/status?wait=S&view=panel|card`: JSON for the page's script.
 ///
 /// Holds up to `wait` (at most 25) seconds through the API's `?wait=`; once the job is finished
@@ -200,66 +178,51 @@ pub async fn status(
     Path(id): Path<String>,
     Query(q): Query<StatusQuery>,
 ) -> Response {
-    let login = "/login?expired=1";
-    let Some(session) = session::from_jar(&jar) else {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "Please log in again.",
-            Some(login),
-        );
-    };
-    if check_id(&id).is_err() {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "No such classification.",
-            None,
-        );
+    match job_status(&state, &csrf, &jar, &id, &q).await {
+        Ok(view) => {
+            let mut resp = Json(view).into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        // The one error path, in the JSON the script reads.
+        Err(e) => e.into_json(),
     }
+}
+
+/// The job's state for [`status`], with its rendered panel or card once it is finished.
+async fn job_status(
+    state: &AppState,
+    csrf: &CsrfToken,
+    jar: &CookieJar,
+    id: &str,
+    q: &StatusQuery,
+) -> Result<JobStatusView> {
+    let session = session::from_jar(jar).ok_or(Error::LoginRequired {
+        next: format!("/results/{id}"),
+    })?;
+    check_id(id)?;
     let wait = q
         .wait
+        .as_deref()
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(20)
         .min(25);
-    let job = match state.api.job(&session.token, &id, Some(wait)).await {
-        Ok(job) => view(&state, &job).await,
-        Err(ApiCallError::Unauthorized) => {
-            let resp = json_error(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "Your session has expired.",
-                Some(login),
-            );
-            return (session::end(jar), resp).into_response();
-        }
-        Err(err) => {
-            let ex = Error::from(err).explain();
-            let code = if ex.status == StatusCode::NOT_FOUND {
-                ErrorCode::NotFound
-            } else {
-                ErrorCode::Unavailable
-            };
-            return json_error(ex.status, code, &ex.message, None);
-        }
-    };
+    let job = state.api.job(&session.token, id, Some(wait)).await?;
+    let job = view(state, &job).await;
     let html = if !job.finished {
         None
     } else if q.view.as_deref() == Some("card") {
         render(&JobCard { job: job.clone() }).ok()
     } else {
-        panel(&state, &csrf, job.clone(), None).await.ok()
+        panel(state, csrf, job.clone(), None).await.ok()
     };
-    let mut resp = Json(JobStatusView {
+    Ok(JobStatusView {
         status: job.status,
         status_text: job.status_text,
         finished: job.finished,
         html,
     })
-    .into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// `GET /results/{id}/image` (`THUMBNAIL` false: the uploaded image) and
