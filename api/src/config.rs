@@ -109,7 +109,8 @@ pub struct ApiConfig {
     /// Log-in attempts per client address (COUNT/DURATION, e.g. `30/1m`; `off`).
     #[arg(long, env = "LOGIN_RATE_PER_ADDRESS", default_value = "30/1m")]
     pub login_rate_per_address: Rate,
-    /// Failed log-ins one account may have before it is locked out.
+    /// Failed log-ins one account may have from one client address (an IPv6 /64 counting as one)
+    /// before it is locked out from that address; its other addresses are not locked.
     #[arg(long, env = "LOGIN_FREE_FAILURES", default_value_t = 5)]
     pub login_free_failures: u32,
     /// First lock-out after the free failures; each further failure doubles it.

@@ -60,11 +60,25 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
     }
 }
 
-/// Failed log-ins of one account.
+/// Failed log-ins of one account from one address (see [`lockout_key`]).
 struct Failures {
     count: u32,
     locked_until: Option<Instant>,
     last: Instant,
+}
+
+/// What failed log-ins are counted under: the account and the client address, an IPv6 address
+/// grouped by its /64 (one host's usual allocation, so rotating addresses inside it does not
+/// reset the count).
+fn lockout_key(account: &str, addr: Option<IpAddr>) -> (String, Option<IpAddr>) {
+    let addr = addr.map(|ip| match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    });
+    (account.to_owned(), addr)
 }
 
 /// Every limit of the process, built from the configuration.
@@ -73,7 +87,7 @@ pub struct Limits {
     signup_address: Keyed<IpAddr>,
     upload_address: Keyed<IpAddr>,
     upload_user: Keyed<i64>,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
     free_failures: u32,
     lockout_base: Duration,
     lockout_max: Duration,
@@ -145,18 +159,20 @@ impl Limits {
     }
 
     /// A log-in attempt from `addr` for `account`: refused while the address is over its rate
-    /// or the account is locked out after failures.
+    /// or the account is locked out, from this address, after failures there.
     pub fn check_login(&self, addr: Option<IpAddr>, account: &str) -> Result<(), ApiError> {
         if let Some(ip) = addr {
             self.login_address.check(&ip)?;
         }
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = map.get(account).and_then(|f| f.locked_until) {
+        let key = lockout_key(account, addr);
+        if let Some(until) = map.get(&key).and_then(|f| f.locked_until) {
             if until > now {
                 metrics::counter!("rate_limited_total", "limit" => "login lock-out").increment(1);
                 return Err(ApiError::RateLimited(
-                    "too many failed log-ins for this account; retry later".into(),
+                    "too many failed log-ins for this account from this address; retry later"
+                        .into(),
                     (until - now).as_secs() + 1,
                 ));
             }
@@ -164,16 +180,19 @@ impl Limits {
         Ok(())
     }
 
-    /// A failed log-in: past `LOGIN_FREE_FAILURES`, each failure locks the account for twice
-    /// as long as the one before (from `LOGIN_LOCKOUT_BASE` up to `LOGIN_LOCKOUT_MAX`).
-    pub fn login_failed(&self, account: &str) {
+    /// A failed log-in from `addr`: past `LOGIN_FREE_FAILURES`, each failure locks the account
+    /// from that address for twice as long as the one before (from `LOGIN_LOCKOUT_BASE` up to
+    /// `LOGIN_LOCKOUT_MAX`). Scoped to the address, so someone who knows an email cannot lock its
+    /// owner out from everywhere; guessing from many addresses is bounded by each address's
+    /// `LOGIN_RATE_PER_ADDRESS` and lock-out.
+    pub fn login_failed(&self, account: &str, addr: Option<IpAddr>) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > PRUNE_ABOVE {
             let keep = self.lockout_max.max(Duration::from_secs(3600));
             map.retain(|_, f| now.duration_since(f.last) < keep);
         }
-        let f = map.entry(account.to_owned()).or_insert(Failures {
+        let f = map.entry(lockout_key(account, addr)).or_insert(Failures {
             count: 0,
             locked_until: None,
             last: now,
@@ -190,10 +209,10 @@ impl Limits {
         }
     }
 
-    /// A successful log-in forgets the account's failures.
-    pub fn login_succeeded(&self, account: &str) {
+    /// A successful log-in forgets the account's failures from that address.
+    pub fn login_succeeded(&self, account: &str, addr: Option<IpAddr>) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(account);
+        map.remove(&lockout_key(account, addr));
     }
 
     /// A sign-up from `addr`.
@@ -236,18 +255,49 @@ mod tests {
             Err(ApiError::RateLimited(_, s)) => Some(s),
             _ => None,
         };
-        l.login_failed("a@b.co");
-        l.login_failed("a@b.co");
+        l.login_failed("a@b.co", None);
+        l.login_failed("a@b.co", None);
         assert_eq!(retry(&l), None, "two failures are free");
-        l.login_failed("a@b.co");
+        l.login_failed("a@b.co", None);
         assert!(matches!(retry(&l), Some(10 | 11)));
-        l.login_failed("a@b.co");
+        l.login_failed("a@b.co", None);
         assert!(matches!(retry(&l), Some(20 | 21)));
-        l.login_failed("a@b.co");
+        l.login_failed("a@b.co", None);
         assert!(matches!(retry(&l), Some(25 | 26)), "capped");
         assert!(l.check_login(None, "other@b.co").is_ok());
-        l.login_succeeded("a@b.co");
+        l.login_succeeded("a@b.co", None);
         assert_eq!(retry(&l), None);
+    }
+
+    /// Issue 24 finding 6: whoever knows an email can lock it out only from their own address
+    /// (an IPv6 /64 counting as one); its owner logs in from theirs.
+    #[test]
+    fn a_lock_out_holds_only_for_the_address_that_failed() {
+        let l = Limits::new(&cfg(&["--login-free-failures", "1"])).unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let locked = |l: &Limits, addr| {
+            matches!(
+                l.check_login(addr, "victim@b.co"),
+                Err(ApiError::RateLimited(..))
+            )
+        };
+        let (attacker, owner) = (ip("203.0.113.7"), ip("198.51.100.20"));
+        for _ in 0..3 {
+            l.login_failed("victim@b.co", attacker);
+        }
+        assert!(locked(&l, attacker));
+        assert!(!locked(&l, owner), "the owner's address is not locked");
+        // The owner's success does not unlock the attacker's address.
+        l.login_succeeded("victim@b.co", owner);
+        assert!(locked(&l, attacker));
+        // Another address in the same IPv6 /64 is the same attacker.
+        for _ in 0..3 {
+            l.login_failed("victim@b.co", ip("2001:db8:1:2::1"));
+        }
+        assert!(locked(&l, ip("2001:db8:1:2:ffff::9")));
+        assert!(!locked(&l, ip("2001:db8:1:3::1")));
+        // An IPv4 client seen through an IPv6 socket counts as its IPv4 address.
+        assert!(locked(&l, ip("::ffff:203.0.113.7")));
     }
 
     #[test]

@@ -165,11 +165,11 @@ pub async fn create_login(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            state.limits.login_failed(&email);
+            state.limits.login_failed(&email, addr);
             return Err(ApiError::Unauthorized("wrong email or password".into()));
         }
     };
-    state.limits.login_succeeded(&email);
+    state.limits.login_succeeded(&email, addr);
     let token = state.jwt.issue(user.view.id)?;
     Ok(Json(Token {
         access_token: token,
