@@ -72,10 +72,7 @@ struct Failures {
 /// reset the count).
 fn lockout_key(account: &str, addr: Option<IpAddr>) -> (String, Option<IpAddr>) {
     let addr = addr.map(|ip| match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
-        }
+        IpAddr::V6(v6) => IpAddr::V6(ipnet::Ipv6Net::new_assert(v6, 64).network()),
         v4 => v4,
     });
     (account.to_owned(), addr)

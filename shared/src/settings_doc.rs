@@ -59,6 +59,18 @@ fn markers(binary: &str) -> (String, String) {
     )
 }
 
+/// The file the tables live in.
+pub fn doc_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md")
+}
+
+/// [`check`] against [`doc_path`], panicking with what differs: the test each binary runs.
+pub fn assert_documented(binary: &str, cmd: &clap::Command) {
+    if let Err(e) = check(binary, cmd, &doc_path()) {
+        panic!("{e}");
+    }
+}
+
 /// Compares `binary`'s table in `doc` with [`table`] of `cmd`; with [`REWRITE`] set, writes it
 /// there instead. `Err` says what differs.
 pub fn check(binary: &str, cmd: &clap::Command, doc: &Path) -> Result<(), String> {

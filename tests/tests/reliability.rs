@@ -484,18 +484,18 @@ async fn sigterm_api_exits_0_after_in_flight_requests() {
     // SIGTERM only once the API is holding that poll (its in-flight gauge says so).
     let holding = r#"http_requests_in_flight{method="GET",route="/predictions/{job_id}"} 1"#;
     let metrics = format!("{}/metrics", stack.api_url());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
-        if text.lines().any(|l| l == holding) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the long poll never arrived:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async {
+            let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+            match text.lines().any(|l| l == holding) {
+                true => Ok(()),
+                false => Err(format!("the long poll never arrived:\n{text}")),
+            }
+        },
+    )
+    .await;
     let (status, stack) = tokio::task::spawn_blocking(move || {
         let mut stack = stack;
         let s = stack.api.proc.terminate(Duration::from_secs(15));

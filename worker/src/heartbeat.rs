@@ -28,6 +28,7 @@ pub(crate) async fn run(
         .heartbeat_interval
         .max(Duration::from_millis(100));
     let fresh_for = workers::fresh_for(every);
+    let machine_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut info = first_info(&worker, budget);
     let mut tick = tokio::time::interval(every);
     loop {
@@ -37,7 +38,7 @@ pub(crate) async fn run(
         }
         let dead = sweep_sessions(&worker, &mut info);
         if !budget.owned {
-            redivide(&worker, &mut queue, &mut info, fresh_for).await;
+            redivide(&worker, &mut queue, &mut info, fresh_for, machine_cpus).await;
         }
         let stats = &worker.stats;
         info.last_seen_ms = now_ms();
@@ -96,15 +97,15 @@ fn sweep_sessions(worker: &Worker, info: &mut WorkerInfo) -> Vec<String> {
     dead
 }
 
-/// Takes this worker's share of its machine's CPUs among the live workers there, and hands
-/// a changed share to every model's sessions.
+/// Takes this worker's share of its machine's `machine_cpus` among the live workers there, and
+/// hands a changed share to every model's sessions.
 async fn redivide(
     worker: &Worker,
     queue: &mut Consumer,
     info: &mut WorkerInfo,
     fresh_for: Duration,
+    machine_cpus: usize,
 ) {
-    let machine_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stale = fresh_for.as_millis() as i64;
     let live = match workers::live(&mut queue.conn, now_ms(), stale).await {
         Ok(live) => live,
