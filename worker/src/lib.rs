@@ -19,7 +19,7 @@ mod finish;
 pub mod health;
 mod heartbeat;
 mod job;
-pub mod load;
+mod load;
 pub mod metrics;
 pub mod model;
 mod serve;

@@ -198,7 +198,7 @@ async fn job_status(
     id: &str,
     q: &StatusQuery,
 ) -> Result<JobStatusView> {
-    let session = session::from_jar(jar).ok_or(Error::LoginRequired {
+    let session = session::from_jar(jar).ok_or_else(|| Error::LoginRequired {
         next: format!("/results/{id}"),
     })?;
     check_id(id)?;
