@@ -103,7 +103,7 @@ pub struct ApiConfig {
     /// Redis never has to refuse a write half-way through a job.
     #[arg(long, env = "REDIS_MEMORY_HIGH_WATER", default_value_t = 90)]
     pub redis_memory_high_water: u8,
-    /// Accept jobs for benchmark-only models (`worker bench`, `make bench`).
+    /// Accept jobs for benchmark-only models (`cargo xtask bench-e2e`, `make bench`).
     #[arg(long, env = "ALLOW_BENCHMARK_MODELS", value_parser = parse_bool, default_value = "false")]
     pub allow_benchmark_models: bool,
     /// Log-in attempts per client address (COUNT/DURATION, e.g. `30/1m`; `off`).
