@@ -142,6 +142,16 @@ pub struct ApiConfig {
     /// one-address header such as `X-Real-IP`).
     #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "X-Forwarded-For")]
     pub trusted_proxy_header: String,
+    /// Requests held open at once waiting for a result (`GET /predictions/{id}?wait=` and
+    /// `POST /predict`), over all users. Beyond it `?wait` answers at once with the job as it
+    /// is, and `POST /predict` is 429 `rate_limited`.
+    #[arg(long, env = "MAX_WAITS", default_value_t = 2048)]
+    pub max_waits: usize,
+    /// The same, per account.
+    #[arg(long, env = "MAX_WAITS_PER_USER", default_value_t = 32)]
+    pub max_waits_per_user: usize,
+    #[command(flatten)]
+    pub server: http_server::ServerLimits,
 }
 
 /// Default bound of the argon2 queue (waiting + running hashes).

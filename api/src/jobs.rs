@@ -20,6 +20,7 @@ use crate::db::{Finished, NewPrediction};
 use crate::error::{ApiError, Result};
 use crate::events::RECHECK_ALL;
 use crate::extract::AuthUser;
+use crate::holds::Hold;
 use crate::state::AppState;
 
 /// What a client asked to classify.
@@ -254,7 +255,7 @@ pub async fn live_workers(state: &AppState) -> Result<Vec<shared::job::WorkerInf
 }
 
 /// Whether Redis uses more than `REDIS_MEMORY_HIGH_WATER` percent of its `maxmemory`.
-async fn redis_nearly_full(
+pub async fn redis_nearly_full(
     state: &AppState,
     conn: &mut redis::aio::ConnectionManager,
 ) -> Result<bool> {
@@ -334,7 +335,14 @@ pub async fn read(state: &AppState, user: &AuthUser, job_id: &str) -> Result<Job
 }
 
 /// Reads the job, and if it is unfinished holds until a worker announces it or `wait` passes.
-pub async fn wait(state: &AppState, user: &AuthUser, job_id: &str, wait: Duration) -> Result<Job> {
+/// Only a request that got a [`Hold`] may wait (`MAX_WAITS`, `MAX_WAITS_PER_USER`).
+pub async fn wait(
+    state: &AppState,
+    user: &AuthUser,
+    job_id: &str,
+    wait: Duration,
+    _held: &Hold,
+) -> Result<Job> {
     let mut events = state.events.subscribe();
     let deadline = tokio::time::Instant::now() + wait;
     loop {

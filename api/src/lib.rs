@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod holds;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;
@@ -138,6 +139,7 @@ pub async fn build_state(cfg: ApiConfig) -> anyhow::Result<AppState> {
         argon2: Arc::new(auth::Argon2Queue::new(cfg.argon2_queue)),
         limits: Arc::new(limits::Limits::new(&cfg)?),
         guards: Arc::default(),
+        holds: Arc::new(holds::Holds::new(cfg.max_waits, cfg.max_waits_per_user)),
         jwt: Jwt::new(&key, cfg.jwt_ttl.as_secs()),
         cfg: Arc::new(cfg),
         registry: Arc::new(registry),
@@ -219,31 +221,34 @@ impl Application {
         let notifier = tokio::spawn(events::run_notifier(state.clone(), bg.clone()));
         let recorder = tokio::spawn(events::run_recorder(state.clone(), consumer, bg.clone()));
         info!(addr = %self.listener.local_addr()?, "api listening");
+        let limits = &state.cfg.server;
         let metrics_server = match self.metrics_listener {
             Some(l) => {
                 info!(addr = %l.local_addr()?, "metrics listening");
                 let stop = bg.clone();
-                let server = axum::serve(l, metrics_app(state.clone()))
-                    .with_graceful_shutdown(async move { stop.cancelled().await });
-                Some(tokio::spawn(async move { server.await }))
+                let server = http_server::serve(
+                    l,
+                    metrics_app(state.clone()),
+                    limits.clone(),
+                    http_server::Shutdown {
+                        signal: async move { stop.cancelled().await },
+                        grace: None,
+                    },
+                );
+                Some(tokio::spawn(server))
             }
             None => None,
         };
-        let grace = state.cfg.shutdown_grace;
-        let signal = shutdown.clone();
-        let server = axum::serve(
+        http_server::serve(
             self.listener,
-            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            app(state.clone()),
+            limits.clone(),
+            http_server::Shutdown {
+                signal: async move { shutdown.cancelled().await },
+                grace: Some(state.cfg.shutdown_grace),
+            },
         )
-        .with_graceful_shutdown(async move { signal.cancelled().await });
-        let forced = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            r = server => r?,
-            _ = forced => tracing::warn!("grace period over; closing remaining connections"),
-        }
+        .await?;
         bg.cancel();
         let _ = tokio::join!(notifier, recorder);
         if let Some(m) = metrics_server {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limits>,
     /// Short-lived readings the upload path checks (Redis memory, live workers).
     pub guards: Arc<Guards>,
+    /// Requests held open waiting for a result (`MAX_WAITS`, `MAX_WAITS_PER_USER`).
+    pub holds: Arc<crate::holds::Holds>,
 }
 
 /// Readings of Redis that every upload would otherwise repeat, kept for a second.

@@ -44,6 +44,14 @@ pub struct Config {
     /// Largest upload the UI accepts in one form post, in MiB (all files together).
     #[arg(long, env = "UI_MAX_UPLOAD_MB", default_value_t = 50)]
     pub max_upload_mb: usize,
+
+    /// Longest one request may take, its body and the API calls made for it included; then
+    /// the page says it took too long (408). Bounds a client that trickles a form post.
+    #[arg(long, env = "UI_REQUEST_TIMEOUT", value_parser = duration_secs, default_value = "120s")]
+    pub request_timeout: Duration,
+
+    #[command(flatten)]
+    pub server: http_server::ServerLimits,
 }
 
 impl Config {

@@ -37,6 +37,9 @@ pub enum Error {
     /// The whole upload was larger than the UI accepts.
     #[error("upload too large")]
     UploadTooLarge,
+    /// The request took longer than `UI_REQUEST_TIMEOUT` (a slow upload, a slow API).
+    #[error("request timed out")]
+    TooSlow,
     /// An API call failed.
     #[error(transparent)]
     Api(ApiCallError),
@@ -132,6 +135,13 @@ impl Error {
                 "Those files are too large",
                 "The images you chose are too large to send together. Choose fewer or smaller images \
                  and try again."
+                    .into(),
+            ),
+            Error::TooSlow => (
+                StatusCode::REQUEST_TIMEOUT,
+                "That took too long",
+                "Your request did not arrive or finish in time. Check your connection, then try \
+                 again, with fewer images if you were sending many."
                     .into(),
             ),
             Error::Api(api) => explain_api(api),

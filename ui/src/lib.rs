@@ -27,12 +27,17 @@ use tower_http::trace::TraceLayer;
 use crate::api::ApiClient;
 use crate::config::Config;
 
+/// `UI_REQUEST_TIMEOUT`'s default, for states built without a configuration (tests).
+const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub api: ApiClient,
     pub cookie_secure: bool,
     pub max_upload_mb: usize,
+    /// Longest one request may take (`UI_REQUEST_TIMEOUT`).
+    pub request_timeout: std::time::Duration,
     /// Label lists per model: fetched once, they do not change while the API runs.
     labels: Arc<Mutex<HashMap<String, Arc<Vec<String>>>>>,
     /// Human model names from `/info` ("EfficientNet-Lite0"), by model.
@@ -48,6 +53,7 @@ impl AppState {
             api,
             cookie_secure,
             max_upload_mb: max_upload_mb.max(1),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             labels: Arc::default(),
             model_names: Arc::default(),
             example: Arc::default(),
@@ -57,7 +63,9 @@ impl AppState {
     /// The state described by the configuration.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let api = ApiClient::new(&config.api_url, config.api_timeout())?;
-        Ok(Self::new(api, config.cookie_secure(), config.max_upload_mb))
+        let mut state = Self::new(api, config.cookie_secure(), config.max_upload_mb);
+        state.request_timeout = config.request_timeout;
+        Ok(state)
     }
 
     /// The human name of `model` from `/info` (cached); the model's own name when unknown.
@@ -142,6 +150,13 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::assets::router())
         .route("/health", get(routes::health))
         .fallback(routes::not_found)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async { error::Error::TooSlow },
+                ))
+                .timeout(state.request_timeout),
+        )
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -181,12 +196,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         std::fs::rename(&tmp, path)?;
     }
     tracing::info!(addr = %listener.local_addr()?, api = %config.api_url, "ui listening");
-    // With the peer address: the API calls made for a browser say whose they are.
-    axum::serve(
+    // Handlers see the peer address (`ConnectInfo`): the API calls made for a browser say
+    // whose they are.
+    http_server::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state),
+        config.server.clone(),
+        http_server::Shutdown {
+            signal: async move { shutdown.cancelled().await },
+            grace: None,
+        },
     )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await?;
     tracing::info!("ui stopped");
     Ok(())

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use shared::job::WorkerInfo;
 use shared::queue::producer;
 
-use crate::jobs::live_workers;
+use crate::jobs::{live_workers, redis_nearly_full};
 use crate::prom;
 use crate::state::AppState;
 
@@ -28,16 +28,24 @@ pub async fn get_health() -> Json<Health> {
     })
 }
 
-/// 200 when Redis and the database answer and a live worker serves the default model;
-/// otherwise 503 naming what is missing.
+/// 200 when Redis (below its memory high-water mark) and the database answer and a live
+/// worker serves the default model; otherwise 503 naming what is missing.
 #[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, body = Readiness, description = "ready"),
     (status = 503, body = Readiness, description = "not ready; `missing` names what is missing")))]
 pub async fn get_ready(State(state): State<AppState>) -> Response {
     let reachable = |ok: bool| if ok { ReadyChecks::OK } else { "unreachable" };
-    let redis_ok = match state.redis.get().await {
-        Ok(mut c) => producer::ping(&mut c).await.is_ok(),
-        Err(_) => false,
+    let redis = match state.redis.get().await {
+        Ok(mut c) => match producer::ping(&mut c).await {
+            // Over the high-water mark every upload is refused: not ready, and saying why.
+            Ok(()) => match redis_nearly_full(&state, &mut c).await {
+                Ok(true) => "nearly full",
+                _ => ReadyChecks::OK,
+            },
+            Err(_) => "unreachable",
+        },
+        Err(_) => "unreachable",
     };
+    let redis_ok = redis != "unreachable";
     let db_ok = state.db_call(state.db.ping()).await.is_ok();
     let workers = if redis_ok {
         live_workers(&state).await.unwrap_or_default()
@@ -47,10 +55,10 @@ pub async fn get_ready(State(state): State<AppState>) -> Response {
     let (serving, worker) = worker_check(&workers, &state.default_model);
     let checks = ReadyChecks {
         database: reachable(db_ok).to_owned(),
-        redis: reachable(redis_ok).to_owned(),
+        redis: redis.to_owned(),
         worker: worker.to_owned(),
     };
-    let ready = redis_ok && db_ok && serving;
+    let ready = redis == ReadyChecks::OK && db_ok && serving;
     // Alphabetical, like the checks object.
     let missing = [
         ("database", &checks.database),

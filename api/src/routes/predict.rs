@@ -72,10 +72,20 @@ async fn predict(
     addr: Option<std::net::IpAddr>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<PredictResponse, ApiError> {
+    // A place to wait in first: a job submitted without one would have no answer to give.
+    let hold = state.holds.try_hold(user.id).ok_or_else(|| {
+        metrics::counter!("rate_limited_total", "limit" => "waits").increment(1);
+        ApiError::RateLimited(
+            "too many requests are waiting for results; retry in a second or use \
+             POST /predictions and poll"
+                .into(),
+            1,
+        )
+    })?;
     let upload = read_upload(form, state.cfg.max_upload_bytes).await?;
     let submitted = jobs::submit(state, user, addr, upload).await?;
     let timeout = state.cfg.predict_timeout;
-    let job = jobs::wait(state, user, &submitted.job_id, timeout).await?;
+    let job = jobs::wait(state, user, &submitted.job_id, timeout, &hold).await?;
     match (job.status, job.result) {
         (JobStatus::Done, Some(r)) => {
             let top = r.predictions.first();

@@ -3,6 +3,7 @@
 //! log-ins, sign-ups and uploads, log-out revocation and the security headers.
 
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use redis::AsyncCommands;
@@ -18,6 +19,7 @@ both_backends!(
     log_ins_sign_ups_and_uploads_are_throttled,
     logging_out_revokes_the_token,
     answers_carry_nosniff_and_a_restrictive_csp,
+    requests_waiting_for_results_are_bounded_per_user,
 );
 
 fn code(v: &Value) -> &str {
@@ -197,6 +199,11 @@ async fn uploads_get_503_before_redis_is_full(b: Backend) {
         .unwrap();
     let (s, h, v) = c.upload(&t, &test_support::unique_photo("full")).await;
     assert_retry_later(s, &h, &v, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    // And readiness says so (issue 24, finding 2: `/ready` was 200 while uploads got 503).
+    let (s, v) = c.get("/ready", &t).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["checks"]["redis"], "nearly full", "{v}");
+    assert!(missing(&v).contains(&"redis".to_owned()), "{v}");
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory")
@@ -417,4 +424,79 @@ async fn answers_carry_nosniff_and_a_restrictive_csp(b: Backend) {
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("default-src 'none'"), "{uri}: {csp}");
     }
+}
+
+/// `?wait` and `POST /predict` hold a request open; one account may hold at most
+/// `MAX_WAITS_PER_USER` (issue 24, finding 3: 10,000 holds of one user took the API from 126
+/// to 372 MB). Beyond it `?wait` answers at once with the job as it is and `/predict` is 429;
+/// other accounts still wait; the places come back when the held requests end.
+async fn requests_waiting_for_results_are_bounded_per_user(b: Backend) {
+    let c = Ctx::with(b, &["--max-waits-per-user", "2"]).await;
+    let (_, alice) = c.user("Alice", "alice@example.com").await;
+    let (_, bob) = c.user("Bob", "bob@example.com").await;
+    // No worker runs: the job stays queued, so every `?wait` holds for its whole length.
+    let (s, _, v) = c.upload(&alice, &test_support::unique_photo("w")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["job_id"].as_str().expect("job_id").to_owned();
+    let long = format!("/predictions/{id}?wait=20");
+    let held = async { tokio::join!(c.get(&long, &alice), c.get(&long, &alice)) };
+    let probe = async {
+        let holds = c.state.holds.clone();
+        test_support::eventually(Duration::from_secs(10), Duration::from_millis(20), || {
+            let n = holds.in_use();
+            async move { (n == 2).then_some(()).ok_or(format!("{n} held, want 2")) }
+        })
+        .await;
+        let started = Instant::now();
+        let (s, v) = c.get(&long, &alice).await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (StatusCode::OK, Some("queued")),
+            "{v}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "answered at once, not held"
+        );
+        let (s, h, v) = c
+            .upload_from(
+                "/predict",
+                &alice,
+                &test_support::unique_photo("p"),
+                None,
+                None,
+            )
+            .await;
+        assert_retry_later(s, &h, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        // Bob's bound is his own: his `?wait` is held for its whole length.
+        let (s, _, v) = c.upload(&bob, &test_support::unique_photo("b")).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let bobs = format!(
+            "/predictions/{}?wait=0.5",
+            v["job_id"].as_str().expect("id")
+        );
+        let started = Instant::now();
+        let (s, v) = c.get(&bobs, &bob).await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (StatusCode::OK, Some("queued")),
+            "{v}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(450),
+            "Bob's request was held"
+        );
+    };
+    tokio::select! {
+        _ = held => panic!("the held requests ended before the probe (they wait 20 s)"),
+        () = probe => {}
+    }
+    // The held requests were dropped (a client hanging up): their places came back.
+    assert_eq!(c.state.holds.in_use(), 0);
+    let (s, v) = c.get(&format!("/predictions/{id}?wait=0.2"), &alice).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("queued")),
+        "{v}"
+    );
 }

@@ -136,22 +136,28 @@ fn model_hint(m: &api_types::ModelInfo) -> String {
     }
 }
 
-/// What the form sent.
+/// What the form sent (its CSRF token already checked).
 struct Submission {
-    csrf: String,
     model: Option<String>,
     files: Vec<Upload>,
 }
 
-async fn read_form(mut multipart: Multipart) -> Result<Submission> {
+/// Reads the form, checking its CSRF token before any file: the form (and the page's script)
+/// sends the token first, so a post without it is refused before its images are read.
+async fn read_form(mut multipart: Multipart, expected: &CsrfToken) -> Result<Submission> {
     let mut sub = Submission {
-        csrf: String::new(),
         model: None,
         files: Vec::new(),
     };
+    let mut verified = false;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
-            csrf::FIELD => sub.csrf = field.text().await.map_err(multipart_error)?,
+            csrf::FIELD => {
+                let token = field.text().await.map_err(multipart_error)?;
+                expected.verify(&token)?;
+                verified = true;
+            }
+            "files" if !verified => return Err(Error::Csrf),
             "model" => {
                 let m = field.text().await.map_err(multipart_error)?;
                 sub.model = Some(m.trim().to_owned()).filter(|m| !m.is_empty());
@@ -182,6 +188,9 @@ async fn read_form(mut multipart: Multipart) -> Result<Submission> {
             _ => {}
         }
     }
+    if !verified {
+        return Err(Error::Csrf);
+    }
     Ok(sub)
 }
 
@@ -195,14 +204,19 @@ fn multipart_error(err: MultipartError) -> Error {
 
 /// `POST /classify`: send every chosen image to the API.
 ///
+/// The session (asked of the API) and the CSRF token are checked before any image is read;
+/// the body is bounded by `UI_MAX_UPLOAD_MB` and the whole request by `UI_REQUEST_TIMEOUT`.
+///
 /// One image that was accepted goes straight to its result page; several go to a batch page;
 /// images the API refused are explained on the page (wrong type, too large, ...).
 pub async fn submit(
     SignedIn(state, csrf, session): SignedIn,
     multipart: Multipart,
 ) -> Result<Response> {
-    let sub = read_form(multipart).await?;
-    csrf.verify(&sub.csrf)?;
+    // Whose session this is, before a byte of the body is read: a made-up cookie must not
+    // get the UI to buffer an upload (issue 24, finding 4).
+    state.api.me(&session.token).await?;
+    let sub = read_form(multipart, &csrf).await?;
     let (accepted, refused) = send_all(&state, &session, sub.files, sub.model.as_deref()).await?;
     if accepted.len() == 1 && refused.is_empty() {
         let id = accepted[0].job_id();

@@ -129,18 +129,6 @@ fn fake_api() -> Router {
             }),
         )
         .route(
-            "/users/me",
-            get(|| async {
-                Json(User {
-                    id: 1,
-                    name: "Grace".into(),
-                    email: "g@example.com".into(),
-                    is_admin: false,
-                    created_at: "2025-11-22T14:00:00Z".into(),
-                })
-            }),
-        )
-        .route(
             "/models/{name}/labels",
             get(|| async {
                 Json(ModelLabels {
@@ -151,6 +139,18 @@ fn fake_api() -> Router {
         )
         .merge(
             Router::new()
+                .route(
+                    "/users/me",
+                    get(|| async {
+                        Json(User {
+                            id: 1,
+                            name: "Grace".into(),
+                            email: "g@example.com".into(),
+                            is_admin: false,
+                            created_at: "2025-11-22T14:00:00Z".into(),
+                        })
+                    }),
+                )
                 .route(
                     "/predictions",
                     post(|mut mp: Multipart| async move {
@@ -728,3 +728,5 @@ async fn the_login_form_marks_both_empty_fields_at_once() {
     let ui = ui_for(&spawn_fake_api().await);
     refused_form(&ui, "/login", "email=&password=", &["email", "password"]).await;
 }
+
+mod slow_clients;
