@@ -115,6 +115,7 @@ async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() 
     );
     // The biggest accepted decode is 105 MB (7000x5000 RGB) plus its RGB copy and the model.
     assert!(peak_kb < 1024 * 1024, "worker peak RSS {peak_kb} kB");
+    bombs_past_the_api_fail_at_once_and_leave_the_worker_idle(&stack, worker_pid).await;
 
     // Both still serve: a normal photo is classified.
     let (status, body, _) = c
@@ -126,4 +127,82 @@ async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() 
         .await;
     assert_eq!(top1(&job), "academic gown", "{job:?}");
     assert!(stack.exited().is_none());
+}
+
+/// CPU seconds (user + system) the process has used, from `/proc/PID/stat` (USER_HZ = 100 on
+/// Linux).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) end with ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// The progressive-scan bombs of issue 24 (finding 1) sent straight into the worker's queue,
+/// past the API's check (a writer that skipped it): the worker's own check before decoding
+/// fails each at once, its peak RSS stays put, and it is idle right after (a decode left
+/// running would keep a core busy for minutes).
+async fn bombs_past_the_api_fail_at_once_and_leave_the_worker_idle(stack: &Stack, pid: u32) {
+    use test_support::hostile::scan_bomb;
+    let client = redis::Client::open(stack.redis_url()).unwrap();
+    let mut conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let ids = ["bomb-colour", "bomb-grey"];
+    for (id, components) in ids.iter().zip([3, 1]) {
+        let bomb = scan_bomb(6000, 6600, components, None);
+        test_support::queue::enqueue(&mut conn, id, "efficientnet-lite0", &bomb).await;
+    }
+    let started = Instant::now();
+    eventually(Duration::from_secs(30), Duration::from_millis(50), || {
+        let mut conn = conn.clone();
+        async move {
+            for id in ids {
+                let record = shared::queue::producer::read_record(&mut conn, id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if record.status != Some(JobStatus::Failed) {
+                    return Err(format!("{id} is {:?}, not failed yet", record.status));
+                }
+                // Failed for its scans, not for anything else about the job.
+                let why = record.error.unwrap_or_default();
+                assert!(
+                    why.contains("scans"),
+                    "{id} failed for another reason: {why}"
+                );
+            }
+            Ok(())
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    let cpu_before = cpu_secs(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let busy = cpu_secs(pid) - cpu_before;
+    let peak_kb = vm_hwm_kb(pid);
+    println!(
+        "scan bombs past the API: both failed in {took:?}; the worker used {busy:.2} CPU-s over \
+         the next 2 s; peak RSS {:.0} MB",
+        peak_kb as f64 / 1024.0
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the bombs took {took:?} to fail"
+    );
+    assert!(
+        busy < 0.5,
+        "the worker kept working after the bombs: {busy:.2} CPU-s in 2 s"
+    );
+    assert!(
+        peak_kb < 1024 * 1024,
+        "worker peak RSS {peak_kb} kB after the bombs"
+    );
 }
