@@ -43,9 +43,26 @@ REPO = HERE.parent.parent
 SCHEMAS = REPO / "deploy" / "schemas"
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.33")
 
-# The queue layout the worker uses (shared/src/queue/keys.rs): stream per model, one group.
-STREAM_PREFIX = "ic:jobs:"
-CONSUMER_GROUP = "workers"
+
+
+def from_code(path: str, pattern: str) -> str:
+    """The one group of `pattern` in the Rust file at `path` (relative to the checkout): the
+    values the manifests must agree with are read from the code, never copied here."""
+    text = (REPO / path).read_text(encoding="utf-8")
+    found = re.search(pattern, text)
+    if not found:
+        sys.exit(f"validate.py: {pattern!r} not found in {path}: the code changed, update this check")
+    return found.group(1)
+
+
+# The queue layout the worker uses: a stream per model, one consumer group.
+KEYS_RS = "shared/src/queue/keys.rs"
+STREAM_PREFIX = from_code(KEYS_RS, r'format!\("([^"{]+)\{model\}"\)')
+CONSUMER_GROUP = from_code(KEYS_RS, r'pub const GROUP: &str = "([^"]+)";')
+# The API's default grace period, when the ConfigMap does not set SHUTDOWN_GRACE.
+SHUTDOWN_GRACE_DEFAULT = from_code(
+    "api/src/config.rs", r'env = "SHUTDOWN_GRACE",[^\n]*default_value = "([^"]+)"'
+)
 
 KEDA_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject-v1alpha1.json",
@@ -211,7 +228,7 @@ def cross_check(name: str, objects: list[dict], secret_keys: set[str]) -> list[s
     secret = by_kind.get("Secret", {}).get("image-classifier")
     # Without the Secret object (created out of band in production) its documented keys count.
     keys_in_secret = set(secret.get("stringData", {})) | set(secret.get("data", {})) if secret else secret_keys
-    grace = duration_seconds(data.get("SHUTDOWN_GRACE", "20s"))
+    grace = duration_seconds(data.get("SHUTDOWN_GRACE", SHUTDOWN_GRACE_DEFAULT))
     deployments = by_kind.get("Deployment", {})
     for dname in ("api", "worker", "ui"):
         if dname not in deployments:
