@@ -135,7 +135,7 @@ pub async fn create_login(
     // The body's own rejection is plain text; every answer of this API is the JSON error.
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(0)
+            ApiError::BodyTooLarge
         } else {
             ApiError::BadRequest {
                 code: api_types::ErrorCode::BadRequest,
