@@ -1,5 +1,5 @@
 //! Limits that keep one client from taking the service: rate limits per client address
-//! (log-in, sign-up, uploads) and per account (uploads), a growing lock-out after repeated
+//! (log-in, sign-up, uploads; an IPv6 /64 is one address) and per account (uploads), a growing lock-out after repeated
 //! failed log-ins for one account, and the client address itself (the connection's peer, or
 //! what a configured header says when the peer is a trusted proxy, never a header the client
 //! chose).
@@ -67,15 +67,27 @@ struct Failures {
     last: Instant,
 }
 
-/// What failed log-ins are counted under: the account and the client address, an IPv6 address
-/// grouped by its /64 (one host's usual allocation, so rotating addresses inside it does not
-/// reset the count).
-fn lockout_key(account: &str, addr: Option<IpAddr>) -> (String, Option<IpAddr>) {
-    let addr = addr.map(|ip| match ip.to_canonical() {
+/// What every per-address limit counts a client address as: an IPv6 address grouped by its
+/// /64 (one host's usual allocation, so rotating addresses inside it does not reset a count),
+/// an IPv4-mapped IPv6 address as its IPv4 address.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(ipnet::Ipv6Net::new_assert(v6, 64).network()),
         v4 => v4,
-    });
-    (account.to_owned(), addr)
+    }
+}
+
+impl Keyed<IpAddr> {
+    /// Takes one request from the allowance of `addr`'s [`address_key`]; a request without an
+    /// address (tests driving the router) is not limited.
+    fn check_address(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        addr.map_or(Ok(()), |ip| self.check(&address_key(ip)))
+    }
+}
+
+/// What failed log-ins are counted under: the account and the client's [`address_key`].
+fn lockout_key(account: &str, addr: Option<IpAddr>) -> (String, Option<IpAddr>) {
+    (account.to_owned(), addr.map(address_key))
 }
 
 /// Every limit of the process, built from the configuration.
@@ -158,9 +170,7 @@ impl Limits {
     /// A log-in attempt from `addr` for `account`: refused while the address is over its rate
     /// or the account is locked out, from this address, after failures there.
     pub fn check_login(&self, addr: Option<IpAddr>, account: &str) -> Result<(), ApiError> {
-        if let Some(ip) = addr {
-            self.login_address.check(&ip)?;
-        }
+        self.login_address.check_address(addr)?;
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let key = lockout_key(account, addr);
@@ -214,14 +224,12 @@ impl Limits {
 
     /// A sign-up from `addr`.
     pub fn check_signup(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
-        addr.map_or(Ok(()), |ip| self.signup_address.check(&ip))
+        self.signup_address.check_address(addr)
     }
 
     /// An upload by `user` from `addr`.
     pub fn check_upload(&self, addr: Option<IpAddr>, user: i64) -> Result<(), ApiError> {
-        if let Some(ip) = addr {
-            self.upload_address.check(&ip)?;
-        }
+        self.upload_address.check_address(addr)?;
         self.upload_user.check(&user)
     }
 }
@@ -363,5 +371,46 @@ mod tests {
         }
         assert!(l.check_signup(Some("192.0.2.2".parse().unwrap())).is_ok());
         assert!(l.check_signup(None).is_ok(), "no address: not limited");
+    }
+
+    /// Issue 24, finding 7f: every per-address limit used to key the full IPv6 address, so one
+    /// host rotating through its /64 had 2^64 allowances. An IPv6 /64 is one address for each
+    /// of them (as for the log-in lock-out), and an IPv4-mapped address is its IPv4 one.
+    #[test]
+    fn every_address_limit_counts_an_ipv6_64_as_one_address() {
+        let l = Limits::new(&cfg(&[
+            "--signup-rate-per-address",
+            "2/1h",
+            "--login-rate-per-address",
+            "2/1h",
+            "--upload-rate-per-address",
+            "2/1h",
+        ]))
+        .unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        type Check = fn(&Limits, Option<IpAddr>) -> Result<(), ApiError>;
+        let checks: [(&str, Check); 3] = [
+            ("sign-up", |l, a| l.check_signup(a)),
+            ("log-in", |l, a| l.check_login(a, "a@b.co")),
+            ("upload", |l, a| l.check_upload(a, 1)),
+        ];
+        for (what, check) in checks {
+            assert!(check(&l, ip("2001:db8:1:2::1")).is_ok(), "{what}");
+            assert!(check(&l, ip("2001:db8:1:2::2")).is_ok(), "{what}");
+            assert!(
+                check(&l, ip("2001:db8:1:2:ffff::9")).is_err(),
+                "{what}: the same /64"
+            );
+            assert!(
+                check(&l, ip("2001:db8:1:3::1")).is_ok(),
+                "{what}: another /64"
+            );
+            assert!(check(&l, ip("192.0.2.7")).is_ok(), "{what}");
+            assert!(check(&l, ip("::ffff:192.0.2.7")).is_ok(), "{what}");
+            assert!(
+                check(&l, ip("192.0.2.7")).is_err(),
+                "{what}: an IPv4-mapped address is its IPv4 address"
+            );
+        }
     }
 }
