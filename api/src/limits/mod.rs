@@ -2,26 +2,27 @@
 //! (log-in, sign-up, uploads; an IPv6 /64 is one address) and per account (uploads), a growing lock-out after repeated
 //! failed log-ins for one account, and the client address itself (the connection's peer, or
 //! what a configured header says when the peer is a trusted proxy, never a header the client
-//! chose).
+//! chose: [`proxies`]).
 //!
 //! The counters live in this process (`governor`'s keyed GCRA limiters and a map of failed
 //! log-ins), so with several API replicas each enforces its own share; their memory is bounded
 //! by pruning idle keys.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use ipnet::IpNet;
-
 use crate::config::{ApiConfig, Rate};
 use crate::error::ApiError;
+use axum::http::HeaderMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+mod proxies;
+
+use proxies::TrustedProxies;
 
 /// One keyed limiter, or none when the rate is off.
 struct Keyed<K: std::hash::Hash + Eq + Clone> {
@@ -100,25 +101,11 @@ pub struct Limits {
     free_failures: u32,
     lockout_base: Duration,
     lockout_max: Duration,
-    trusted_header: HeaderName,
-    trusted_proxies: Vec<IpNet>,
-}
-
-/// Forwarded-for entries looked at, at most (a longer chain is cut from the left).
-const MAX_HOPS: usize = 16;
-
-/// One forwarded-for entry: an address, possibly with a port (`1.2.3.4:5`, `[::1]:5`).
-fn parse_entry(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
-    s.parse::<IpAddr>()
-        .ok()
-        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+    proxies: TrustedProxies,
 }
 
 impl Limits {
     pub fn new(cfg: &ApiConfig) -> anyhow::Result<Self> {
-        let trusted_header = HeaderName::from_str(cfg.trusted_proxy_header.trim())
-            .map_err(|e| anyhow::anyhow!("TRUSTED_PROXY_HEADER is not a header name: {e}"))?;
         Ok(Limits {
             login_address: Keyed::new(
                 cfg.login_rate_per_address,
@@ -131,40 +118,13 @@ impl Limits {
             free_failures: cfg.login_free_failures,
             lockout_base: cfg.login_lockout_base,
             lockout_max: cfg.login_lockout_max,
-            trusted_header,
-            trusted_proxies: cfg.trusted_proxies.clone(),
+            proxies: TrustedProxies::new(cfg)?,
         })
     }
 
-    /// The client's address. A request whose peer is not a trusted proxy is its peer's. From a
-    /// trusted proxy, the trusted header's entries are read from the right (the nearest proxy
-    /// appends the address it saw): each trusted address hands on to the entry before it, and
-    /// the first untrusted one is the client. Entries further left are whatever the client sent
-    /// and are never believed. `None` without a connection (tests driving the router).
+    /// The client's address (see [`TrustedProxies::client_ip`]).
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-        let mut client = peer?;
-        if !self.is_trusted(client) {
-            return Some(client);
-        }
-        let values: Vec<&str> = headers
-            .get_all(&self.trusted_header)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let entries = values.iter().flat_map(|v| v.split(',')).collect::<Vec<_>>();
-        for entry in entries.iter().rev().take(MAX_HOPS) {
-            let Some(ip) = parse_entry(entry) else { break };
-            client = ip;
-            if !self.is_trusted(ip) {
-                break;
-            }
-        }
-        Some(client)
-    }
-
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+        self.proxies.client_ip(headers, peer)
     }
 
     /// A log-in attempt from `addr` for `account`: refused while the address is over its rate
@@ -303,60 +263,6 @@ mod tests {
         assert!(!locked(&l, ip("2001:db8:1:3::1")));
         // An IPv4 client seen through an IPv6 socket counts as its IPv4 address.
         assert!(locked(&l, ip("::ffff:203.0.113.7")));
-    }
-
-    #[test]
-    fn the_address_comes_from_trusted_proxies_only() {
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        let xff = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert("x-forwarded-for", v.parse().unwrap());
-            h
-        };
-        let forged = xff("6.6.6.6, 203.0.113.7");
-        let direct = Limits::new(&cfg(&[])).unwrap();
-        assert_eq!(
-            direct.client_ip(&forged, ip("10.0.0.9")),
-            ip("10.0.0.9"),
-            "no proxies"
-        );
-
-        let l = Limits::new(&cfg(&["--trusted-proxies", "10.0.0.0/24,192.0.2.1"])).unwrap();
-        // A client talking to the API directly cannot choose its address.
-        assert_eq!(l.client_ip(&forged, ip("198.51.100.4")), ip("198.51.100.4"));
-        // Through the UI (10.0.0.9): the entry it appended, not the one the client forged.
-        assert_eq!(l.client_ip(&forged, ip("10.0.0.9")), ip("203.0.113.7"));
-        // Browser -> ingress (192.0.2.1) -> UI -> API: past both trusted hops.
-        let chain = xff("6.6.6.6, 203.0.113.7, 192.0.2.1");
-        assert_eq!(l.client_ip(&chain, ip("10.0.0.9")), ip("203.0.113.7"));
-        // Several header lines are one list; ports and IPv4-mapped peers are understood.
-        let mut lines = xff("203.0.113.8:4711");
-        lines.append("x-forwarded-for", "10.0.0.3".parse().unwrap());
-        assert_eq!(
-            l.client_ip(&lines, ip("::ffff:10.0.0.9")),
-            ip("203.0.113.8")
-        );
-        // Nothing forwarded, or garbage: the proxy itself (never the client's choice).
-        assert_eq!(
-            l.client_ip(&HeaderMap::new(), ip("10.0.0.9")),
-            ip("10.0.0.9")
-        );
-        assert_eq!(
-            l.client_ip(&xff("6.6.6.6, bogus"), ip("10.0.0.9")),
-            ip("10.0.0.9")
-        );
-        // Another header, when the proxy sets one.
-        let real = Limits::new(&cfg(&[
-            "--trusted-proxies",
-            "10.0.0.9",
-            "--trusted-proxy-header",
-            "X-Real-IP",
-        ]))
-        .unwrap();
-        let mut h = HeaderMap::new();
-        h.insert("x-real-ip", "203.0.113.9".parse().unwrap());
-        assert_eq!(real.client_ip(&h, ip("10.0.0.9")), ip("203.0.113.9"));
-        assert_eq!(real.client_ip(&forged, ip("10.0.0.9")), ip("10.0.0.9"));
     }
 
     #[test]
