@@ -9,8 +9,9 @@ info (`GET /info`).
 Every upload is new bytes by default: the photo gets a JPEG comment (a PNG `tEXt` chunk)
 holding a random id, inside the image and ignored by decoders, so the API's result cache
 never answers and every classification runs the model. `REPEAT_SHARE` (0..1, default 0)
-sends that share of uploads as one fixed copy instead; answers that come from the cache are
-reported apart, under names ending in "(cache hit)".
+sends that share of uploads as one fixed copy instead; answers that come from the cache (per
+account: each user's first copy is classified) are reported apart, under names ending in
+"(cache hit)".
 
 `make locust` runs this headless against private stacks and writes the report (see
 scripts/locust.sh). By hand, against a running stack (`make run`):

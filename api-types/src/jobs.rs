@@ -104,9 +104,9 @@ pub struct Job {
     /// sanitised: no folders, no control or direction-changing characters, at most 120
     /// characters. Absent when the upload named none.
     pub original_file_name: Option<String>,
-    /// True when the result was reused from the caller's own identical earlier upload. A result
-    /// reused from another account's upload is not marked: that would tell one user what
-    /// another uploaded.
+    /// True when the result was reused from the caller's own identical earlier upload. Results
+    /// are reused within one account only: another account's identical upload is classified
+    /// anew, so no answer tells one user what another uploaded.
     pub cached: bool,
     /// Present once the job is done.
     pub result: Option<JobResult>,

@@ -22,6 +22,12 @@ pub enum ApiError {
     Validation(String, &'static str),
     #[error("the upload is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// A JSON (or log-in form) body over [`crate::routes::MAX_JSON_BODY`].
+    #[error(
+        "the request body is larger than the limit of {} bytes",
+        crate::routes::MAX_JSON_BODY
+    )]
+    BodyTooLarge,
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("{0}")]
@@ -58,7 +64,7 @@ impl ApiError {
         let code = match self {
             ApiError::BadRequest { code, .. } => *code,
             ApiError::Validation(..) => ErrorCode::ValidationFailed,
-            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTooLarge => ErrorCode::PayloadTooLarge,
             ApiError::Image(e) => match e {
                 ImageError::Empty => ErrorCode::EmptyFile,
                 ImageError::Unsupported => ErrorCode::UnsupportedMediaType,
@@ -246,9 +252,7 @@ impl From<JsonRejection> for ApiError {
                 code: ErrorCode::BadRequest,
                 message: e.body_text(),
             },
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge(0)
-            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge,
             other => ApiError::BadRequest {
                 code: ErrorCode::BadRequest,
                 message: other.body_text(),

@@ -45,7 +45,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("expected a Bearer token".into()))?;
         let token = state.jwt.verify_claims(token.trim())?;
-        if !token.jti.is_empty() && state.db_call(state.db.token_revoked(&token.jti)).await? {
+        if state.db_call(state.db.token_revoked(&token.jti)).await? {
             return Err(ApiError::Unauthorized(
                 "this token was revoked (logged out); log in again".into(),
             ));

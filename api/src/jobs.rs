@@ -42,8 +42,8 @@ struct Checked {
     original_name: Option<String>,
 }
 
-/// Validates and enqueues an upload for `user` (sent from `addr`); a cached result comes back
-/// already done.
+/// Validates and enqueues an upload for `user` (sent from `addr`); a repeat of the user's own
+/// upload comes back already done, from their cached result.
 pub async fn submit(
     state: &AppState,
     user: &AuthUser,
@@ -51,27 +51,26 @@ pub async fn submit(
     up: Upload,
 ) -> Result<Job> {
     state.limits.check_upload(addr, user.id)?;
-    let upload = validate(state, up)?;
+    let upload = validate(state, user, up)?;
     let job = &upload.job;
     let mut conn = state.redis.get().await?;
-    let cached = producer::cached_result(&mut conn, &job.model, &job.sha256, job.top_k).await?;
-    let (record, own_repeat) = match cached {
+    let record = match producer::cached_result(&mut conn, job).await? {
         Some(hit) => answer_from_cache(state, &mut conn, user, &upload, hit).await?,
         None => {
             admit(state, &mut conn, user, &upload).await?;
-            (enqueue(state, &mut conn, user, &upload).await?, false)
+            enqueue(state, &mut conn, user, &upload).await?
         }
     };
     let mut view = record
         .to_job(&job.job_id)
         .ok_or_else(|| anyhow::anyhow!("a new job record lacks its status or model"))?;
     view.original_file_name = upload.original_name.clone();
-    view.cached = own_repeat;
     Ok(view)
 }
 
-/// Checks the model, `top_k` and the bytes (type, size, pixels) before anything is stored.
-fn validate(state: &AppState, up: Upload) -> Result<Checked> {
+/// Checks the model, `top_k` and the bytes (type, size, pixels) before anything is stored;
+/// the job is `user`'s.
+fn validate(state: &AppState, user: &AuthUser, up: Upload) -> Result<Checked> {
     let original_name = up.original_name;
     let model = state.model(up.model.as_deref())?;
     let benchmark_only = state.registry.get(&model).is_ok_and(|s| s.benchmark_only);
@@ -99,6 +98,7 @@ fn validate(state: &AppState, up: Upload) -> Result<Checked> {
         bytes,
         job: QueuedJob {
             job_id: uuid::Uuid::now_v7().to_string(),
+            owner: user.id,
             model,
             sha256,
             top_k,
@@ -122,10 +122,10 @@ fn history_row<'a>(user: &AuthUser, upload: &'a Checked) -> NewPrediction<'a> {
     }
 }
 
-/// Same bytes + model + `top_k` within the result TTL: the job is done at once, in Redis and
-/// in the history. It is marked `cached` only when the caller had sent these bytes before: the
-/// cache is shared, and saying "reused" to anyone else would tell them what another account
-/// uploaded. The flag says whether it was the caller's own repeat.
+/// The caller sent the same bytes + model + `top_k` within the result TTL: the job is done at
+/// once, in Redis and in the history, marked `cached`. The cache is per account (see
+/// [`shared::keys::cache`]): another account's copy of these bytes is queued like bytes nobody
+/// sent, so neither the answer nor its timing tells anyone what someone else uploaded.
 ///
 /// A hit still writes (a small job record in Redis, a history row), so it passes the same rate
 /// limit as any upload (checked in [`submit`]) and the Redis high-water mark; it holds no queue
@@ -137,18 +137,14 @@ async fn answer_from_cache(
     user: &AuthUser,
     upload: &Checked,
     hit: CachedResult,
-) -> Result<(JobRecord, bool)> {
+) -> Result<JobRecord> {
     let job = &upload.job;
     refuse_when_redis_is_nearly_full(state, conn).await?;
-    let own = state
-        .db_call(state.db.has_own_upload(user.id, &job.sha256, &job.model))
-        .await?;
     state
         .db_call(state.db.insert_prediction(&history_row(user, upload)))
         .await?;
     let record = JobRecord::from_cache(
         job,
-        user.id,
         &upload.image_file_name,
         upload.content_type,
         hit.result,
@@ -162,11 +158,11 @@ async fn answer_from_cache(
             error: None,
             thumbnail: Some(hit.thumb.as_slice()).filter(|t| !t.is_empty()),
             finished_ms: job.enqueued_ms,
-            cached: own,
+            cached: true,
         }))
         .await?;
     metrics::counter!(crate::prom::JOBS_CACHE_HITS).increment(1);
-    Ok((record, own))
+    Ok(record)
 }
 
 /// Admission of a job that must be queued: a live worker serves its model, Redis has room,
@@ -288,7 +284,7 @@ async fn enqueue(
     state
         .db_call(state.db.insert_prediction(&history_row(user, upload)))
         .await?;
-    let record = JobRecord::queued(job, user.id, &upload.image_file_name, upload.content_type);
+    let record = JobRecord::queued(job, &upload.image_file_name, upload.content_type);
     producer::enqueue(conn, job, &record, &upload.bytes, ttls(state)).await?;
     metrics::counter!(crate::prom::JOBS_SUBMITTED, "model" => job.model.clone()).increment(1);
     Ok(record)

@@ -162,7 +162,7 @@ pub async fn ensure_admin(state: &AppState) -> anyhow::Result<()> {
         pw.expose_secret().len() >= 8,
         "ADMIN_PASSWORD must be at least 8 characters"
     );
-    let email = email.trim().to_lowercase();
+    let email = shared::text::normalize_email(email);
     let hash = auth::hash_password(&state.argon2, pw.expose_secret().to_owned()).await?;
     match state.db.user_by_email(&email).await? {
         Some(u) => state.db.set_admin(u.view.id, Some(&hash)).await?,

@@ -9,6 +9,7 @@ pub mod registry;
 pub mod settings_doc;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text;
 pub mod time_util;
 pub mod upload;
 

@@ -27,6 +27,7 @@ const TTLS: Ttls = Ttls {
 fn job(id: &str) -> QueuedJob {
     QueuedJob {
         job_id: id.to_owned(),
+        owner: 7,
         model: MODEL.to_owned(),
         sha256: format!("sha-{id}"),
         top_k: 3,
@@ -55,7 +56,7 @@ fn done(label: &str) -> Outcome {
 
 /// Enqueues `q` the way the API does, owned by user 7.
 async fn enqueue(conn: &mut ConnectionManager, q: &QueuedJob, ttls: Ttls) {
-    let record = JobRecord::queued(q, 7, &format!("{}.jpg", q.sha256), "image/jpeg");
+    let record = JobRecord::queued(q, &format!("{}.jpg", q.sha256), "image/jpeg");
     producer::enqueue(conn, q, &record, b"image bytes", ttls)
         .await
         .unwrap();
@@ -166,13 +167,21 @@ async fn a_job_goes_from_queued_to_done_and_is_recorded_once() {
         (0, 0),
         "entry acked and deleted"
     );
-    // The next identical upload is answered from the cache.
-    let cached = producer::cached_result(&mut conn, MODEL, &q.sha256, q.top_k)
+    // The owner's next identical upload is answered from the cache; another owner's is not.
+    let cached = producer::cached_result(&mut conn, &q)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(cached.result, result("cat"));
     assert_eq!(cached.thumb, vec![0xff, 0xd8, 0x00, 0x01]);
+    let others = QueuedJob {
+        owner: 8,
+        ..q.clone()
+    };
+    assert_eq!(
+        producer::cached_result(&mut conn, &others).await.unwrap(),
+        None
+    );
     // Waiters are woken with the job id.
     let msg = tokio::time::timeout(Duration::from_secs(2), events.on_message().next())
         .await
@@ -220,9 +229,7 @@ async fn a_failed_job_keeps_its_error_and_is_not_cached() {
         "the image could not be decoded"
     );
     assert_eq!(record(&mut conn, "j1").await.result, None);
-    let cached = producer::cached_result(&mut conn, MODEL, &q.sha256, q.top_k)
-        .await
-        .unwrap();
+    let cached = producer::cached_result(&mut conn, &q).await.unwrap();
     assert_eq!(cached, None);
     let entries = results::read(&mut conn, "api-1", Duration::from_millis(100))
         .await
@@ -372,7 +379,10 @@ async fn records_images_and_results_expire_with_their_ttl() {
     let d2 = read_one(&mut w).await;
     w.start(&d2, "j2").await.unwrap();
     w.finish(&d2, &q2, done("cat")).await.unwrap();
-    for key in [keys::job("j2"), keys::cache(MODEL, &q2.sha256, q2.top_k)] {
+    for key in [
+        keys::job("j2"),
+        keys::cache(q2.owner, MODEL, &q2.sha256, q2.top_k),
+    ] {
         let ttl: i64 = conn.ttl(&key).await.unwrap();
         assert!((1..=5).contains(&ttl), "{key}: {ttl}");
     }
@@ -496,7 +506,7 @@ async fn a_cache_hit_writes_a_done_record() {
     let redis = Redis::start_temp();
     let mut conn = redis.conn().await;
     let q = job("j1");
-    let rec = JobRecord::from_cache(&q, 7, "sha-j1.jpg", "image/jpeg", result("cat"));
+    let rec = JobRecord::from_cache(&q, "sha-j1.jpg", "image/jpeg", result("cat"));
     producer::record_cache_hit(&mut conn, "j1", &rec, TTLS)
         .await
         .unwrap();

@@ -129,6 +129,13 @@ fn with_tail(mut b: Vec<u8>, tail: &[u8]) -> Vec<u8> {
     b
 }
 
+/// A RIFF (WebP) container whose size field says `by` bytes fewer than its chunks hold.
+fn riff_size_short(mut b: Vec<u8>, by: u32) -> Vec<u8> {
+    let size = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes"));
+    b[4..8].copy_from_slice(&(size - by).to_le_bytes());
+    b
+}
+
 fn cut(b: Vec<u8>, keep: usize) -> Vec<u8> {
     b[..keep.min(b.len())].to_vec()
 }
@@ -345,6 +352,12 @@ pub fn corpus() -> Vec<Case> {
             cut(webp_small.clone(), webp_small.len() / 2),
             Refused(400, "invalid_image"),
             "a WebP shorter than its RIFF size",
+        ),
+        case(
+            "webp-riff-short.webp",
+            riff_size_short(webp_small.clone(), 4),
+            Refused(400, "invalid_image"),
+            "a WebP whose RIFF size is 4 bytes shorter than its chunks",
         ),
         case(
             "bmp-half.bmp",

@@ -13,12 +13,13 @@ pub async fn enqueue(
 ) -> QueuedJob {
     let q = QueuedJob {
         job_id: id.into(),
+        owner: 1,
         model: model.into(),
         sha256: format!("sha-{id}"),
         top_k: 2,
         enqueued_ms: 0,
     };
-    let rec = JobRecord::queued(&q, 1, "x.jpg", "image/jpeg");
+    let rec = JobRecord::queued(&q, "x.jpg", "image/jpeg");
     let ttls = Ttls {
         result: std::time::Duration::from_secs(60),
         image: std::time::Duration::from_secs(60),

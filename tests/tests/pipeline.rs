@@ -235,6 +235,7 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         .unwrap();
     let q = shared::QueuedJob {
         job_id: job_id.into(),
+        owner: c.user_id,
         model: "efficientnet-lite0".into(),
         sha256: sha,
         top_k: 5,

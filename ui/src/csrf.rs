@@ -1,6 +1,7 @@
-//! CSRF protection by double submit: a random token in an HttpOnly, SameSite=Lax cookie, echoed
-//! by every form in a hidden field. A cross-site page can make the browser send the cookie but
-//! cannot read it, so it cannot put the matching value in the form.
+//! CSRF protection by double submit: a random token in an HttpOnly, SameSite=Lax cookie
+//! (`__Host-csrf` when cookies are `Secure`), echoed by every form in a hidden field. A
+//! cross-site page can make the browser send the cookie but cannot read it, so it cannot put
+//! the matching value in the form.
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{HeaderValue, SET_COOKIE};
@@ -13,8 +14,21 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 
-/// Name of the cookie that holds the token.
+/// Name of the cookie that holds the token when cookies cannot be `Secure` (plain http).
 pub const COOKIE: &str = "csrf";
+/// Its name when they are: browsers accept a `__Host-` cookie only `Secure`, for `Path=/` and
+/// without `Domain`, so no other host (a sibling subdomain) can plant or overwrite it.
+pub const HOST_COOKIE: &str = "__Host-csrf";
+
+/// The cookie name for a UI whose cookies are `secure` or not. Over plain http a `Secure`
+/// cookie would not come back (except from localhost), so the prefix cannot be had there.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        HOST_COOKIE
+    } else {
+        COOKIE
+    }
+}
 /// Name of the hidden form field that must repeat it.
 pub const FIELD: &str = "csrf";
 
@@ -80,9 +94,9 @@ fn well_formed(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The cookie holding `token`.
+/// The cookie holding `token` (no `Domain`: a `__Host-` cookie must have none).
 fn cookie(token: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((COOKIE, token))
+    Cookie::build((cookie_name(secure), token))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -108,7 +122,7 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     let jar = CookieJar::from_headers(req.headers());
     let existing = jar
-        .get(COOKIE)
+        .get(cookie_name(state.cookie_secure))
         .map(|c| c.value().to_owned())
         .filter(|t| well_formed(t));
     let (token, minted) = match existing {
@@ -134,6 +148,19 @@ mod tests {
         let (a, b) = (new_token(), new_token());
         assert!(well_formed(&a));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_cookie_is_host_prefixed_exactly_when_secure() {
+        let secure = cookie(new_token(), true);
+        assert_eq!(secure.name(), "__Host-csrf");
+        assert_eq!(
+            (secure.secure(), secure.path(), secure.domain()),
+            (Some(true), Some("/"), None)
+        );
+        let plain = cookie(new_token(), false);
+        assert_eq!(plain.name(), "csrf");
+        assert_eq!(plain.secure(), Some(false));
     }
 
     #[test]

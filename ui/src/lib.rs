@@ -196,6 +196,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         std::fs::rename(&tmp, path)?;
     }
     tracing::info!(addr = %listener.local_addr()?, api = %config.api_url, "ui listening");
+    // The API believes the forwarded address only from peers it trusts; otherwise every browser
+    // counts as this UI's one address for its per-address rate limits (issue 24, finding 7g).
+    tracing::info!(
+        api = %config.api_url,
+        "the UI forwards each browser's address in X-Forwarded-For: the API must list this UI's \
+         address in TRUSTED_PROXIES (and keep TRUSTED_PROXY_HEADER at X-Forwarded-For), or all \
+         the UI's users share one address's rate limits"
+    );
     // Handlers see the peer address (`ConnectInfo`): the API calls made for a browser say
     // whose they are.
     http_server::serve(

@@ -208,23 +208,4 @@ impl Db {
         })
         .transpose()
     }
-
-    /// Whether `user_id` already has a job on these bytes with this model (then a cache hit may
-    /// say "reused": it discloses nothing they do not know).
-    pub async fn has_own_upload(
-        &self,
-        user_id: i64,
-        sha256: &str,
-        model: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM predictions WHERE user_id = $1 AND sha256 = $2 AND model = $3 LIMIT 1",
-        )
-        .bind(user_id)
-        .bind(sha256)
-        .bind(model)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
-    }
 }

@@ -8,19 +8,27 @@ pub mod predictions;
 pub mod upload;
 pub mod users;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route of the API; `body_limit` bounds the upload routes' bodies.
+/// Largest body of the routes that take JSON or a log-in form (sign-up, log-in, feedback):
+/// a few fields of at most a few thousand characters, far from the uploads' megabytes.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Every route of the API; `body_limit` bounds the upload routes' bodies, [`MAX_JSON_BODY`]
+/// the others that read one.
 pub fn router(body_limit: usize) -> Router<AppState> {
+    let json_routes = users::router()
+        .merge(feedback::router())
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     Router::new()
         .merge(health::router())
         .merge(info::router())
-        .merge(users::router())
+        .merge(json_routes)
         .merge(predictions::router(body_limit))
         .merge(predict::router(body_limit))
-        .merge(feedback::router())
 }
 
 /// Largest `page`: keeps the row offset (`(page - 1) * per_page`) far inside an `i64`.

@@ -82,16 +82,13 @@ pub const MAX_ORIGINAL_NAME: usize = 120;
 
 /// The name a client gave its file, made safe to keep and show: the last path component only,
 /// control, format (bidirectional overrides, zero-width) and other invisible characters
-/// dropped, runs of white space made one space, at most [`MAX_ORIGINAL_NAME`] characters.
+/// dropped ([`shared::text::is_invisible`], the rule account names and emails are checked
+/// by), runs of white space made one space, at most [`MAX_ORIGINAL_NAME`] characters.
 /// `None` when nothing is left.
 pub fn sanitize_file_name(raw: &str) -> Option<String> {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let invisible = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
-    };
     let mut out = String::new();
-    for c in base.chars().filter(|c| !invisible(*c)) {
+    for c in base.chars().filter(|c| !shared::text::is_invisible(*c)) {
         if c.is_whitespace() {
             if !out.is_empty() && !out.ends_with(' ') {
                 out.push(' ');

@@ -28,17 +28,29 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(create_logout))
 }
 
-/// Checks the fields; the error names the first bad one.
-pub fn validate_user(u: &RegisterRequest) -> Result<()> {
+/// Checks the fields; the error names the first bad one. Returns the name and email as they
+/// are kept ([`shared::text::normalize`]d, so look-alike compatibility forms are one account).
+pub fn validate_user(u: &RegisterRequest) -> Result<(String, String)> {
     // The same rules as `RegisterRequest`'s schema: at most 50 characters as sent, at least 2
-    // once trimmed.
-    if u.name.chars().count() > MAX_NAME_CHARS || u.name.trim().chars().count() < MIN_NAME_CHARS {
+    // once trimmed; and no more than 50 once normalised (NFKC can lengthen).
+    let name = shared::text::normalize(&u.name);
+    let chars = name.chars().count();
+    if u.name.chars().count() > MAX_NAME_CHARS
+        || !(MIN_NAME_CHARS..=MAX_NAME_CHARS).contains(&chars)
+    {
         return Err(ApiError::Validation(
             format!("name must be {MIN_NAME_CHARS} to {MAX_NAME_CHARS} characters"),
             "name",
         ));
     }
-    if !valid_email(u.email.trim()) {
+    if name.chars().any(shared::text::is_invisible) {
+        return Err(ApiError::Validation(
+            "name must not contain control, invisible or direction-changing characters".into(),
+            "name",
+        ));
+    }
+    let email = shared::text::normalize_email(&u.email);
+    if !valid_email(&email) {
         return Err(ApiError::Validation(
             "email must look like name@example.com".into(),
             "email",
@@ -51,12 +63,14 @@ pub fn validate_user(u: &RegisterRequest) -> Result<()> {
             "password",
         ));
     }
-    Ok(())
+    Ok((name, email))
 }
 
-/// A pragmatic email shape: one `@`, a non-empty local part, a dotted domain, no spaces.
+/// A pragmatic email shape: one `@`, a non-empty local part, a dotted domain whose labels
+/// neither start nor end with `-`, no spaces and no invisible or direction-changing characters.
 pub fn valid_email(e: &str) -> bool {
-    if e.len() > MAX_EMAIL_LEN || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let invisible = |c: char| c.is_whitespace() || shared::text::is_invisible(c);
+    if e.len() > MAX_EMAIL_LEN || e.chars().any(invisible) {
         return false;
     }
     let Some((local, domain)) = e.split_once('@') else {
@@ -66,9 +80,12 @@ pub fn valid_email(e: &str) -> bool {
         && local.len() <= 64
         && !domain.contains('@')
         && domain.split('.').count() >= 2
-        && domain
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '-'))
+        && domain.split('.').all(|p| {
+            !p.is_empty()
+                && !p.starts_with('-')
+                && !p.ends_with('-')
+                && p.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 /// Registers a user: 201, 409 on a taken email, 422 naming an invalid field.
@@ -83,8 +100,7 @@ pub async fn create_user(
     AppJson(body): AppJson<RegisterRequest>,
 ) -> Result<Response> {
     state.limits.check_signup(addr)?;
-    validate_user(&body)?;
-    let email = body.email.trim().to_lowercase();
+    let (name, email) = validate_user(&body)?;
     if state
         .db_call(state.db.user_by_email(&email))
         .await?
@@ -96,7 +112,7 @@ pub async fn create_user(
     }
     let hash = hash_password(&state.argon2, body.password).await?;
     let user = state
-        .db_call(state.db.create_user(body.name.trim(), &email, &hash, false))
+        .db_call(state.db.create_user(&name, &email, &hash, false))
         .await
         .map_err(|e| match e {
             ApiError::Conflict(_) => {
@@ -135,7 +151,7 @@ pub async fn create_login(
     // The body's own rejection is plain text; every answer of this API is the JSON error.
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(0)
+            ApiError::BodyTooLarge
         } else {
             ApiError::BadRequest {
                 code: api_types::ErrorCode::BadRequest,
@@ -153,7 +169,7 @@ pub async fn create_login(
     } else {
         serde_urlencoded_form(&body)?
     };
-    let email = form.username.trim().to_lowercase();
+    let email = shared::text::normalize_email(&form.username);
     state.limits.check_login(addr, &email)?;
     let user = state.db_call(state.db.user_by_email(&email)).await?;
     let ok = verify_password(
@@ -183,12 +199,11 @@ pub async fn create_login(
 #[utoipa::path(post, path = "/logout", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "the token is revoked"), (status = 503, body = ErrorBody, description = "`unavailable`: the database did not answer in time")))]
 pub async fn create_logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode> {
-    if !user.token_id.is_empty() {
-        let expires_ms = i64::try_from(user.token_exp.saturating_mul(1000)).unwrap_or(i64::MAX);
-        state
-            .db_call(state.db.revoke_token(&user.token_id, expires_ms))
-            .await?;
-    }
+    // Every accepted token has a `jti` (see `Jwt::verify_claims`), so every one can be revoked.
+    let expires_ms = i64::try_from(user.token_exp.saturating_mul(1000)).unwrap_or(i64::MAX);
+    state
+        .db_call(state.db.revoke_token(&user.token_id, expires_ms))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -327,7 +342,7 @@ mod tests {
 
     #[test]
     fn email_shapes() {
-        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org", "a@x-y.co"] {
             assert!(valid_email(ok), "{ok}");
         }
         for bad in [
@@ -339,6 +354,12 @@ mod tests {
             "a b@c.de",
             "a@@b.co",
             "a@b..co",
+            "a@-b.co",
+            "a@b-.co",
+            "a@b.-co",
+            "\u{200b}a@b.co",
+            "a\u{202e}@b.co",
+            "a\0@b.co",
             "x'; DROP TABLE users;--@x.io",
         ] {
             assert!(!valid_email(bad), "{bad}");

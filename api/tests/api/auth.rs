@@ -99,11 +99,20 @@ fn b64url(data: &[u8]) -> String {
     out
 }
 
+/// A token for `sub` expiring at `exp`, signed with `secret`, with every claim the API issues.
 fn sign(secret: &[u8], sub: &str, exp: u64) -> String {
     let now = jsonwebtoken::get_current_timestamp();
+    sign_claims(
+        secret,
+        json!({"sub": sub, "iat": now, "exp": exp, "jti": "t1"}),
+    )
+}
+
+/// `claims` signed with `secret` (HS256).
+fn sign_claims(secret: &[u8], claims: Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": sub, "iat": now, "exp": exp}),
+        &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret),
     )
     .unwrap()
@@ -130,6 +139,7 @@ async fn bad_tokens_are_401_with_www_authenticate(b: Backend) {
     let last = flipped_sig.pop().unwrap();
     flipped_sig.push(if last == 'A' { 'B' } else { 'A' });
     let none_header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
+    let (secret, sub) = (SECRET.as_bytes(), a.to_string());
     let cases = [
         (
             "expired",
@@ -155,6 +165,38 @@ async fn bad_tokens_are_401_with_www_authenticate(b: Backend) {
                 &a.to_string(),
                 now + 600,
             ),
+        ),
+        // Issue 24, finding 7d: a token the API never issues, signed with its key, is refused
+        // all the same: no `jti` (it could never be revoked), an empty one, not valid yet
+        // (`nbf`), issued in the future (`iat`), or no `iat` at all.
+        (
+            "no jti",
+            sign_claims(secret, json!({"sub": sub, "iat": now, "exp": now + 600})),
+        ),
+        (
+            "empty jti",
+            sign_claims(
+                secret,
+                json!({"sub": sub, "iat": now, "exp": now + 600, "jti": ""}),
+            ),
+        ),
+        (
+            "not valid before an hour from now",
+            sign_claims(
+                secret,
+                json!({"sub": sub, "iat": now, "nbf": now + 3600, "exp": now + 7200, "jti": "t2"}),
+            ),
+        ),
+        (
+            "issued an hour from now",
+            sign_claims(
+                secret,
+                json!({"sub": sub, "iat": now + 3600, "exp": now + 7200, "jti": "t3"}),
+            ),
+        ),
+        (
+            "no iat",
+            sign_claims(secret, json!({"sub": sub, "exp": now + 600, "jti": "t4"})),
         ),
         ("garbage", "not.a.token".to_owned()),
         ("empty", String::new()),

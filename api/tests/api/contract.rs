@@ -173,6 +173,11 @@ async fn empty_and_oversized_logins_are_json_errors(b: Backend) {
         (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
         "{v}"
     );
+    let limit = format!("limit of {} bytes", api::routes::MAX_JSON_BODY);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(&limit),
+        "{v}"
+    );
 }
 
 async fn registration_follows_the_schema_rules(b: Backend) {

@@ -1,6 +1,6 @@
 //! Feedback: round trip, newest first, per user, validation.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -8,6 +8,7 @@ use crate::helpers::*;
 both_backends!(
     feedback_round_trip_newest_first,
     feedback_is_one_per_job_and_shown_on_the_job,
+    an_oversized_feedback_body_is_413_stating_the_real_limit,
 );
 
 async fn feedback_round_trip_newest_first(b: Backend) {
@@ -160,4 +161,51 @@ async fn feedback_is_one_per_job_and_shown_on_the_job(b: Backend) {
     let (_, tb) = c.user("Bob", "bob@example.com").await;
     let (s, _) = c.get(&format!("/predictions/{job}"), &tb).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// Issue 24, finding 7c: a body over the limit used to say "limit of 0 bytes". The 413 states
+/// the limit that applies, and it is the real one: a body of exactly that size passes it (and is
+/// judged on its content), one byte more does not.
+async fn an_oversized_feedback_body_is_413_stating_the_real_limit(b: Backend) {
+    let c = Ctx::new(b).await;
+    let (_, token) = c.user("Alice", "alice@example.com").await;
+    let send = |len: usize| {
+        // `{"feedback":"xx…"}`: 15 bytes of JSON around the text.
+        let body = format!(r#"{{"feedback":"{}"}}"#, "x".repeat(len - 15));
+        assert_eq!(body.len(), len);
+        let (c, token) = (&c, token.clone());
+        async move {
+            let (s, _, bytes) = c
+                .raw(
+                    Method::POST,
+                    "/feedback",
+                    Some(&token),
+                    Some("application/json"),
+                    body,
+                )
+                .await;
+            (s, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let (s, v) = send(c.state.cfg.max_upload_bytes + 128 * 1024).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(error_code(&v), ErrorCode::PayloadTooLarge);
+    let message = v["error"]["message"].as_str().unwrap();
+    let limit: usize = message
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no limit stated: {message}"));
+    assert!(limit > 0, "{message}");
+    let (s, v) = send(limit + 1).await;
+    assert_eq!(
+        s,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "one byte over {limit}: {v}"
+    );
+    let (s, v) = send(limit).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "within {limit}, judged on content: {v}"
+    );
 }

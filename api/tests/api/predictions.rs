@@ -9,7 +9,7 @@ both_backends!(
     history_is_per_user_and_foreign_jobs_are_404,
     the_original_file_name_is_kept_safe,
     history_search_and_filters,
-    a_cache_hit_does_not_disclose_another_accounts_upload,
+    another_accounts_upload_is_answered_like_bytes_nobody_sent,
     repeats_store_no_second_thumbnail_and_stop_when_redis_is_nearly_full,
     info_lists_display_fields_and_the_callers_own_waiting_jobs,
 );
@@ -273,54 +273,97 @@ async fn history_search_and_filters(b: Backend) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 }
 
-/// Bob sends the bytes Alice sent: the answer may be instant, but it must not say "reused";
-/// Bob sending them again may.
-async fn a_cache_hit_does_not_disclose_another_accounts_upload(b: Backend) {
+/// Issue 24, finding 5: the result cache was shared, so Bob sending the bytes Alice sent got
+/// `done` at once (200) where bytes nobody sent get `queued` (202): a one-request oracle of
+/// what another account uploaded. The cache is per account now: Bob's copy of Alice's bytes is
+/// answered exactly like fresh bytes, and only an account's own repeat is answered from it.
+async fn another_accounts_upload_is_answered_like_bytes_nobody_sent(b: Backend) {
     let c = Ctx::new(b).await;
     let (_, ta) = c.user("Alice", "alice@example.com").await;
     let (_, tb) = c.user("Bob", "bob@example.com").await;
     let photo = test_support::unique_photo("shared bytes");
     let (_, alices) = upload_queued(&c, &ta, &photo, "alice.jpg").await;
-    // The worker's finish script leaves this cache entry; written directly (no worker here).
-    let sha = alices["image_file_name"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
-    let result = serde_json::json!({"predictions": [{"label": "beagle", "class_id": 162, "score": 0.9}],
-        "model": "efficientnet-lite0", "elapsed_ms": 4.0});
-    let mut conn = c.redis_conn().await;
-    let _: () = redis::AsyncCommands::hset(
-        &mut conn,
-        shared::keys::cache("efficientnet-lite0", &sha, 5),
-        shared::keys::field::RESULT,
-        result.to_string(),
+    finish_as_the_worker(&c, alices["job_id"].as_str().unwrap(), &[]).await;
+
+    let (fresh_status, fresh) = upload_named(
+        &c,
+        &tb,
+        &test_support::unique_photo("nobody sent"),
+        "new.jpg",
     )
-    .await
-    .unwrap();
-
-    let (s, first) = upload_named(&c, &tb, &photo, "bob.jpg").await;
-    assert_eq!(s, StatusCode::OK, "answered at once: {first}");
-    assert_eq!(first["status"], "done");
+    .await;
+    let (s, bobs) = upload_named(&c, &tb, &photo, "bob.jpg").await;
+    assert_eq!(fresh_status, StatusCode::ACCEPTED, "{fresh}");
     assert_eq!(
-        first["cached"], false,
-        "Alice's upload is not Bob's business: {first}"
+        s, fresh_status,
+        "Alice's bytes look like fresh bytes: {bobs}"
     );
-    assert_eq!(first["original_file_name"], "bob.jpg");
-    let id = first["job_id"].as_str().unwrap();
+    assert_eq!(bobs["status"], fresh["status"], "{bobs}");
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&bobs),
+        keys(&fresh),
+        "the same shape: {bobs} vs {fresh}"
+    );
+    let id = bobs["job_id"].as_str().unwrap();
     let (_, again) = c.get(&format!("/predictions/{id}"), &tb).await;
-    assert_eq!(again["cached"], false, "{again}");
-    let (_, hist) = c.get("/predictions", &tb).await;
-    assert_eq!(hist["items"][0]["cached"], false);
+    assert_eq!(
+        again["status"], "queued",
+        "a real job, waiting for a worker: {again}"
+    );
 
-    let (s, second) = upload_named(&c, &tb, &photo, "bob again.jpg").await;
-    assert_eq!(s, StatusCode::OK, "{second}");
-    assert_eq!(second["cached"], true, "Bob's own repeat: {second}");
-    let id = second["job_id"].as_str().unwrap();
-    let (_, again) = c.get(&format!("/predictions/{id}"), &tb).await;
+    // Alice's own repeat is answered from her result, and says so.
+    let (s, repeat) = upload_named(&c, &ta, &photo, "alice again.jpg").await;
+    assert_eq!(s, StatusCode::OK, "{repeat}");
+    assert_eq!(repeat["status"], "done");
+    assert_eq!(repeat["cached"], true, "Alice's own repeat: {repeat}");
+    let id = repeat["job_id"].as_str().unwrap();
+    let (_, again) = c.get(&format!("/predictions/{id}"), &ta).await;
     assert_eq!(again["cached"], true, "{again}");
+}
+
+/// The result every test job that a worker "finishes" here gets.
+fn beagle() -> api_types::JobResult {
+    serde_json::from_value(serde_json::json!({
+        "predictions": [{"label": "beagle", "class_id": 162, "score": 0.9}],
+        "model": "efficientnet-lite0", "elapsed_ms": 4.0}))
+    .unwrap()
+}
+
+/// Plays the worker and the persistence consumer (neither runs here) for the queued job
+/// `job_id`: the queue's own finish script records it done with [`beagle`] and `thumb`
+/// (writing the cache entry wherever the worker writes it), and the history row gets the same.
+async fn finish_as_the_worker(c: &Ctx, job_id: &str, thumb: &[u8]) {
+    let client = redis::Client::open(c.redis.url()).unwrap();
+    let mut worker = shared::queue::Consumer {
+        conn: client.get_connection_manager().await.unwrap(),
+        name: "test-worker".into(),
+        result_ttl: std::time::Duration::from_secs(60),
+    };
+    let models = ["efficientnet-lite0".to_owned()];
+    worker.ensure_groups(&models).await.unwrap();
+    let delivery = worker.read(&models, 1, 100).await.unwrap().pop().unwrap();
+    let job = delivery.job.clone().unwrap();
+    assert_eq!(job.job_id, job_id, "the one queued job");
+    let outcome = shared::queue::Outcome::Done {
+        result: beagle(),
+        thumb: thumb.to_vec(),
+    };
+    let recorded = worker.finish(&delivery, &job, outcome).await.unwrap();
+    assert_eq!(recorded, shared::queue::Recorded::First);
+    c.state
+        .db
+        .finish_prediction(&api::db::Finished {
+            job_id,
+            status: shared::JobStatus::Done,
+            result: Some(&beagle()),
+            error: None,
+            thumbnail: Some(thumb).filter(|t| !t.is_empty()),
+            finished_ms: shared::time_util::now_ms(),
+            cached: false,
+        })
+        .await
+        .unwrap();
 }
 
 /// Issue 24, finding 2: repeats of one upload used to copy its thumbnail into every job record
@@ -334,51 +377,14 @@ async fn repeats_store_no_second_thumbnail_and_stop_when_redis_is_nearly_full(b:
     let photo = test_support::unique_photo("repeated");
     let (_, first) = upload_queued(&c, &ta, &photo, "a.jpg").await;
     let first_id = first["job_id"].as_str().unwrap().to_owned();
-    let sha = first["image_file_name"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
     // What the worker's finish leaves: the cache entry (result + thumbnail) and, through the
     // persistence consumer, the history row with the thumbnail.
     let thumb = vec![0xff, 0xd8, 0xff, 0xe0, 7];
-    let result: api_types::JobResult = serde_json::from_value(serde_json::json!({
-        "predictions": [{"label": "beagle", "class_id": 162, "score": 0.9}],
-        "model": "efficientnet-lite0", "elapsed_ms": 4.0}))
-    .unwrap();
+    finish_as_the_worker(&c, &first_id, &thumb).await;
     let mut conn = c.redis_conn().await;
-    let _: () = redis::AsyncCommands::hset_multiple(
-        &mut conn,
-        shared::keys::cache("efficientnet-lite0", &sha, 5),
-        &[
-            (
-                shared::keys::field::RESULT,
-                serde_json::to_vec(&result).unwrap(),
-            ),
-            (shared::keys::field::THUMB, thumb.clone()),
-        ],
-    )
-    .await
-    .unwrap();
-    c.state
-        .db
-        .finish_prediction(&api::db::Finished {
-            job_id: &first_id,
-            status: shared::JobStatus::Done,
-            result: Some(&result),
-            error: None,
-            thumbnail: Some(&thumb),
-            finished_ms: shared::time_util::now_ms(),
-            cached: false,
-        })
-        .await
-        .unwrap();
-
     let mut repeats = Vec::new();
-    for (token, name) in [(&ta, "a2.jpg"), (&ta, "a3.jpg"), (&tb, "b.jpg")] {
-        let (s, v) = upload_named(&c, token, &photo, name).await;
+    for name in ["a2.jpg", "a3.jpg"] {
+        let (s, v) = upload_named(&c, &ta, &photo, name).await;
         assert_eq!(s, StatusCode::OK, "a cache hit: {v}");
         let id = v["job_id"].as_str().unwrap().to_owned();
         let fields: Vec<String> = redis::AsyncCommands::hkeys(&mut conn, shared::keys::job(&id))
@@ -389,8 +395,23 @@ async fn repeats_store_no_second_thumbnail_and_stop_when_redis_is_nearly_full(b:
             !fields.iter().any(|f| f == shared::keys::field::THUMB),
             "no thumbnail copy in the repeat's record: {fields:?}"
         );
-        repeats.push((token.clone(), id));
+        repeats.push((ta.clone(), id));
     }
+    // Bob's copy is a job of its own (the cache is per account); finished, it shares the
+    // content's one thumbnail.
+    let (s, v) = upload_named(&c, &tb, &photo, "b.jpg").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let bobs = v["job_id"].as_str().unwrap().to_owned();
+    let (s, _, _) = c
+        .get_bytes(&format!("/predictions/{bobs}/thumbnail"), &tb)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "no thumbnail before his own job is done"
+    );
+    finish_as_the_worker(&c, &bobs, &thumb).await;
+    repeats.push((tb.clone(), bobs));
     let stored: i64 = c
         .scalar("SELECT COUNT(*) AS n FROM thumbnails WHERE $1 = $1", 0, "n")
         .await;

@@ -9,6 +9,7 @@ both_backends!(
     register_returns_201_without_secrets,
     duplicate_email_is_409_case_insensitive,
     invalid_fields_are_422_naming_the_field,
+    invisible_characters_are_refused_and_look_alikes_fold,
     users_cannot_touch_each_other_admin_can,
     deleting_a_user_removes_their_data,
 );
@@ -214,4 +215,50 @@ async fn deleting_a_user_removes_their_data(b: Backend) {
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(c.count("predictions", bid).await, 0);
     assert_eq!(c.count("feedback", bid).await, 0);
+}
+
+/// Issue 24, finding 7a: names and emails that look like someone else's, or like nothing. Control,
+/// zero-width, invisible and direction-changing characters are refused (the same 422 naming the
+/// field as any invalid field), as are names of nothing else and domains with a label starting
+/// or ending with `-`; full-width and other compatibility forms fold (NFKC) into the plain one,
+/// so they are the same account at sign-up and log-in.
+async fn invisible_characters_are_refused_and_look_alikes_fold(b: Backend) {
+    let c = Ctx::new(b).await;
+    c.user("Ada", "ada@x.com").await;
+    for (name, email, field) in [
+        ("Ada", "\u{200b}ada@x.com", "email"),
+        ("Ada", "ada\u{202e}moc.x@x.com", "email"),
+        ("Ada", "ada\0@x.com", "email"),
+        ("Ada", "ada@\u{2060}x.com", "email"),
+        ("Ada", "ada@-x.com", "email"),
+        ("Ada", "ada@x-.com", "email"),
+        ("\u{200b}\u{200c}\u{200d}", "zw@x.com", "name"),
+        ("\u{2060}\u{feff}\u{00ad}", "wj@x.com", "name"),
+        ("\u{3164}\u{3164}", "filler@x.com", "name"),
+        ("Ad\u{202e}a", "rlo@x.com", "name"),
+        ("Ad\u{2066}a", "isolate@x.com", "name"),
+        ("Ada\0", "nul@x.com", "name"),
+        ("Ada\nLovelace", "newline@x.com", "name"),
+    ] {
+        let (s, v) = c.register(name, email, PASSWORD).await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name:?} {email:?}: {v}"
+        );
+        assert_eq!(error_code(&v), ErrorCode::ValidationFailed, "{v}");
+        assert_eq!(error_field(&v), field, "{name:?} {email:?}: {v}");
+    }
+    // Full-width look-alikes are the same email: taken at sign-up, Ada's at log-in.
+    let (s, v) = c
+        .register("Ada", "\u{ff41}\u{ff44}\u{ff41}@\u{ff58}.com", PASSWORD)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    c.login("\u{ff21}DA@x.\u{ff43}om", PASSWORD).await;
+    // A name folds too (U+FF27... is "Grace" in full width; U+2168 is the numeral "IX").
+    let (s, v) = c
+        .register("\u{ff27}race \u{2168}", "grace@x.com", PASSWORD)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["name"], "Grace IX");
 }

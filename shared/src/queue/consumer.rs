@@ -214,7 +214,8 @@ impl Consumer {
             jobs.push(doc);
             keys_.push(keys::job(&it.job.job_id));
             keys_.push(it.delivery.stream.clone());
-            keys_.push(keys::cache(&it.job.model, &it.job.sha256, it.job.top_k));
+            let j = it.job;
+            keys_.push(keys::cache(j.owner, &j.model, &j.sha256, j.top_k));
             keys_.push(keys::image(&it.job.sha256));
             keys_.push(keys::image_refs(&it.job.sha256));
         }

@@ -15,8 +15,9 @@
 //! - `ic:quota:{user id}`: a hash with the user's queued `jobs` and `bytes` (incremented at
 //!   enqueue, decremented by `finish.lua`; expires with the result TTL, so a lost decrement
 //!   cannot lock a user out for good).
-//! - `ic:cache:{model}:{sha256}:{top_k}`: a finished result ([`CachedResult`](super::CachedResult)),
-//!   reused for identical uploads.
+//! - `ic:cache:{owner}:{model}:{sha256}:{top_k}`: a finished result
+//!   ([`CachedResult`](super::CachedResult)), reused for the same owner's identical uploads
+//!   only: a cache shared between accounts would tell anyone what someone else had sent.
 //! - `ic:events`: pub/sub channel; the job id is published when a job finishes.
 //! - `ic:results`: a stream of finished jobs that the API persists into its database; each
 //!   entry has one field, [`stream::FINISHED`], holding a [`FinishedJob`](super::FinishedJob) as JSON.
@@ -72,9 +73,10 @@ pub mod quota_field {
     pub const BYTES: &str = "bytes";
 }
 
-/// A cached result for the same bytes, model and `top_k`.
-pub fn cache(model: &str, sha256: &str, top_k: usize) -> String {
-    format!("ic:cache:{model}:{sha256}:{top_k}")
+/// A cached result for the same owner, bytes, model and `top_k`: a job's result is reused
+/// for its owner's own repeats only.
+pub fn cache(owner: i64, model: &str, sha256: &str, top_k: usize) -> String {
+    format!("ic:cache:{owner}:{model}:{sha256}:{top_k}")
 }
 
 /// One worker's heartbeat details.
@@ -144,7 +146,8 @@ mod tests {
             image("s"),
             image_refs("s"),
             quota(7),
-            cache("m", "s", 5),
+            cache(7, "m", "s", 5),
+            cache(8, "m", "s", 5),
             worker("w"),
         ];
         assert!(all.iter().all(|k| k.starts_with("ic:")));

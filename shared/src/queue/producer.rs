@@ -20,14 +20,14 @@ pub struct Ttls {
     pub image: Duration,
 }
 
-/// A finished result for the same bytes, model and `top_k`, if one is cached.
+/// A finished result of `job`'s owner for the same bytes, model and `top_k`, if one is cached
+/// (another account's result is never reused: see [`keys::cache`]).
 pub async fn cached_result<C: ConnectionLike + Send + Sync>(
     conn: &mut C,
-    model: &str,
-    sha256: &str,
-    top_k: usize,
+    job: &QueuedJob,
 ) -> RedisResult<Option<CachedResult>> {
-    let h: HashMap<String, Vec<u8>> = conn.hgetall(keys::cache(model, sha256, top_k)).await?;
+    let key = keys::cache(job.owner, &job.model, &job.sha256, job.top_k);
+    let h: HashMap<String, Vec<u8>> = conn.hgetall(key).await?;
     Ok(CachedResult::from_fields(&h))
 }
 

@@ -18,6 +18,11 @@ use crate::{Job, JobResult, JobStatus};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedJob {
     pub job_id: String,
+    /// The owning user's id: their cached results are theirs alone ([`super::keys::cache`]).
+    /// An entry queued before owners were carried reads as 0, no user's id, so its result is
+    /// cached for nobody.
+    #[serde(default)]
+    pub owner: i64,
     pub model: String,
     /// SHA-256 of the image bytes; the bytes live under [`super::keys::image`].
     pub sha256: String,
@@ -68,11 +73,11 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// A fresh job waiting in its queue.
-    pub fn queued(job: &QueuedJob, owner: i64, image_file_name: &str, content_type: &str) -> Self {
+    pub fn queued(job: &QueuedJob, image_file_name: &str, content_type: &str) -> Self {
         JobRecord {
             status: Some(JobStatus::Queued),
             model: Some(job.model.clone()),
-            owner: Some(owner),
+            owner: Some(job.owner),
             image_file_name: Some(image_file_name.to_owned()),
             sha256: Some(job.sha256.clone()),
             top_k: Some(job.top_k),
@@ -88,7 +93,6 @@ impl JobRecord {
     /// history (one per content), so repeating an upload costs Redis a small record only.
     pub fn from_cache(
         job: &QueuedJob,
-        owner: i64,
         image_file_name: &str,
         content_type: &str,
         result: JobResult,
@@ -100,7 +104,7 @@ impl JobRecord {
             result: Some(result),
             thumb: None,
             attempts: None,
-            ..JobRecord::queued(job, owner, image_file_name, content_type)
+            ..JobRecord::queued(job, image_file_name, content_type)
         }
     }
 
@@ -339,6 +343,7 @@ mod tests {
     fn a_record_reads_back_as_written() {
         let q = QueuedJob {
             job_id: "j1".into(),
+            owner: 7,
             model: "m".into(),
             sha256: "abc".into(),
             top_k: 3,
@@ -347,8 +352,7 @@ mod tests {
         let rec = JobRecord {
             worker: Some("w".into()),
             last_error: Some("slow".into()),
-            owner: Some(7),
-            ..JobRecord::from_cache(&q, 7, "abc.jpeg", "image/jpeg", result())
+            ..JobRecord::from_cache(&q, "abc.jpeg", "image/jpeg", result())
         };
         assert_eq!(rec.thumb, None, "a cache hit copies no thumbnail");
         assert_eq!(JobRecord::from_fields(&hash(&rec)), rec);

@@ -195,10 +195,19 @@ pub(super) fn gif_end(b: &[u8]) -> Option<usize> {
     }
 }
 
-/// WebP: the RIFF container's size (padded to even).
+/// WebP: the RIFF container's end (its size, padded to even), once its chunks are walked:
+/// each chunk (four-byte tag, little-endian size, data padded to even) must lie inside the
+/// container and the last must end where it does. A RIFF size shorter than its chunks would
+/// otherwise cut the image at upload and leave the worker a file it cannot decode.
 pub(super) fn webp_end(b: &[u8]) -> Option<usize> {
     let size = usize::try_from(le32(b, 4)?).ok()?;
-    8usize.checked_add(size)?.checked_add(size & 1)
+    let end = 8usize.checked_add(size)?.checked_add(size & 1)?;
+    let mut i = 12; // after "RIFF", the size and "WEBP"
+    while i < end {
+        let len = usize::try_from(le32(b, i + 4)?).ok()?;
+        i = i.checked_add(8)?.checked_add(len)?.checked_add(len & 1)?;
+    }
+    (i == end && end > 12).then_some(end)
 }
 
 /// The canvas size of a WebP (`VP8X` extended header, or the bitstream header of a simple
@@ -251,4 +260,54 @@ pub(super) fn bmp_end(b: &[u8]) -> Option<usize> {
         return None;
     }
     usize::try_from(end).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::upload::inspect;
+
+    /// A small lossless WebP, as the `image` crate writes it.
+    fn webp() -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(image::RgbImage::new(32, 32))
+            .write_to(&mut out, image::ImageFormat::WebP)
+            .unwrap();
+        out.into_inner()
+    }
+
+    /// Issue 24, finding 7b: a RIFF size shorter than the chunks it holds used to be taken as
+    /// the image's end, so the upload was cut there, accepted, and failed later in the worker.
+    /// Now the chunks are walked: they must end exactly where the RIFF size says (400 at
+    /// upload otherwise), while data after a consistent container is still only dropped.
+    #[test]
+    fn a_webp_riff_size_must_agree_with_its_chunks() {
+        let b = webp();
+        assert_eq!(webp_end(&b), Some(b.len()));
+        let size = le32(&b, 4).unwrap() as u32;
+        for shorter in [2, 4, size - 4] {
+            let mut short = b.clone();
+            short[4..8].copy_from_slice(&(size - shorter).to_le_bytes());
+            assert_eq!(webp_end(&short), None, "{shorter} bytes short");
+            assert!(
+                matches!(
+                    inspect(&short, DecodeLimits::default()),
+                    Err(ImageError::Corrupt(_))
+                ),
+                "{shorter} bytes short"
+            );
+        }
+        let mut tail = b.clone();
+        tail.extend_from_slice(&[0x55; 100]);
+        assert_eq!(
+            webp_end(&tail),
+            Some(b.len()),
+            "trailing data is not the image"
+        );
+        assert_eq!(
+            inspect(&tail, DecodeLimits::default()).unwrap().len,
+            b.len()
+        );
+    }
 }

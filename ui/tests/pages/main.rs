@@ -516,6 +516,44 @@ async fn next_is_followed_only_to_a_same_origin_path_and_never_fails() {
     }
 }
 
+/// Issue 24, finding 7e: on a UI whose cookies are `Secure` (an https `UI_PUBLIC_URL`) the CSRF
+/// cookie is `__Host-csrf`, which browsers accept only Secure, for `Path=/` and without a
+/// `Domain`, so a sibling subdomain cannot plant one; a plain `csrf` cookie counts for nothing
+/// there. Over plain http (the other tests) the cookie cannot be Secure, so it stays `csrf`.
+#[tokio::test]
+async fn a_secure_ui_names_its_csrf_cookie_host_prefixed() {
+    let api = ApiClient::new(&spawn_fake_api().await, Duration::from_secs(5)).unwrap();
+    let ui = app(AppState::new(api, true, 10));
+    let resp = send(&ui, get_req("/login", None)).await;
+    let minted = set_cookies(&resp)
+        .into_iter()
+        .find(|c| c.contains("csrf="))
+        .expect("a CSRF cookie");
+    assert!(minted.starts_with("__Host-csrf="), "{minted}");
+    for attr in ["Secure", "Path=/", "HttpOnly"] {
+        assert!(minted.contains(attr), "{attr}: {minted}");
+    }
+    assert!(!minted.contains("Domain"), "{minted}");
+    let fields = format!("csrf={CSRF}&email=g%40example.com&password=right");
+    let plain = send(&ui, form_req("/login", &format!("csrf={CSRF}"), &fields)).await;
+    assert_eq!(
+        plain.status(),
+        StatusCode::FORBIDDEN,
+        "an unprefixed cookie"
+    );
+    let resp = send(
+        &ui,
+        form_req("/login", &format!("__Host-csrf={CSRF}"), &fields),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let rotated = set_cookies(&resp)
+        .into_iter()
+        .find(|c| c.contains("csrf="))
+        .expect("a new CSRF cookie at log-in");
+    assert!(rotated.starts_with("__Host-csrf="), "{rotated}");
+}
+
 #[tokio::test]
 async fn log_in_rotates_the_csrf_token_and_log_out_revokes_the_token() {
     let ui = ui_for(&spawn_fake_api().await);

@@ -6,7 +6,7 @@
 -- then five keys per job i = 1..n (base b = 5i - 2):
 --   KEYS[b]     the job hash (ic:job:{id})
 --   KEYS[b+1]   its queue stream (ic:jobs:{model})
---   KEYS[b+2]   its cache hash (ic:cache:{model}:{sha256}:{top_k})
+--   KEYS[b+2]   its owner's cache hash (ic:cache:{owner}:{model}:{sha256}:{top_k})
 --   KEYS[b+3]   the uploaded bytes (ic:img:{sha256})
 --   KEYS[b+4]   how many unfinished jobs use those bytes (ic:imgrefs:{sha256})
 -- ARGV[1]  JSON {group, ttl, events, maxlen, quota_prefix,

@@ -1,27 +1,28 @@
 //! Limits that keep one client from taking the service: rate limits per client address
-//! (log-in, sign-up, uploads) and per account (uploads), a growing lock-out after repeated
+//! (log-in, sign-up, uploads; an IPv6 /64 is one address) and per account (uploads), a growing lock-out after repeated
 //! failed log-ins for one account, and the client address itself (the connection's peer, or
 //! what a configured header says when the peer is a trusted proxy, never a header the client
-//! chose).
+//! chose: [`proxies`]).
 //!
 //! The counters live in this process (`governor`'s keyed GCRA limiters and a map of failed
 //! log-ins), so with several API replicas each enforces its own share; their memory is bounded
 //! by pruning idle keys.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use ipnet::IpNet;
-
 use crate::config::{ApiConfig, Rate};
 use crate::error::ApiError;
+use axum::http::HeaderMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+mod proxies;
+
+use proxies::TrustedProxies;
 
 /// One keyed limiter, or none when the rate is off.
 struct Keyed<K: std::hash::Hash + Eq + Clone> {
@@ -67,15 +68,27 @@ struct Failures {
     last: Instant,
 }
 
-/// What failed log-ins are counted under: the account and the client address, an IPv6 address
-/// grouped by its /64 (one host's usual allocation, so rotating addresses inside it does not
-/// reset the count).
-fn lockout_key(account: &str, addr: Option<IpAddr>) -> (String, Option<IpAddr>) {
-    let addr = addr.map(|ip| match ip.to_canonical() {
+/// What every per-address limit counts a client address as: an IPv6 address grouped by its
+/// /64 (one host's usual allocation, so rotating addresses inside it does not reset a count),
+/// an IPv4-mapped IPv6 address as its IPv4 address.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(ipnet::Ipv6Net::new_assert(v6, 64).network()),
         v4 => v4,
-    });
-    (account.to_owned(), addr)
+    }
+}
+
+impl Keyed<IpAddr> {
+    /// Takes one request from the allowance of `addr`'s [`address_key`]; a request without an
+    /// address (tests driving the router) is not limited.
+    fn check_address(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        addr.map_or(Ok(()), |ip| self.check(&address_key(ip)))
+    }
+}
+
+/// What failed log-ins are counted under: the account and the client's [`address_key`].
+fn lockout_key(account: &str, addr: Option<IpAddr>) -> (String, Option<IpAddr>) {
+    (account.to_owned(), addr.map(address_key))
 }
 
 /// Every limit of the process, built from the configuration.
@@ -88,25 +101,11 @@ pub struct Limits {
     free_failures: u32,
     lockout_base: Duration,
     lockout_max: Duration,
-    trusted_header: HeaderName,
-    trusted_proxies: Vec<IpNet>,
-}
-
-/// Forwarded-for entries looked at, at most (a longer chain is cut from the left).
-const MAX_HOPS: usize = 16;
-
-/// One forwarded-for entry: an address, possibly with a port (`1.2.3.4:5`, `[::1]:5`).
-fn parse_entry(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
-    s.parse::<IpAddr>()
-        .ok()
-        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+    proxies: TrustedProxies,
 }
 
 impl Limits {
     pub fn new(cfg: &ApiConfig) -> anyhow::Result<Self> {
-        let trusted_header = HeaderName::from_str(cfg.trusted_proxy_header.trim())
-            .map_err(|e| anyhow::anyhow!("TRUSTED_PROXY_HEADER is not a header name: {e}"))?;
         Ok(Limits {
             login_address: Keyed::new(
                 cfg.login_rate_per_address,
@@ -119,48 +118,19 @@ impl Limits {
             free_failures: cfg.login_free_failures,
             lockout_base: cfg.login_lockout_base,
             lockout_max: cfg.login_lockout_max,
-            trusted_header,
-            trusted_proxies: cfg.trusted_proxies.clone(),
+            proxies: TrustedProxies::new(cfg)?,
         })
     }
 
-    /// The client's address. A request whose peer is not a trusted proxy is its peer's. From a
-    /// trusted proxy, the trusted header's entries are read from the right (the nearest proxy
-    /// appends the address it saw): each trusted address hands on to the entry before it, and
-    /// the first untrusted one is the client. Entries further left are whatever the client sent
-    /// and are never believed. `None` without a connection (tests driving the router).
+    /// The client's address (see [`TrustedProxies::client_ip`]).
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-        let mut client = peer?;
-        if !self.is_trusted(client) {
-            return Some(client);
-        }
-        let values: Vec<&str> = headers
-            .get_all(&self.trusted_header)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let entries = values.iter().flat_map(|v| v.split(',')).collect::<Vec<_>>();
-        for entry in entries.iter().rev().take(MAX_HOPS) {
-            let Some(ip) = parse_entry(entry) else { break };
-            client = ip;
-            if !self.is_trusted(ip) {
-                break;
-            }
-        }
-        Some(client)
-    }
-
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+        self.proxies.client_ip(headers, peer)
     }
 
     /// A log-in attempt from `addr` for `account`: refused while the address is over its rate
     /// or the account is locked out, from this address, after failures there.
     pub fn check_login(&self, addr: Option<IpAddr>, account: &str) -> Result<(), ApiError> {
-        if let Some(ip) = addr {
-            self.login_address.check(&ip)?;
-        }
+        self.login_address.check_address(addr)?;
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let key = lockout_key(account, addr);
@@ -214,14 +184,12 @@ impl Limits {
 
     /// A sign-up from `addr`.
     pub fn check_signup(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
-        addr.map_or(Ok(()), |ip| self.signup_address.check(&ip))
+        self.signup_address.check_address(addr)
     }
 
     /// An upload by `user` from `addr`.
     pub fn check_upload(&self, addr: Option<IpAddr>, user: i64) -> Result<(), ApiError> {
-        if let Some(ip) = addr {
-            self.upload_address.check(&ip)?;
-        }
+        self.upload_address.check_address(addr)?;
         self.upload_user.check(&user)
     }
 }
@@ -298,60 +266,6 @@ mod tests {
     }
 
     #[test]
-    fn the_address_comes_from_trusted_proxies_only() {
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        let xff = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert("x-forwarded-for", v.parse().unwrap());
-            h
-        };
-        let forged = xff("6.6.6.6, 203.0.113.7");
-        let direct = Limits::new(&cfg(&[])).unwrap();
-        assert_eq!(
-            direct.client_ip(&forged, ip("10.0.0.9")),
-            ip("10.0.0.9"),
-            "no proxies"
-        );
-
-        let l = Limits::new(&cfg(&["--trusted-proxies", "10.0.0.0/24,192.0.2.1"])).unwrap();
-        // A client talking to the API directly cannot choose its address.
-        assert_eq!(l.client_ip(&forged, ip("198.51.100.4")), ip("198.51.100.4"));
-        // Through the UI (10.0.0.9): the entry it appended, not the one the client forged.
-        assert_eq!(l.client_ip(&forged, ip("10.0.0.9")), ip("203.0.113.7"));
-        // Browser -> ingress (192.0.2.1) -> UI -> API: past both trusted hops.
-        let chain = xff("6.6.6.6, 203.0.113.7, 192.0.2.1");
-        assert_eq!(l.client_ip(&chain, ip("10.0.0.9")), ip("203.0.113.7"));
-        // Several header lines are one list; ports and IPv4-mapped peers are understood.
-        let mut lines = xff("203.0.113.8:4711");
-        lines.append("x-forwarded-for", "10.0.0.3".parse().unwrap());
-        assert_eq!(
-            l.client_ip(&lines, ip("::ffff:10.0.0.9")),
-            ip("203.0.113.8")
-        );
-        // Nothing forwarded, or garbage: the proxy itself (never the client's choice).
-        assert_eq!(
-            l.client_ip(&HeaderMap::new(), ip("10.0.0.9")),
-            ip("10.0.0.9")
-        );
-        assert_eq!(
-            l.client_ip(&xff("6.6.6.6, bogus"), ip("10.0.0.9")),
-            ip("10.0.0.9")
-        );
-        // Another header, when the proxy sets one.
-        let real = Limits::new(&cfg(&[
-            "--trusted-proxies",
-            "10.0.0.9",
-            "--trusted-proxy-header",
-            "X-Real-IP",
-        ]))
-        .unwrap();
-        let mut h = HeaderMap::new();
-        h.insert("x-real-ip", "203.0.113.9".parse().unwrap());
-        assert_eq!(real.client_ip(&h, ip("10.0.0.9")), ip("203.0.113.9"));
-        assert_eq!(real.client_ip(&forged, ip("10.0.0.9")), ip("10.0.0.9"));
-    }
-
-    #[test]
     fn address_limits_refuse_with_a_retry_time() {
         let l = Limits::new(&cfg(&["--signup-rate-per-address", "2/1h"])).unwrap();
         let ip = Some("192.0.2.1".parse().unwrap());
@@ -363,5 +277,46 @@ mod tests {
         }
         assert!(l.check_signup(Some("192.0.2.2".parse().unwrap())).is_ok());
         assert!(l.check_signup(None).is_ok(), "no address: not limited");
+    }
+
+    /// Issue 24, finding 7f: every per-address limit used to key the full IPv6 address, so one
+    /// host rotating through its /64 had 2^64 allowances. An IPv6 /64 is one address for each
+    /// of them (as for the log-in lock-out), and an IPv4-mapped address is its IPv4 one.
+    #[test]
+    fn every_address_limit_counts_an_ipv6_64_as_one_address() {
+        let l = Limits::new(&cfg(&[
+            "--signup-rate-per-address",
+            "2/1h",
+            "--login-rate-per-address",
+            "2/1h",
+            "--upload-rate-per-address",
+            "2/1h",
+        ]))
+        .unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        type Check = fn(&Limits, Option<IpAddr>) -> Result<(), ApiError>;
+        let checks: [(&str, Check); 3] = [
+            ("sign-up", |l, a| l.check_signup(a)),
+            ("log-in", |l, a| l.check_login(a, "a@b.co")),
+            ("upload", |l, a| l.check_upload(a, 1)),
+        ];
+        for (what, check) in checks {
+            assert!(check(&l, ip("2001:db8:1:2::1")).is_ok(), "{what}");
+            assert!(check(&l, ip("2001:db8:1:2::2")).is_ok(), "{what}");
+            assert!(
+                check(&l, ip("2001:db8:1:2:ffff::9")).is_err(),
+                "{what}: the same /64"
+            );
+            assert!(
+                check(&l, ip("2001:db8:1:3::1")).is_ok(),
+                "{what}: another /64"
+            );
+            assert!(check(&l, ip("192.0.2.7")).is_ok(), "{what}");
+            assert!(check(&l, ip("::ffff:192.0.2.7")).is_ok(), "{what}");
+            assert!(
+                check(&l, ip("192.0.2.7")).is_err(),
+                "{what}: an IPv4-mapped address is its IPv4 address"
+            );
+        }
     }
 }
