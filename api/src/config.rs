@@ -154,6 +154,10 @@ pub struct ApiConfig {
     pub server: http_server::ServerLimits,
 }
 
+/// Largest body of the routes that take JSON or a log-in form (sign-up, log-in, feedback):
+/// a few fields of at most a few thousand characters, far from the uploads' megabytes.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
 /// Default bound of the argon2 queue (waiting + running hashes).
 pub const DEFAULT_ARGON2_QUEUE: usize = 32;
 

@@ -22,10 +22,10 @@ pub enum ApiError {
     Validation(String, &'static str),
     #[error("the upload is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    /// A JSON (or log-in form) body over [`crate::routes::MAX_JSON_BODY`].
+    /// A JSON (or log-in form) body over [`crate::config::MAX_JSON_BODY`].
     #[error(
         "the request body is larger than the limit of {} bytes",
-        crate::routes::MAX_JSON_BODY
+        crate::config::MAX_JSON_BODY
     )]
     BodyTooLarge,
     #[error(transparent)]

@@ -28,7 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tracing::{debug, error, info, warn};
@@ -106,27 +106,55 @@ where
             warned = Some(Instant::now());
         }
         while conns.try_join_next().is_some() {}
+        let conn = Accepted {
+            stream,
+            peer,
+            permit,
+        };
+        conns.spawn(conn.serve(&http, &graceful, router.clone()));
+    }
+    drop(listener);
+    stop(graceful, conns, shutdown.grace).await;
+    Ok(())
+}
+
+/// An accepted connection and its place under `MAX_CONNECTIONS`.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Accepted {
+    /// The connection served by `router` (handlers see `ConnectInfo(peer)`), watched by the
+    /// graceful stop; its place is given back when it ends.
+    fn serve(
+        self,
+        http: &hyper::server::conn::http1::Builder,
+        graceful: &GracefulShutdown,
+        router: Router,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let Accepted {
+            stream,
+            peer,
+            permit,
+        } = self;
         // Answers are small and often written in two parts: do not let Nagle hold the second.
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut req: axum::http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
+        let service = router.map_request(move |mut req: axum::http::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
-        conns.spawn(async move {
+        async move {
             if let Err(e) = conn.await {
                 // Timeouts, resets and malformed requests: the client's problem, not ours.
                 debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
-        });
+        }
     }
-    drop(listener);
-    stop(graceful, conns, shutdown.grace).await;
-    Ok(())
 }
 
 /// How often "connection limit reached" may be logged.

@@ -11,11 +11,8 @@ pub mod users;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
+use crate::config::MAX_JSON_BODY;
 use crate::state::AppState;
-
-/// Largest body of the routes that take JSON or a log-in form (sign-up, log-in, feedback):
-/// a few fields of at most a few thousand characters, far from the uploads' megabytes.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Every route of the API; `body_limit` bounds the upload routes' bodies, [`MAX_JSON_BODY`]
 /// the others that read one.

@@ -173,7 +173,7 @@ async fn empty_and_oversized_logins_are_json_errors(b: Backend) {
         (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge),
         "{v}"
     );
-    let limit = format!("limit of {} bytes", api::routes::MAX_JSON_BODY);
+    let limit = format!("limit of {} bytes", api::config::MAX_JSON_BODY);
     assert!(
         v["error"]["message"].as_str().unwrap().contains(&limit),
         "{v}"
