@@ -11,9 +11,10 @@ help: ## list the targets
 run: ## build api, worker, ui (the dev profile make test builds), fetch models, start them with redis; Ctrl-C stops them
 	scripts/run-stack.sh
 
-test: ## install what the tests need (scripts/provision.sh), then every check and test (what .ci/run runs)
+test: ## install what the tests need (scripts/provision.sh), then every check and test: cargo xtask ci (what .ci/run runs)
 	scripts/provision.sh
-	scripts/test.sh
+	@echo "==> compiling xtask (quietly: most of the workspace's dependencies), then cargo xtask ci"
+	cargo xtask ci
 
 provision: ## only install what the checks and tests need (apt packages, PostgreSQL auth, cargo-nextest, ONNX Runtime, node modules)
 	scripts/provision.sh

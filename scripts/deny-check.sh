@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `cargo deny check` (licenses, bans, sources, advisories; deny.toml) for the `cargo-deny` step
-# of scripts/test.sh. Advisories come from the vendored RustSec snapshot that
+# of `cargo xtask ci`. Advisories come from the vendored RustSec snapshot that
 # scripts/provision.sh unpacks (scripts/advisory-db.sh), read offline (--frozen: --locked + --offline): the
 # output names the snapshot's date, which is as far as the advisory check sees.
 #   DENY_FETCH=1  fetch today's database instead (needs GitHub; into $ADVISORY_DB_ROOT).

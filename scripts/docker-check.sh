@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make docker-check` (and the `docker-check` step of scripts/test.sh): the container files
+# `make docker-check` (and the `docker-check` step of `cargo xtask ci`): the container files
 # checked without a Docker engine, failing on any error:
 #   1. docker-compose config -q: Debian's docker-compose 1.29 parses and interpolates
 #      docker-compose.yml with .env.original as its .env (nothing from your .env or shell);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of fuzz/ (cargo-fuzz, libFuzzer) for SECONDS each (default 60: the
-# smoke run of scripts/test.sh; use 600 and more for a real campaign), starting from the seed
+# smoke run of `cargo xtask ci`; use 600 and more for a real campaign), starting from the seed
 # corpus in fuzz/corpus/<target>/. New inputs go to a scratch folder, not into the repository
 # (FUZZ_CORPUS_OUT=DIR keeps them in DIR instead). A crash, a timeout or an
 # out-of-memory input fails the run; its reproducer is kept in data/fuzz-artifacts/<target>/

@@ -25,7 +25,7 @@ out="$repo/stress/reports/locust"
 one_address=(--env SIGNUP_RATE_PER_ADDRESS=off --env LOGIN_RATE_PER_ADDRESS=off --env UPLOAD_RATE_PER_ADDRESS=off)
 seconds="${LOCUST_SECONDS:-60}"
 
-# CI's smoke (`scripts/locust.sh --smoke`, in scripts/test.sh): the locustfile for a few
+# CI's smoke (`scripts/locust.sh --smoke`, in `cargo xtask ci`): the locustfile for a few
 # seconds, 2 users, against a private stack of the dev build already made; any failure fails.
 if [ "${1:-}" = --smoke ]; then
     [ -x .venv/bin/locust ] || die ".venv/bin/locust missing: run scripts/provision.sh"

@@ -113,7 +113,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     say "installing cargo-nextest (cargo install --locked; a few minutes, once)"
     cargo install cargo-nextest --locked
 fi
-# cargo-deny, pinned: `cargo deny check` is a step of scripts/test.sh (scripts/deny-check.sh).
+# cargo-deny, pinned: `cargo deny check` is a step of `cargo xtask ci` (scripts/deny-check.sh).
 cargo_deny_version=0.20.2
 if [ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$cargo_deny_version" ]; then
     say "installing cargo-deny $cargo_deny_version (cargo install --locked; a few minutes, once)"

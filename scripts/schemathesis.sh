@@ -7,7 +7,7 @@
 #
 # Env: SCHEMATHESIS_EXAMPLES (examples per operation and phase, default 100),
 #      SCHEMATHESIS_SEED (default 1: the same cases every run; set another to explore).
-# Needs target/debug/{api,worker,xtask} (`cargo build --workspace`, which test.sh's build step
+# Needs target/debug/{api,worker,xtask} (`cargo build --workspace`, which the build step of `cargo xtask ci`
 # runs) and .venv/bin/schemathesis.
 set -euo pipefail
 

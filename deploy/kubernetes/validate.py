@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Offline validation of deploy/kubernetes (`make k8s-check`, a step of scripts/test.sh).
+"""Offline validation of deploy/kubernetes (`make k8s-check`, a step of `cargo xtask ci`).
 
 No kustomize binary is installable from the registries this project may use, so this script
 renders the kustomizations itself, covering only the kustomize features the manifests use:

@@ -9,7 +9,7 @@
 //! back: worker-1 rejoins without a restart, and whatever it sent while cut (it arrives late)
 //! changes nothing.
 //!
-//! The tests are `#[ignore]`d, so a plain `cargo nextest run` lists them as skipped; scripts/test.sh
+//! The tests are `#[ignore]`d, so a plain `cargo nextest run` lists them as skipped; `cargo xtask ci`
 //! runs them as a step of its own (`--run-ignored only`, alone, so their timing is their own)
 //! where it runs as root, and its summary says `netns test SKIPPED: <why>` elsewhere. Run, they
 //! fail where the kernel forbids network namespaces: they never pass without running.
@@ -36,7 +36,7 @@ const W2: &str = "netns-worker-2";
 const VISIBILITY: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs root and network namespaces: scripts/test.sh runs it as a step of its own"]
+#[ignore = "needs root and network namespaces: `cargo xtask ci` runs it as a step of its own"]
 async fn workers_share_only_redis_and_a_cut_worker_loses_no_job() {
     let t0 = Instant::now();
     let lab = lab(&["redis", "api", "worker-1", "worker-2", "client"]);
@@ -449,7 +449,7 @@ async fn wait_health(http: &reqwest::Client, base: &str, api: &Proc) {
 /// new address. (Before the UI forwarded the browser's address, bob's first sign-up was
 /// refused: every UI user was the UI's one address.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root and network namespaces: scripts/test.sh runs it as a step of its own"]
+#[ignore = "needs root and network namespaces: `cargo xtask ci` runs it as a step of its own"]
 async fn per_address_limits_count_each_browser_behind_the_ui() {
     let lab = lab(&["redis", "api", "ui", "alice", "bob"]);
     let _logs = LogsOnFailure(lab.dir());

@@ -1,4 +1,5 @@
-//! `cargo xtask`: project tasks written in Rust instead of shell. `stack` starts a private
+//! `cargo xtask`: project tasks written in Rust instead of shell. `ci` runs every check and
+//! test (the step runner `make test` calls). `stack` starts a private
 //! stack through `test_support::Stack` for `make run`, the benchmark, the soak and the
 //! browser tests, so "start Redis + api + workers (+ ui) on free ports and wait until ready"
 //! is written once. The benchmarks (`bench-e2e`, `bench-executor`) and the model download and
@@ -6,6 +7,7 @@
 //! links no HTTP client, hashing or load generator.
 
 mod bench;
+mod ci;
 mod exec_bench;
 mod models;
 mod stack;
@@ -22,6 +24,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Every check and test of the project in order, with timings and the test runners'
+    /// summaries (`make test` and `.ci/run` run it after `scripts/provision.sh`).
+    Ci(ci::CiArgs),
     /// Start api, workers and optionally the ui (plus Redis and a database) on port 0, print
     /// the URLs, and stay in the foreground until SIGINT/SIGTERM (or until COMMAND exits),
     /// then stop everything.
@@ -50,6 +55,7 @@ enum Task {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
+        Task::Ci(args) => ci::run(args),
         Task::Stack(args) => stack::run(*args).await,
         Task::BenchE2e(args) => bench::run(*args)
             .await
