@@ -13,7 +13,7 @@ run: ## build api, worker, ui (the dev profile make test builds), fetch models, 
 
 test: ## install what the tests need (scripts/provision.sh), then every check and test: cargo xtask ci (what .ci/run runs)
 	scripts/provision.sh
-	@echo "==> compiling xtask (quietly: most of the workspace's dependencies), then cargo xtask ci"
+	@echo "==> compiling xtask (Unix time $$(date +%s); quietly: most of the workspace's dependencies), then cargo xtask ci"
 	cargo xtask ci
 
 provision: ## only install what the checks and tests need (apt packages, PostgreSQL auth, cargo-nextest, ONNX Runtime, node modules)
