@@ -238,10 +238,11 @@ impl ApiConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cfg(args: &[&str]) -> ApiConfig {
+    /// The configuration these command-line arguments give (the other modules' tests use it).
+    pub(crate) fn cfg(args: &[&str]) -> ApiConfig {
         let mut all = vec!["api"];
         all.extend_from_slice(args);
         <Cli as clap::Parser>::parse_from(all).config

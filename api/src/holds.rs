@@ -43,12 +43,12 @@ impl Holds {
     /// A place for `user`'s request to wait in, if both bounds allow one more.
     pub fn try_hold(&self, user: i64) -> Option<Hold> {
         let mut held = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = held.entry(user).or_insert(0);
-        if *mine >= self.max_per_user {
+        if held.get(&user).is_some_and(|n| *n >= self.max_per_user) {
             return None;
         }
+        // The total first: a refusal leaves no entry behind for this user.
         let permit = self.total.clone().try_acquire_owned().ok()?;
-        *mine += 1;
+        *held.entry(user).or_insert(0) += 1;
         Some(Hold {
             _total: permit,
             user,
@@ -81,6 +81,11 @@ mod tests {
         assert!(holds.try_hold(1).is_none(), "a third for the same user");
         let b1 = holds.try_hold(2).expect("another user");
         assert!(holds.try_hold(3).is_none(), "over the total");
+        assert_eq!(
+            holds.per_user.lock().expect("lock").len(),
+            2,
+            "no entry for a refusal"
+        );
         drop(a1);
         assert!(holds.try_hold(1).is_some(), "a place came back");
         drop((a2, b1));

@@ -199,11 +199,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn cfg(args: &[&str]) -> ApiConfig {
-        let mut all = vec!["api"];
-        all.extend_from_slice(args);
-        <crate::config::Cli as clap::Parser>::parse_from(all).config
-    }
+    use crate::config::tests::cfg;
 
     #[test]
     fn failed_logins_lock_the_account_for_longer_each_time() {

@@ -100,11 +100,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn cfg(args: &[&str]) -> ApiConfig {
-        let mut all = vec!["api"];
-        all.extend_from_slice(args);
-        <crate::config::Cli as clap::Parser>::parse_from(all).config
-    }
+    use crate::config::tests::cfg;
 
     #[test]
     fn the_address_comes_from_trusted_proxies_only() {
