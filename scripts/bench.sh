@@ -14,7 +14,9 @@
 #     workers, the load generator) from /proc.
 # Options: BENCH_SECONDS=20 (3 for a quick check), BENCH_MODELS="resnet50-synthetic
 # resnet50-synthetic-int8", BENCH_CLIENTS_LIST="1 4 16 64", BENCH_ITERATIONS=100,
-# BENCH_TWO_WORKERS=1 (0: skip the two-worker stacks).
+# BENCH_TWO_WORKERS=1 (0: skip the two-worker stacks), BENCH_PATHS="predict v2" (the routes the
+# uploads go to: /predict, and the V2 protocol's infer with one binary BYTES row; the V2 points'
+# setup says ", v2").
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,10 +30,15 @@ if [ "${1:-}" = --measure ]; then
   echo "== $model, ${BENCH_SETUP:-}"
   watch=()
   for kv in ${STACK_PIDS:-}; do watch+=(--watch "$kv"); done
-  for c in ${BENCH_CLIENTS_LIST:-1 4 16 64}; do
-    "${BIN_DIR:-target/release}/xtask" bench-e2e --model "$model" --api-url "$STACK_API_URL" \
-      --jobs 1000000 --duration-secs "$secs" --clients "$c" --iterations "${BENCH_ITERATIONS:-100}" \
-      --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl" "${watch[@]}"
+  for path in ${BENCH_PATHS:-predict v2}; do
+    setup="${BENCH_SETUP:-}"
+    [ "$path" = predict ] || setup="$setup, $path"
+    for c in ${BENCH_CLIENTS_LIST:-1 4 16 64}; do
+      "${BIN_DIR:-target/release}/xtask" bench-e2e --model "$model" --api-url "$STACK_API_URL" \
+        --jobs 1000000 --duration-secs "$secs" --clients "$c" --iterations "${BENCH_ITERATIONS:-100}" \
+        --path "$path" --setup "$setup" \
+        --image "$repo/../shared/testdata/grace_hopper.jpg" --report "$jsonl" "${watch[@]}"
+    done
   done
   exit 0
 fi

@@ -20,8 +20,9 @@
 #     each with cargo install --locked only when absent or another version.
 #   .ort/libonnxruntime.so (scripts/install-ort.sh, hash-pinned wheel), tests/browser/node_modules
 #     (npm ci), .venv with deploy/requirements.txt (hadolint, check-jsonschema,
-#     kubernetes-validate), stress/requirements.txt (Locust, matplotlib) and
-#     tests/schemathesis-requirements.txt (schemathesis), all pinned, resolved together; the
+#     kubernetes-validate), stress/requirements.txt (Locust, matplotlib),
+#     tests/schemathesis-requirements.txt (schemathesis) and tests/v2-requirements.txt
+#     (tritonclient), all pinned, resolved together; the
 #     vendored RustSec advisory database unpacked into .cache/advisory-dbs (scripts/advisory-db.sh).
 #
 # Env: SKIP_BROWSER=1 (no Chromium, Node or node modules).
@@ -134,7 +135,7 @@ scripts/install-ort.sh
 
 # --- Python tools (.venv): deployment checks, Locust, schemathesis; pinned ---------------------
 venv="$repo/.venv"
-py_reqs=("$repo/deploy/requirements.txt" "$repo/stress/requirements.txt" "$repo/tests/schemathesis-requirements.txt")
+py_reqs=("$repo/deploy/requirements.txt" "$repo/stress/requirements.txt" "$repo/tests/schemathesis-requirements.txt" "$repo/tests/v2-requirements.txt")
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 py_stamp="$venv/.provisioned-requirements.sha256"
 py_want="$(cat "${py_reqs[@]}" | sha256sum | cut -d' ' -f1)"

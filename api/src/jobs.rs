@@ -11,7 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use shared::queue::producer::{self, Ttls};
-use shared::queue::{CachedResult, JobRecord, QueuedJob};
+use shared::queue::{CachedResult, JobInput, JobRecord, QueuedJob};
 use shared::time_util::now_ms;
 use shared::upload::inspect;
 use shared::{Job, JobStatus};
@@ -26,15 +26,38 @@ use crate::state::AppState;
 /// What a client asked to classify.
 pub struct Upload {
     pub bytes: Vec<u8>,
+    /// An encoded image (every upload route) or a preprocessed tensor (the V2 protocol).
+    pub input: JobInput,
     pub model: Option<String>,
     pub top_k: Option<usize>,
+    /// Whether the worker also stores every class's probability ([`scores`]).
+    pub scores: bool,
     /// The sanitised name of the file on the client's machine.
     pub original_name: Option<String>,
 }
 
-/// An upload that passed every check: the job to queue, and what the record and history
-/// keep about the image.
-struct Checked {
+impl Upload {
+    /// An encoded image as the upload routes receive it.
+    pub fn image(
+        bytes: Vec<u8>,
+        model: Option<String>,
+        top_k: Option<usize>,
+        original_name: Option<String>,
+    ) -> Self {
+        Upload {
+            bytes,
+            input: JobInput::Image,
+            model,
+            top_k,
+            scores: false,
+            original_name,
+        }
+    }
+}
+
+/// An upload that passed every check ([`check`]): the job to queue, and what the record and
+/// history keep about the image.
+pub struct Checked {
     job: QueuedJob,
     bytes: Vec<u8>,
     image_file_name: String,
@@ -50,11 +73,27 @@ pub async fn submit(
     addr: Option<IpAddr>,
     up: Upload,
 ) -> Result<Job> {
+    let upload = check(state, user, up)?;
+    submit_checked(state, user, addr, upload).await
+}
+
+/// [`submit`] of an upload [`check`] passed, so that a request of several (the V2 protocol's
+/// rows) queues none of them unless every one is acceptable. The upload rate limit applies to
+/// each.
+pub async fn submit_checked(
+    state: &AppState,
+    user: &AuthUser,
+    addr: Option<IpAddr>,
+    upload: Checked,
+) -> Result<Job> {
     state.limits.check_upload(addr, user.id)?;
-    let upload = validate(state, user, up)?;
     let job = &upload.job;
     let mut conn = state.redis.get().await?;
-    let record = match producer::cached_result(&mut conn, job).await? {
+    // A job that needs every class's score cannot be answered by a result stored without them.
+    let hit = producer::cached_result(&mut conn, job)
+        .await?
+        .filter(|hit| !job.scores || !hit.scores.is_empty());
+    let record = match hit {
         Some(hit) => answer_from_cache(state, &mut conn, user, &upload, hit).await?,
         None => {
             admit(state, &mut conn, user, &upload).await?;
@@ -68,9 +107,9 @@ pub async fn submit(
     Ok(view)
 }
 
-/// Checks the model, `top_k` and the bytes (type, size, pixels) before anything is stored;
-/// the job is `user`'s.
-fn validate(state: &AppState, user: &AuthUser, up: Upload) -> Result<Checked> {
+/// Checks the model, `top_k` and the bytes (an image's type, size and pixels; a tensor's size
+/// for the model) before anything is stored; the job is `user`'s.
+pub fn check(state: &AppState, user: &AuthUser, up: Upload) -> Result<Checked> {
     let original_name = up.original_name;
     let model = state.model(up.model.as_deref())?;
     let benchmark_only = state.registry.get(&model).is_ok_and(|s| s.benchmark_only);
@@ -86,14 +125,14 @@ fn validate(state: &AppState, user: &AuthUser, up: Upload) -> Result<Checked> {
             "top_k",
         ));
     }
-    let info = inspect(&up.bytes, state.cfg.common.decode_limits())?;
-    // Only the image's own bytes are kept (trailing data after its end is dropped).
-    let mut bytes = up.bytes;
-    bytes.truncate(info.len);
+    if up.bytes.len() > state.cfg.max_upload_bytes {
+        return Err(ApiError::PayloadTooLarge(state.cfg.max_upload_bytes));
+    }
+    let (bytes, ext, content_type) = stored_bytes(state, &model, up.input, up.bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok(Checked {
-        image_file_name: format!("{sha256}.{}", info.ext()),
-        content_type: info.content_type(),
+        image_file_name: format!("{sha256}.{ext}"),
+        content_type,
         original_name,
         bytes,
         job: QueuedJob {
@@ -103,8 +142,46 @@ fn validate(state: &AppState, user: &AuthUser, up: Upload) -> Result<Checked> {
             sha256,
             top_k,
             enqueued_ms: now_ms(),
+            input: up.input,
+            scores: up.scores,
         },
     })
+}
+
+/// The bytes a job keeps, their extension and content type: an image's own bytes (trailing
+/// data after its end dropped) once its header passed the checks, or a tensor of exactly the
+/// model's input size.
+fn stored_bytes(
+    state: &AppState,
+    model: &str,
+    input: JobInput,
+    bytes: Vec<u8>,
+) -> Result<(Vec<u8>, &'static str, &'static str)> {
+    match input {
+        JobInput::Image => {
+            let info = inspect(&bytes, state.cfg.common.decode_limits())?;
+            let mut bytes = bytes;
+            bytes.truncate(info.len);
+            Ok((bytes, info.ext(), info.content_type()))
+        }
+        JobInput::Tensor => {
+            let side = state
+                .registry
+                .get(model)
+                .map_or(0, |s| s.input_size as usize);
+            let want = 3 * side * side * 4;
+            if bytes.len() != want {
+                return Err(ApiError::BadRequest {
+                    code: api_types::ErrorCode::BadRequest,
+                    message: format!(
+                        "a tensor for {model} is [1, 3, {side}, {side}] FP32 ({want} bytes), not {} bytes",
+                        bytes.len()
+                    ),
+                });
+            }
+            Ok((bytes, "f32", "application/octet-stream"))
+        }
+    }
 }
 
 /// The history row every accepted job gets.
@@ -143,12 +220,15 @@ async fn answer_from_cache(
     state
         .db_call(state.db.insert_prediction(&history_row(user, upload)))
         .await?;
-    let record = JobRecord::from_cache(
+    let mut record = JobRecord::from_cache(
         job,
         &upload.image_file_name,
         upload.content_type,
         hit.result,
     );
+    if job.scores {
+        record.scores = Some(hit.scores);
+    }
     producer::record_cache_hit(conn, &job.job_id, &record, ttls(state)).await?;
     state
         .db_call(state.db.finish_prediction(&Finished {
@@ -357,6 +437,19 @@ pub async fn wait(
             }
         }
     }
+}
+
+/// Every class's probability for a done job that asked for them ([`Upload::scores`]), while
+/// its record lives in Redis (`RESULT_TTL`); `None` once it has expired, or when it has none.
+pub async fn scores(state: &AppState, job_id: &str) -> Result<Option<Vec<f32>>> {
+    let mut conn = state.redis.get().await?;
+    let record = producer::read_record(&mut conn, job_id).await?;
+    Ok(record.scores.filter(|s| !s.is_empty()).map(|bytes| {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }))
 }
 
 /// The uploaded bytes of a job while they live in Redis.

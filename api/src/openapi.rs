@@ -22,6 +22,10 @@ use crate::routes;
         routes::predictions::list_predictions, routes::predictions::get_prediction_image,
         routes::predictions::get_prediction_thumbnail, routes::predict::create_predict,
         routes::feedback::create_feedback, routes::feedback::list_feedback,
+        routes::v2::server_metadata, routes::v2::live, routes::v2::ready,
+        routes::v2::model_metadata, routes::v2::version_metadata, routes::v2::model_ready,
+        routes::v2::version_ready, routes::v2::model_config, routes::v2::infer,
+        routes::v2::infer_version,
     ),
     // Everything reachable from the paths is collected anyway; the error types are listed so the
     // codes are documented even where a route names no error body.
@@ -89,7 +93,18 @@ const STATEFUL_ROUTE: &[(&str, &str)] = &[(
 )];
 
 /// Routes that touch neither Redis nor the database (or, `/ready`, document their own 503).
-const STATELESS: &[&str] = &["/health", "/metrics", "/models/{name}/labels", "/ready"];
+const STATELESS: &[&str] = &[
+    "/health",
+    "/metrics",
+    "/models/{name}/labels",
+    "/ready",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{model}",
+    "/v2/models/{model}/versions/{version}",
+    "/v2/models/{model}/config",
+];
 
 /// The refusals of an upload (`POST /predictions`, `POST /predict`), written once for both.
 const UPLOAD_REFUSALS: &[(&str, &str)] = &[
@@ -128,6 +143,7 @@ const PATH_PARAMETERS: &[(&str, &[(&str, &str)])] = &[
         &[("400", "`bad_request`: `id` is not a whole number")],
     ),
     ("{name}", &[("400", "`bad_request`: an unreadable path")]),
+    ("{model}", &[("400", "an unreadable path")]),
 ];
 
 /// Adds [`EVERY_ROUTE`] to every operation, [`JSON_BODY_ROUTE`], [`PAGED_ROUTE`] and
@@ -141,8 +157,11 @@ impl Modify for EveryRoute {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             // `/predict` answers its errors with `success: false` beside `error`.
+            // The V2 routes answer theirs in the protocol's shape, `{"error": "message"}`.
             let body = if path == "/predict" {
                 "PredictError"
+            } else if path.starts_with("/v2") {
+                "V2Error"
             } else {
                 "ErrorBody"
             };
@@ -309,7 +328,15 @@ mod tests {
             let body = op.get("requestBody").is_some();
             let stateful = !matches!(
                 path.as_str(),
-                "/health" | "/metrics" | "/models/{name}/labels"
+                "/health"
+                    | "/metrics"
+                    | "/models/{name}/labels"
+                    | "/v2"
+                    | "/v2/health/live"
+                    | "/v2/health/ready"
+                    | "/v2/models/{model}"
+                    | "/v2/models/{model}/versions/{version}"
+                    | "/v2/models/{model}/config"
             );
             let mut want = vec!["500", "504"];
             if secured {

@@ -32,6 +32,8 @@ fn job(id: &str) -> QueuedJob {
         sha256: format!("sha-{id}"),
         top_k: 3,
         enqueued_ms: 1_000,
+        input: Default::default(),
+        scores: false,
     }
 }
 
@@ -51,6 +53,7 @@ fn done(label: &str) -> Outcome {
     Outcome::Done {
         result: result(label),
         thumb: vec![0xff, 0xd8, 0x00, 0x01],
+        scores: Vec::new(),
     }
 }
 
@@ -634,4 +637,48 @@ async fn a_finished_job_gives_back_its_image_and_its_owners_quota() {
     assert_eq!(producer::queued_by(&mut conn, 7).await.unwrap(), (0, 0));
     // The results and the records stay.
     assert_eq!(record(&mut conn, "a").await.status, Some(JobStatus::Done));
+}
+
+/// A job that asks for every class's score (the V2 protocol) carries its input kind and the
+/// request through the queue, and its scores are kept in its record and its cache entry; a
+/// job that does not ask stores none.
+#[tokio::test]
+async fn scores_asked_for_are_kept_with_the_record_and_the_cache() {
+    let (_redis, mut conn, mut w) = setup().await;
+    let q = QueuedJob {
+        input: shared::queue::JobInput::Tensor,
+        scores: true,
+        ..job("s1")
+    };
+    enqueue(&mut conn, &q, TTLS).await;
+    let d = read_one(&mut w).await;
+    assert_eq!(
+        d.job.as_ref(),
+        Some(&q),
+        "input kind and scores travel with the job"
+    );
+    assert!(matches!(
+        w.start(&d, "s1").await.unwrap(),
+        Started::Attempt(1)
+    ));
+    let scores: Vec<u8> = [0.25f32, 0.75]
+        .iter()
+        .flat_map(|p| p.to_le_bytes())
+        .collect();
+    let outcome = Outcome::Done {
+        result: result("cat"),
+        thumb: Vec::new(),
+        scores: scores.clone(),
+    };
+    assert_eq!(w.finish(&d, &q, outcome).await.unwrap(), Recorded::First);
+    assert_eq!(record(&mut conn, "s1").await.scores, Some(scores.clone()));
+    let cached = producer::cached_result(&mut conn, &q)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cached.scores, scores);
+
+    let (plain, d) = started(&mut conn, &mut w, "s2").await;
+    w.finish(&d, &plain, done("dog")).await.unwrap();
+    assert_eq!(record(&mut conn, "s2").await.scores, None);
 }

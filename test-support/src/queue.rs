@@ -18,6 +18,8 @@ pub async fn enqueue(
         sha256: format!("sha-{id}"),
         top_k: 2,
         enqueued_ms: 0,
+        input: Default::default(),
+        scores: false,
     };
     let rec = JobRecord::queued(&q, "x.jpg", "image/jpeg");
     let ttls = Ttls {

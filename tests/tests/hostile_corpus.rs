@@ -94,8 +94,9 @@ async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() 
             case.name,
             started.elapsed()
         );
+        let v2 = v2_row(&c, &case).await;
         report.push(format!(
-            "{:<36} {:>9} B  {outcome}",
+            "{:<36} {:>9} B  {outcome}; as a V2 row: {v2}",
             case.name,
             case.bytes.len()
         ));
@@ -127,6 +128,48 @@ async fn every_hostile_file_is_refused_or_fails_cleanly_and_nothing_goes_down() 
         .await;
     assert_eq!(top1(&job), "academic gown", "{job:?}");
     assert!(stack.exited().is_none());
+}
+
+/// `case` sent as the one BYTES row of a V2 inference request (binary extension): refused with
+/// the upload's status, or classified (200) or failed (400), always in the protocol's error
+/// shape and in bounded time.
+async fn v2_row(c: &Client, case: &test_support::hostile::Case) -> String {
+    let header = serde_json::json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+        "parameters": {"binary_data_size": case.bytes.len() + 4}}]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(&(case.bytes.len() as u32).to_le_bytes());
+    body.extend_from_slice(&case.bytes);
+    let started = Instant::now();
+    let r = c
+        .http
+        .post(format!("{}/v2/models/efficientnet-lite0/infer", c.base))
+        .bearer_auth(&c.token)
+        .header("inference-header-content-length", header.len())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    assert!(
+        started.elapsed() < PER_FILE,
+        "{}: V2 took {:?}",
+        case.name,
+        started.elapsed()
+    );
+    match case.expect {
+        Expect::Refused(want, _) => assert_eq!(status, want, "{} as a V2 row: {body}", case.name),
+        Expect::Processed => assert!(
+            status == 200 || status == 400,
+            "{} as a V2 row: {status} {body}",
+            case.name
+        ),
+    }
+    if status != 200 {
+        assert!(body["error"].is_string(), "{}: {body}", case.name);
+    }
+    status.to_string()
 }
 
 /// CPU seconds (user + system) the process has used, from `/proc/PID/stat` (USER_HZ = 100 on

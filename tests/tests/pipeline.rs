@@ -240,6 +240,8 @@ async fn bad_input_gets_clear_errors_and_the_worker_keeps_serving() {
         sha256: sha,
         top_k: 5,
         enqueued_ms: 0,
+        input: Default::default(),
+        scores: false,
     };
     let _: String = conn
         .xadd(

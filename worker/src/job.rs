@@ -113,7 +113,7 @@ impl Worker {
             return self.give_up(queue, finisher, d, job, failed(why)).await;
         };
         self.stats.busy.fetch_add(1, Ordering::Relaxed);
-        let (outcome, stray) = self.classify(model, bytes, job.top_k).await;
+        let (outcome, stray) = self.classify(model, bytes, job).await;
         self.stats.busy.fetch_sub(1, Ordering::Relaxed);
         let handled = self.record(queue, finisher, d, job, outcome, attempt).await;
         if let Some(thread) = stray {
@@ -141,6 +141,7 @@ impl Worker {
                 let outcome = Outcome::Done {
                     result: classified.result,
                     thumb: classified.thumbnail,
+                    scores: classified.scores,
                 };
                 if finish(queue, finisher, d, job, outcome).await? == Recorded::First {
                     self.stats.done.fetch_add(1, Ordering::Relaxed);
@@ -212,9 +213,10 @@ impl Worker {
         &self,
         model: Arc<dyn Classifier>,
         bytes: Vec<u8>,
-        top_k: usize,
+        job: &QueuedJob,
     ) -> (Result<model::Classified, JobError>, Option<Stray>) {
         let limits = self.cfg.common.decode_limits();
+        let (input, top_k, scores) = (job.input, job.top_k, job.scores);
         let inject = self.cfg.fault_injection;
         let model_ref = model.clone();
         let span = tracing::Span::current();
@@ -231,7 +233,9 @@ impl Worker {
             }
             let upload = Upload {
                 bytes: &bytes,
+                input,
                 top_k,
+                scores,
                 limits,
             };
             model.classify(upload, &mut Resizer::new())
@@ -240,6 +244,7 @@ impl Worker {
         let outcome = match tokio::time::timeout(self.cfg.job_timeout, &mut task).await {
             Ok(Ok(Ok(c))) => Ok(c),
             Ok(Ok(Err(ClassifyError::Image(e)))) => Err(JobError::Permanent(e.to_string())),
+            Ok(Ok(Err(e @ ClassifyError::Tensor(_)))) => Err(JobError::Permanent(e.to_string())),
             Ok(Ok(Err(e @ ClassifyError::Inference(_)))) => Err(JobError::Retriable(e.to_string())),
             Ok(Err(join)) => Err(JobError::Retriable(format!(
                 "the decoder crashed: {}",

@@ -12,6 +12,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 
+use shared::queue::JobInput;
 use shared::registry::OutputKind;
 use shared::{JobResult, ModelSpec, Prediction, Registry};
 
@@ -76,17 +77,36 @@ pub enum ClassifyError {
     /// The upload's fault: permanent, the job fails at once.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// A preprocessed tensor of the wrong size or with values that are not finite: permanent.
+    #[error("the tensor cannot be used: {0}")]
+    Tensor(String),
     /// The runtime's fault: may be retried elsewhere.
     #[error("inference failed: {0}")]
     Inference(String),
 }
 
-/// One upload to classify and how: the bytes, how many classes to return, the decode limits.
+/// One upload to classify and how: the bytes and what they are, how many classes to return,
+/// whether every class's probability comes back too, the decode limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Upload<'a> {
     pub bytes: &'a [u8],
+    pub input: JobInput,
     pub top_k: usize,
+    pub scores: bool,
     pub limits: DecodeLimits,
+}
+
+impl<'a> Upload<'a> {
+    /// An encoded image, `top_k` classes, no full scores.
+    pub fn image(bytes: &'a [u8], top_k: usize, limits: DecodeLimits) -> Self {
+        Upload {
+            bytes,
+            input: JobInput::Image,
+            top_k,
+            scores: false,
+            limits,
+        }
+    }
 }
 
 /// What [`Classifier::classify`] answers.
@@ -138,17 +158,31 @@ pub trait Classifier: Send + Sync + 'static {
 impl Classifier for Model {
     fn classify(&self, upload: Upload<'_>, resizer: &mut Resizer) -> Classification {
         let start = Instant::now();
-        let img = preprocess::decode_for(upload.bytes, upload.limits, self.spec.resize)?;
-        crate::metrics::stage(crate::metrics::DECODE, &self.name, start.elapsed());
-        let t = Instant::now();
-        let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
-        crate::metrics::stage(crate::metrics::PREPROCESS, &self.name, t.elapsed());
+        let (tensor, img) = match upload.input {
+            JobInput::Image => {
+                let img = preprocess::decode_for(upload.bytes, upload.limits, self.spec.resize)?;
+                crate::metrics::stage(crate::metrics::DECODE, &self.name, start.elapsed());
+                let t = Instant::now();
+                let tensor = preprocess::to_tensor(&img, &self.spec, resizer);
+                crate::metrics::stage(crate::metrics::PREPROCESS, &self.name, t.elapsed());
+                (tensor, Some(img))
+            }
+            JobInput::Tensor => (self.tensor_from(upload.bytes)?, None),
+        };
         let t = Instant::now();
         let raw = self.infer(&tensor)?;
         crate::metrics::stage(crate::metrics::INFERENCE, &self.name, t.elapsed());
         crate::metrics::batch(&self.name, 1);
-        let predictions = self.top_k(&raw, upload.top_k);
-        let thumbnail = preprocess::thumbnail(&img, THUMB_SIDE, resizer);
+        let probs = self.probabilities(&raw);
+        let predictions = self.top_k(&probs, upload.top_k);
+        let thumbnail = img.map_or_else(Vec::new, |img| {
+            preprocess::thumbnail(&img, THUMB_SIDE, resizer)
+        });
+        let scores = if upload.scores {
+            probs.iter().flat_map(|p| p.to_le_bytes()).collect()
+        } else {
+            Vec::new()
+        };
         Ok(Classified {
             result: JobResult {
                 predictions,
@@ -156,6 +190,7 @@ impl Classifier for Model {
                 elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
             },
             thumbnail,
+            scores,
         })
     }
 
@@ -164,10 +199,12 @@ impl Classifier for Model {
     }
 }
 
-/// A finished classification plus the thumbnail for the history.
+/// A finished classification plus the thumbnail for the history (none for a tensor input)
+/// and, when asked for, every class's probability (f32 little-endian).
 pub struct Classified {
     pub result: JobResult,
     pub thumbnail: Vec<u8>,
+    pub scores: Vec<u8>,
 }
 
 impl Model {
@@ -289,12 +326,39 @@ impl Model {
         self.exec.counts()
     }
 
-    /// Scores (softmax of logits, or the probabilities as given), best `k` first.
-    pub fn top_k(&self, raw: &[f32], k: usize) -> Vec<Prediction> {
-        let probs = match self.spec.output {
+    /// A preprocessed `[1, 3, S, S]` input as sent (f32 little-endian). The API checked its
+    /// size; it is checked again here, and a value that is not finite is refused.
+    fn tensor_from(&self, bytes: &[u8]) -> Result<Vec<f32>, ClassifyError> {
+        let s = self.spec.input_size as usize;
+        let want = 3 * s * s * 4;
+        if bytes.len() != want {
+            return Err(ClassifyError::Tensor(format!(
+                "it holds {} bytes; [1, 3, {s}, {s}] FP32 is {want}",
+                bytes.len()
+            )));
+        }
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(ClassifyError::Tensor(
+                "it holds a NaN or an infinity".into(),
+            ));
+        }
+        Ok(values)
+    }
+
+    /// Class probabilities: the softmax of logits, or the output as given.
+    pub fn probabilities(&self, raw: &[f32]) -> Vec<f32> {
+        match self.spec.output {
             OutputKind::Logits => softmax(raw),
             OutputKind::Probabilities => raw.to_vec(),
-        };
+        }
+    }
+
+    /// The classes of `probs` ([`Model::probabilities`]), best `k` first.
+    pub fn top_k(&self, probs: &[f32], k: usize) -> Vec<Prediction> {
         let mut idx: Vec<usize> = (0..probs.len()).collect();
         let k = k.min(idx.len());
         if k == 0 {

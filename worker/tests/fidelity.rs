@@ -49,11 +49,7 @@ fn every_photo_matches_the_pillow_reference() {
         }
         let out = model
             .classify(
-                Upload {
-                    bytes: &bytes,
-                    top_k: 1000,
-                    limits: DecodeLimits::default(),
-                },
+                Upload::image(&bytes, 1000, DecodeLimits::default()),
                 &mut resizer,
             )
             .expect("classifies");

@@ -13,11 +13,7 @@ fn grace_hopper_top3_matches_reference() {
     let bytes = common::grace_hopper();
     let out = model
         .classify(
-            Upload {
-                bytes: &bytes,
-                top_k: 5,
-                limits: Default::default(),
-            },
+            Upload::image(&bytes, 5, Default::default()),
             &mut Resizer::new(),
         )
         .expect("classifies");
@@ -101,4 +97,59 @@ fn parallel_pool_results_equal_single_session_results() {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "photo {i}: outputs differ by {worst}");
     }
+}
+
+/// The V2 protocol's FP32 input: the photo preprocessed by the caller scores exactly as the
+/// photo itself, with every class's probability when asked; a tensor of the wrong size or with
+/// a NaN fails as the tensor's fault.
+#[test]
+fn a_preprocessed_tensor_scores_like_its_photo() {
+    use shared::queue::JobInput;
+    use worker::model::ClassifyError;
+    let models = common::load("efficientnet-lite0", &[]);
+    let model = &models["efficientnet-lite0"];
+    let bytes = common::grace_hopper();
+    let mut resizer = Resizer::new();
+    let photo = Upload {
+        scores: true,
+        ..Upload::image(&bytes, 5, Default::default())
+    };
+    let by_photo = model.classify(photo, &mut resizer).expect("classifies");
+    let img =
+        preprocess::decode_for(&bytes, Default::default(), model.spec.resize).expect("decodes");
+    let tensor: Vec<u8> = preprocess::to_tensor(&img, &model.spec, &mut resizer)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let as_tensor = |bytes| Upload {
+        input: JobInput::Tensor,
+        scores: true,
+        ..Upload::image(bytes, 5, Default::default())
+    };
+    let by_tensor = model
+        .classify(as_tensor(&tensor), &mut resizer)
+        .expect("classifies");
+    assert_eq!(by_photo.scores.len(), 1000 * 4);
+    assert_eq!(by_photo.scores, by_tensor.scores);
+    assert_eq!(by_photo.result.predictions, by_tensor.result.predictions);
+    assert!(!by_photo.thumbnail.is_empty() && by_tensor.thumbnail.is_empty());
+    let without = model
+        .classify(Upload::image(&bytes, 5, Default::default()), &mut resizer)
+        .expect("classifies");
+    assert!(without.scores.is_empty(), "scores only when asked");
+
+    let short = model.classify(as_tensor(&tensor[4..]), &mut resizer);
+    assert!(
+        matches!(short, Err(ClassifyError::Tensor(_))),
+        "{:?}",
+        short.err()
+    );
+    let mut nan = tensor.clone();
+    nan[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let nan = model.classify(as_tensor(&nan), &mut resizer);
+    assert!(
+        matches!(nan, Err(ClassifyError::Tensor(_))),
+        "{:?}",
+        nan.err()
+    );
 }

@@ -36,11 +36,7 @@ async fn metrics_endpoint_serves_per_model_stage_histograms() {
         let bytes = common::grace_hopper();
         models[MODEL]
             .classify(
-                Upload {
-                    bytes: &bytes,
-                    top_k: 3,
-                    limits: Default::default(),
-                },
+                Upload::image(&bytes, 3, Default::default()),
                 &mut Resizer::new(),
             )
             .expect("classifies");

@@ -67,6 +67,17 @@ pub struct BenchArgs {
     /// Seconds of measurement per image and path in `--preprocess-only`.
     #[arg(long, env = "BENCH_SECONDS", default_value_t = 3.0)]
     pub seconds: f64,
+    /// The route of the end-to-end phase: `/predict` (multipart) or the V2 protocol's infer
+    /// (one binary BYTES row, binary probabilities back, as tritonclient sends it).
+    #[arg(long, value_enum, default_value = "predict")]
+    pub path: BenchPath,
+}
+
+/// The route `bench-e2e` sends its uploads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPath {
+    Predict,
+    V2,
 }
 
 /// Runs the benchmark.
@@ -128,7 +139,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "at": shared::time_util::rfc3339(shared::time_util::now_ms()),
         "model": model_name, "threads": threads, "raw_img_per_s": raw_ips,
         "preprocess_ms": preprocess_ms, "run": args.run_id, "setup": args.setup,
-        "kind": "e2e",
+        "kind": "e2e", "path": format!("{:?}", args.path).to_lowercase(),
     });
     if let Some(api) = &args.api_url {
         let mut watched = args.watch.clone();
@@ -420,7 +431,9 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
     let token = bench_token(&http, api).await?;
     let run_id: u64 = rand::random();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let warm = predict(
+    let path = args.path;
+    let warm = send(
+        path,
         &http,
         api,
         &token,
@@ -453,7 +466,7 @@ async fn end_to_end(api: &str, args: &BenchArgs, bytes: &[u8]) -> anyhow::Result
                 }
                 let t = Instant::now();
                 let worker_ms =
-                    predict(&http, &api, &token, &model, unique(&bytes, run_id, i)).await?;
+                    send(path, &http, &api, &token, &model, unique(&bytes, run_id, i)).await?;
                 lat.push((t.elapsed().as_secs_f64() * 1e3, worker_ms));
             }
         }));
@@ -525,6 +538,58 @@ async fn bench_token(http: &reqwest::Client, api: &str) -> anyhow::Result<String
 /// Sends the request and reads its JSON answer; an error status is an error.
 async fn answer<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder) -> anyhow::Result<T> {
     Ok(req.send().await?.error_for_status()?.json().await?)
+}
+
+/// One upload by `path`; answers the worker's own time for the job where the answer says it
+/// (`/predict`), else 0.
+async fn send(
+    path: BenchPath,
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    model: &str,
+    bytes: Vec<u8>,
+) -> anyhow::Result<f64> {
+    match path {
+        BenchPath::Predict => predict(http, api, token, model, bytes).await,
+        BenchPath::V2 => v2_infer(http, api, token, model, bytes).await.map(|()| 0.0),
+    }
+}
+
+/// One V2 inference request as tritonclient sends it: a JSON header naming one binary BYTES
+/// row (a little-endian u32 length, then the image), no outputs named, so the probabilities
+/// come back in binary.
+async fn v2_infer(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    model: &str,
+    bytes: Vec<u8>,
+) -> anyhow::Result<()> {
+    let header = json!({
+        "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": bytes.len() + 4}}],
+        "parameters": {"binary_data_output": true},
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    body.extend_from_slice(&bytes);
+    let r = http
+        .post(format!("{api}/v2/models/{model}/infer"))
+        .bearer_auth(token)
+        .header("inference-header-content-length", header.len())
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status();
+    let answer = r.bytes().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "V2 infer: {status} {}",
+        String::from_utf8_lossy(&answer)
+    );
+    Ok(())
 }
 
 /// One synchronous `POST /predict` (the seeds' endpoint, one round trip); answers the worker's

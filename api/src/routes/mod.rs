@@ -7,6 +7,7 @@ pub mod predict;
 pub mod predictions;
 pub mod upload;
 pub mod users;
+pub mod v2;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -26,6 +27,7 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         .merge(json_routes)
         .merge(predictions::router(body_limit))
         .merge(predict::router(body_limit))
+        .merge(v2::router(body_limit))
 }
 
 /// Largest `page`: keeps the row offset (`(page - 1) * per_page`) far inside an `i64`.

@@ -24,12 +24,7 @@ pub async fn read_upload(
         ),
     })?;
     let unreadable = |e| unreadable(e, max_bytes);
-    let mut up = Upload {
-        bytes: Vec::new(),
-        model: None,
-        top_k: None,
-        original_name: None,
-    };
+    let mut up = Upload::image(Vec::new(), None, None, None);
     let mut have_file = false;
     while let Some(field) = form.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_owned();

@@ -348,6 +348,7 @@ async fn finish_as_the_worker(c: &Ctx, job_id: &str, thumb: &[u8]) {
     let outcome = shared::queue::Outcome::Done {
         result: beagle(),
         thumb: thumb.to_vec(),
+        scores: Vec::new(),
     };
     let recorded = worker.finish(&delivery, &job, outcome).await.unwrap();
     assert_eq!(recorded, shared::queue::Recorded::First);

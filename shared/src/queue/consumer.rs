@@ -36,8 +36,10 @@ pub enum Started {
 pub enum Outcome {
     Done {
         result: JobResult,
-        /// JPEG thumbnail for the history.
+        /// JPEG thumbnail for the history (empty for a tensor input).
         thumb: Vec<u8>,
+        /// Every class's probability, f32 little-endian; empty unless the job asked for them.
+        scores: Vec<u8>,
     },
     Failed {
         error: String,
@@ -244,26 +246,30 @@ impl Consumer {
     /// What finishing one job writes: the record change, the results entry, the cache entry
     /// (done jobs) and the dead letter (jobs out of attempts).
     fn finish_parts(&self, it: &Finish<'_>, finished_ms: i64) -> FinishParts {
-        let (status, result, error, thumb, dead) = match &it.outcome {
-            Outcome::Done { result, thumb } => (
+        let (status, result, error, (thumb, scores), dead) = match &it.outcome {
+            Outcome::Done {
+                result,
+                thumb,
+                scores,
+            } => (
                 JobStatus::Done,
                 Some(result.clone()),
                 None,
-                thumb.clone(),
+                (thumb.clone(), scores.clone()),
                 None,
             ),
             Outcome::Failed { error } => (
                 JobStatus::Failed,
                 None,
                 Some(error.clone()),
-                Vec::new(),
+                Default::default(),
                 None,
             ),
             Outcome::DeadLettered { error, letter } => (
                 JobStatus::Failed,
                 None,
                 Some(error.clone()),
-                Vec::new(),
+                Default::default(),
                 Some(letter.clone()),
             ),
         };
@@ -275,11 +281,13 @@ impl Consumer {
                 finished_ms: Some(finished_ms),
                 worker: Some(self.name.clone()),
                 thumb: result.as_ref().map(|_| thumb.clone()),
+                scores: Some(scores.clone()).filter(|s| !s.is_empty()),
                 ..JobRecord::default()
             },
             cache: result.clone().map(|result| CachedResult {
                 result,
                 thumb: thumb.clone(),
+                scores,
             }),
             entry: FinishedJob {
                 job_id: it.job.job_id.clone(),

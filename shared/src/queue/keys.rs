@@ -101,6 +101,9 @@ pub mod field {
     pub const ERROR: &str = "error";
     pub const CACHED: &str = "cached";
     pub const THUMB: &str = "thumb";
+    /// Every class's probability, f32 little-endian in class order: written only for jobs
+    /// that asked for them ([`crate::queue::QueuedJob::scores`], the V2 protocol's output).
+    pub const SCORES: &str = "scores";
     pub const CONTENT_TYPE: &str = "content_type";
     pub const LAST_ERROR: &str = "last_error";
 
@@ -121,6 +124,7 @@ pub mod field {
         ERROR,
         CACHED,
         THUMB,
+        SCORES,
         CONTENT_TYPE,
         LAST_ERROR,
     ];

@@ -31,7 +31,7 @@ use redis::streams::StreamId;
 use redis::{AsyncCommands, RedisResult};
 
 pub use consumer::{Consumer, Finish, Outcome, Recorded, Started};
-pub use records::{CachedResult, DeadLetter, FinishedJob, JobRecord, QueuedJob};
+pub use records::{CachedResult, DeadLetter, FinishedJob, JobInput, JobRecord, QueuedJob};
 
 /// A lifetime as the whole seconds Redis's `EX`/`EXPIRE` take: rounded up, at least one (a
 /// zero would be refused, or delete the key at once).

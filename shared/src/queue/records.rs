@@ -28,6 +28,31 @@ pub struct QueuedJob {
     pub sha256: String,
     pub top_k: usize,
     pub enqueued_ms: i64,
+    /// What the stored bytes are: an encoded image (the default) or an already preprocessed
+    /// tensor (the V2 protocol's FP32 input), which skips decode and resize.
+    #[serde(default, skip_serializing_if = "JobInput::is_image")]
+    pub input: JobInput,
+    /// Whether the worker also writes every class's probability ([`super::keys::field::SCORES`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scores: bool,
+}
+
+/// The kind of bytes a job classifies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobInput {
+    /// An encoded image (JPEG, PNG, WebP, GIF, BMP), checked by the API before it is queued.
+    #[default]
+    Image,
+    /// `[1, 3, S, S]` f32 little-endian, normalised as the model's registry entry says, `S` its
+    /// `input_size`: fed to the model as it is.
+    Tensor,
+}
+
+impl JobInput {
+    pub fn is_image(&self) -> bool {
+        *self == JobInput::Image
+    }
 }
 
 impl QueuedJob {
@@ -66,6 +91,8 @@ pub struct JobRecord {
     pub cached: Option<bool>,
     /// The thumbnail of a done job (JPEG bytes).
     pub thumb: Option<Vec<u8>>,
+    /// Every class's probability (f32 little-endian), for jobs that asked for them.
+    pub scores: Option<Vec<u8>>,
     pub content_type: Option<String>,
     /// The last retriable error, kept for the dead-letter reason.
     pub last_error: Option<String>,
@@ -175,6 +202,7 @@ impl JobRecord {
             self.cached.map(|c| text(if c { "1" } else { "0" })),
         );
         put(field::THUMB, self.thumb.clone());
+        put(field::SCORES, self.scores.clone());
         put(field::CONTENT_TYPE, self.content_type.as_deref().map(text));
         put(field::LAST_ERROR, self.last_error.as_deref().map(text));
         out
@@ -206,6 +234,7 @@ impl JobRecord {
             error: text(field::ERROR),
             cached: text(field::CACHED).map(|c| c == "1"),
             thumb: h.get(field::THUMB).cloned(),
+            scores: h.get(field::SCORES).cloned(),
             content_type: text(field::CONTENT_TYPE),
             last_error: text(field::LAST_ERROR),
         }
@@ -236,6 +265,8 @@ pub struct CachedResult {
     pub result: JobResult,
     /// JPEG thumbnail bytes (may be empty).
     pub thumb: Vec<u8>,
+    /// Every class's probability (f32 little-endian); empty unless the job asked for them.
+    pub scores: Vec<u8>,
 }
 
 impl CachedResult {
@@ -244,6 +275,7 @@ impl CachedResult {
         JobRecord {
             result: Some(self.result.clone()),
             thumb: Some(self.thumb.clone()),
+            scores: Some(self.scores.clone()).filter(|s| !s.is_empty()),
             ..JobRecord::default()
         }
         .fields()
@@ -255,6 +287,7 @@ impl CachedResult {
         Some(CachedResult {
             result: r.result?,
             thumb: r.thumb.unwrap_or_default(),
+            scores: r.scores.unwrap_or_default(),
         })
     }
 }
@@ -348,6 +381,8 @@ mod tests {
             sha256: "abc".into(),
             top_k: 3,
             enqueued_ms: 0,
+            input: Default::default(),
+            scores: false,
         };
         let rec = JobRecord {
             worker: Some("w".into()),

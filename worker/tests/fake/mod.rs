@@ -23,5 +23,6 @@ pub fn cat(top_k: usize) -> Classified {
             elapsed_ms: 1.0,
         },
         thumbnail: vec![0xff, 0xd8],
+        scores: Vec::new(),
     }
 }
