@@ -118,16 +118,18 @@ pub async fn live() -> StatusCode {
     StatusCode::OK
 }
 
-/// 200 when `/ready` is 200 (Redis, the database and a worker of the default model).
+/// 200 when `/ready` is 200 (Redis, the database and a worker of the default model), else
+/// 400: the protocol answers "false" with a 4xx status (Triton's is 400), and every probe that
+/// wants a 2xx treats it as not ready.
 #[utoipa::path(get, path = "/v2/health/ready", tag = "v2",
     responses((status = 200, description = "ready"),
-        (status = 503, body = V2Error, description = "not ready; `/ready` says what is missing")))]
+        (status = 400, body = V2Error, description = "not ready; `/ready` says what is missing")))]
 pub async fn ready(state: State<AppState>) -> Response {
     let status = super::health::get_ready(state).await.status();
     if status.is_success() {
         StatusCode::OK.into_response()
     } else {
-        ApiError::unavailable("the service", "not ready").into_response()
+        bad_request("not ready: GET /ready says what is missing".into()).into_response()
     }
 }
 
@@ -228,7 +230,8 @@ pub async fn version_metadata(
     metadata(&state, &model, Some(&version)).map(Json)
 }
 
-/// Whether a live worker serves `model` (and has a working session for it).
+/// Whether a live worker serves `model` (and has a working session for it): 200, else 400
+/// (the protocol's "false" is a 4xx, Triton's 400).
 async fn serving(
     state: &AppState,
     model: &str,
@@ -239,17 +242,14 @@ async fn serving(
     if workers.iter().any(|w| w.can_serve(model)) {
         Ok(StatusCode::OK)
     } else {
-        Err(ApiError::unavailable(
-            "the model (no live worker serves it)",
-            model,
-        ))
+        Err(bad_request(format!("not ready: no live worker serves {model}")))
     }
 }
 
 /// 200 when a live worker serves the model.
 #[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "v2",
     params(("model" = String, Path, description = "a registry model")),
-    responses((status = 200, description = "a live worker serves it"), (status = 404, body = V2Error, description = "unknown model")))]
+    responses((status = 200, description = "a live worker serves it"), (status = 400, body = V2Error, description = "not ready: no live worker serves it"), (status = 404, body = V2Error, description = "unknown model")))]
 pub async fn model_ready(
     State(state): State<AppState>,
     Path(model): Path<String>,
@@ -260,7 +260,7 @@ pub async fn model_ready(
 /// [`model_ready`] of one version.
 #[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/ready", tag = "v2",
     params(("model" = String, Path, description = "a registry model"), ("version" = String, Path, description = "its version")),
-    responses((status = 200, description = "a live worker serves it"), (status = 404, body = V2Error, description = "unknown model or version")))]
+    responses((status = 200, description = "a live worker serves it"), (status = 400, body = V2Error, description = "not ready: no live worker serves it"), (status = 404, body = V2Error, description = "unknown model or version")))]
 pub async fn version_ready(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
