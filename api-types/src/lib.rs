@@ -7,6 +7,7 @@
 //!
 //! The crate depends on serde and utoipa only, so any client can use it.
 
+pub mod collections;
 pub mod error;
 pub mod feedback;
 pub mod health;
@@ -14,6 +15,11 @@ pub mod info;
 pub mod jobs;
 pub mod users;
 
+pub use collections::{
+    Collection, CollectionCounts, CollectionItem, CollectionItemPage, CollectionPage,
+    CreateCollection, ImagesAdded, ItemState, LabelCount, PartOutcome, PartResult,
+    MAX_COLLECTION_NAME_CHARS,
+};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use feedback::{Feedback, FeedbackPage, FeedbackRequest};
 pub use health::{Health, HealthStatus, Readiness, ReadyChecks, ReadyStatus};

@@ -65,6 +65,18 @@ pub struct Checked {
     original_name: Option<String>,
 }
 
+impl Checked {
+    /// The SHA-256 of the bytes the job keeps.
+    pub fn sha256(&self) -> &str {
+        &self.job.sha256
+    }
+
+    /// The id the job will have once submitted.
+    pub fn job_id(&self) -> &str {
+        &self.job.job_id
+    }
+}
+
 /// Validates and enqueues an upload for `user` (sent from `addr`); a repeat of the user's own
 /// upload comes back already done, from their cached result.
 pub async fn submit(

@@ -26,6 +26,10 @@ use crate::routes;
         routes::v2::model_metadata, routes::v2::version_metadata, routes::v2::model_ready,
         routes::v2::version_ready, routes::v2::model_config, routes::v2::infer,
         routes::v2::infer_version,
+        routes::collections::create_collection, routes::collections::list_collections,
+        routes::collections::get_collection, routes::collections::delete_collection,
+        routes::collections::add_images, routes::collections::list_items,
+        routes::collections::export,
     ),
     // Everything reachable from the paths is collected anyway; the error types are listed so the
     // codes are documented even where a route names no error body.

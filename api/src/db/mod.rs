@@ -102,6 +102,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+mod collections;
 mod feedback;
 mod history;
 mod listings;
@@ -109,6 +110,7 @@ mod predictions;
 mod tokens;
 mod users;
 
+pub use collections::{CollectionRow, ItemFilter, ItemRow, NewCollection, NewItem, COLLECTIONS};
 pub use feedback::{NewFeedback, FEEDBACK};
 pub use history::{FeedbackFilter, HistoryFilter};
 pub use listings::UserListing;

@@ -109,13 +109,15 @@ impl Db {
         Ok(())
     }
 
-    /// Records a job's outcome; idempotent (a redelivered result rewrites the same values).
+    /// Records a job's outcome, and counts it in the collections holding it (one transaction);
+    /// idempotent (a redelivered result rewrites the same values and counts nothing again).
     /// Returns false when no such row exists (its owner was deleted meanwhile).
     pub async fn finish_prediction(&self, f: &Finished<'_>) -> Result<bool, sqlx::Error> {
         let result_json = f
             .result
             .map(|r| serde_json::to_string(r).unwrap_or_default());
         let top = f.result.and_then(|r| r.predictions.first());
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE predictions SET status = $1, result = $2, error = $3, top_label = $4, top_score = $5, elapsed_ms = $6, finished_ms = $7, cached = $8, labels = $9 WHERE job_id = $10",
         )
@@ -129,12 +131,19 @@ impl Db {
         .bind(i64::from(f.cached))
         .bind(f.result.map(search_labels))
         .bind(f.job_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        if let Some(jpeg) = f.thumbnail.filter(|_| n.rows_affected() > 0) {
+        let found = n.rows_affected() > 0;
+        if found {
+            let done = f.status == JobStatus::Done;
+            let top = top.map(|p| (p.label.as_str(), f64::from(p.score)));
+            super::collections::count_outcome(&mut tx, f.job_id, done, top, f.finished_ms).await?;
+        }
+        tx.commit().await?;
+        if let Some(jpeg) = f.thumbnail.filter(|_| found) {
             self.keep_thumbnail(f.job_id, jpeg, f.finished_ms).await?;
         }
-        Ok(n.rows_affected() > 0)
+        Ok(found)
     }
 
     /// Stores the thumbnail of a job's content unless that content has one already: one per

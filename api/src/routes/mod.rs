@@ -1,5 +1,6 @@
 //! One module per resource, each exposing `router()`; merged here.
 
+pub mod collections;
 pub mod feedback;
 pub mod health;
 pub mod info;
@@ -28,6 +29,7 @@ pub fn router(body_limit: usize) -> Router<AppState> {
         .merge(predictions::router(body_limit))
         .merge(predict::router(body_limit))
         .merge(v2::router(body_limit))
+        .merge(collections::router())
 }
 
 /// Largest `page`: keeps the row offset (`(page - 1) * per_page`) far inside an `i64`.

@@ -8,6 +8,7 @@
 mod helpers;
 
 mod auth;
+mod collections;
 mod contract;
 mod feedback;
 mod health;

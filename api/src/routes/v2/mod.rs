@@ -242,7 +242,9 @@ async fn serving(
     if workers.iter().any(|w| w.can_serve(model)) {
         Ok(StatusCode::OK)
     } else {
-        Err(bad_request(format!("not ready: no live worker serves {model}")))
+        Err(bad_request(format!(
+            "not ready: no live worker serves {model}"
+        )))
     }
 }
 
