@@ -110,6 +110,19 @@ impl ErrorCode {
             ErrorCode::Timeout => 504,
         }
     }
+
+    /// A limit or an outage that passes: the same request may succeed later (after
+    /// `Retry-After`), so a client should send it again rather than give up on it.
+    pub fn passes(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::QueueFull
+                | ErrorCode::RateLimited
+                | ErrorCode::QuotaExceeded
+                | ErrorCode::Unavailable
+                | ErrorCode::Timeout
+        )
+    }
 }
 
 impl std::fmt::Display for ErrorCode {

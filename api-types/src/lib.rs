@@ -5,7 +5,7 @@
 //! OpenAPI document (`docs/openapi.json`) from them. Field names and the presence or absence of
 //! optional fields are the wire format: change them only together with that document.
 //!
-//! The crate depends on serde and utoipa only, so any client can use it.
+//! The crate depends on serde, serde_json and utoipa only, so any client can use it.
 
 pub mod collections;
 pub mod error;

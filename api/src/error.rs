@@ -59,6 +59,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Seconds after which the same request may succeed (the `Retry-After` header), for the
+    /// errors of a limit that passes.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::QueueFull(_) | ApiError::Unavailable { .. } => Some(2),
+            ApiError::QuotaExceeded(_) => Some(5),
+            ApiError::RateLimited(_, secs) => Some((*secs).max(1)),
+            _ => None,
+        }
+    }
+
     /// Status and machine-readable code.
     pub fn parts(&self) -> (StatusCode, ErrorCode) {
         let code = match self {
@@ -143,24 +154,13 @@ impl IntoResponse for ApiError {
             }
         }
         let mut resp = (status, axum::Json(self.body())).into_response();
-        match &self {
-            ApiError::Unauthorized(_) => {
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            ApiError::QueueFull(_) | ApiError::Unavailable { .. } => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-            }
-            ApiError::QuotaExceeded(_) => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            ApiError::RateLimited(_, secs) => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from((*secs).max(1)));
-            }
-            _ => {}
+        if let ApiError::Unauthorized(_) = &self {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after() {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-both_backends!(a_collection_classifies_a_folder_counts_and_exports_it,);
+both_backends!(
+    a_collection_classifies_a_folder_counts_and_exports_it,
+    parts_over_the_quota_are_refused_alone_with_when_to_send_them_again,
+);
 
 /// `POST /collections/{id}/images` with one `file` part per `(path, bytes)`.
 async fn add(c: &Ctx, token: &str, id: i64, parts: &[(&str, Vec<u8>)]) -> (StatusCode, Value) {
@@ -279,4 +282,68 @@ async fn a_collection_classifies_a_folder_counts_and_exports_it(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, hist) = c.get("/predictions", &ta).await;
     assert_eq!(hist["total"], 3, "{hist}");
+}
+
+async fn parts_over_the_quota_are_refused_alone_with_when_to_send_them_again(b: Backend) {
+    let c = Ctx::with(b, &["--max-queued-jobs-per-user", "2"]).await;
+    let (alice, ta) = c.user("Alice", "alice@example.com").await;
+    let (_, v) = c
+        .post("/collections", Some(&ta), json!({"name": "big"}))
+        .await;
+    let id = v["id"].as_i64().unwrap();
+    let photos: Vec<Vec<u8>> = (0..3)
+        .map(|i| test_support::unique_photo(&format!("q{i}")))
+        .collect();
+    let parts = [
+        ("a.jpg", photos[0].clone()),
+        ("b.jpg", photos[1].clone()),
+        ("c.jpg", photos[2].clone()),
+        ("not.jpg", b"text".to_vec()),
+    ];
+    let (s, v) = add(&c, &ta, id, &parts).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let codes: Vec<&str> = v["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["error"]["code"]
+                .as_str()
+                .unwrap_or(p["outcome"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "queued",
+            "queued",
+            "quota_exceeded",
+            "unsupported_media_type"
+        ],
+        "{v}"
+    );
+    assert_eq!(v["retry_after_seconds"], 5, "{v}");
+
+    // Once a job is done (the worker gives its quota back) the refused part goes in; what is
+    // held answers `present`.
+    let first = v["parts"][0]["job_id"].as_str().unwrap().to_owned();
+    finish(&c, &first, Some(("academic gown", 0.9))).await;
+    let quota = shared::queue::keys::quota(alice);
+    let _: i64 = redis::AsyncCommands::hincr(
+        &mut c.redis_conn().await,
+        &quota,
+        shared::queue::keys::quota_field::JOBS,
+        -1,
+    )
+    .await
+    .unwrap();
+    let (_, v) = add(&c, &ta, id, &parts[..3]).await;
+    let outcomes: Vec<&str> = v["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["present", "present", "queued"], "{v}");
+    assert_eq!(v.get("retry_after_seconds"), None, "{v}");
 }

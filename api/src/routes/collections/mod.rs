@@ -12,13 +12,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::stream::{self, Stream};
 
+use api_types::collections::export;
 use api_types::{
     Collection, CollectionItem, CollectionItemPage, CollectionPage, CreateCollection, ErrorCode,
     ImagesAdded, ItemState, PartOutcome, PartResult, Prediction, MAX_COLLECTION_NAME_CHARS,
 };
 use shared::time_util::{now_ms, rfc3339};
-
-mod rows;
 
 use crate::config::MAX_JSON_BODY;
 use crate::db::{CollectionRow, ItemFilter, ItemRow, NewCollection, NewItem, COLLECTIONS};
@@ -220,6 +219,7 @@ pub async fn add_images(
         ),
     })?;
     let mut parts = Vec::new();
+    let mut retry_after_seconds = None;
     // An unreadable or cut-off body ends the list: the parts before it stand.
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() != Some("file") {
@@ -229,11 +229,21 @@ pub async fn add_images(
         let Some(bytes) = read_part(field, state.cfg.max_upload_bytes).await else {
             break;
         };
-        let part = match bytes {
-            Ok(bytes) => add_part(&state, &user, addr, &c, path, bytes).await,
-            Err(e) => refused(path, &e),
+        let added = match bytes {
+            Ok(bytes) => {
+                // On a task of its own: a client that goes away drops this handler, and that
+                // must never leave an item without its job.
+                let (state, user, c, path) = (state.clone(), user.clone(), c.clone(), path.clone());
+                tokio::spawn(async move { add_part(&state, &user, addr, &c, &path, bytes).await })
+                    .await
+                    .unwrap_or_else(|e| Err(anyhow::Error::from(e).into()))
+            }
+            Err(e) => Err(e),
         };
-        parts.push(part);
+        parts.push(added.unwrap_or_else(|e| {
+            retry_after_seconds = retry_after_seconds.max(e.retry_after());
+            refused(path, &e)
+        }));
     }
     let count = |o: PartOutcome| parts.iter().filter(|p| p.outcome == o).count() as u64;
     Ok(Json(ImagesAdded {
@@ -241,6 +251,7 @@ pub async fn add_images(
         duplicate: count(PartOutcome::Duplicate),
         present: count(PartOutcome::Present),
         refused: count(PartOutcome::Refused),
+        retry_after_seconds,
         parts,
     }))
 }
@@ -307,22 +318,9 @@ fn relative_path(raw: &str) -> Result<String> {
     Ok(names.join("/"))
 }
 
-/// One part: refused, present already, a duplicate of an earlier item, or a new queued job.
+/// One part: present already, a duplicate of an earlier item, a new queued job, or the error
+/// that refuses it.
 async fn add_part(
-    state: &AppState,
-    user: &AuthUser,
-    addr: Option<std::net::IpAddr>,
-    c: &CollectionRow,
-    raw_path: String,
-    bytes: Vec<u8>,
-) -> PartResult {
-    match try_add_part(state, user, addr, c, &raw_path, bytes).await {
-        Ok(part) => part,
-        Err(e) => refused(raw_path, &e),
-    }
-}
-
-async fn try_add_part(
     state: &AppState,
     user: &AuthUser,
     addr: Option<std::net::IpAddr>,
@@ -574,7 +572,7 @@ fn export_stream(
     c: CollectionRow,
     csv: bool,
 ) -> impl Stream<Item = std::result::Result<Bytes, std::io::Error>> {
-    let first = csv.then(|| Bytes::from(format!("{}\r\n", rows::CSV_HEADER)));
+    let first = csv.then(|| Bytes::from(format!("{}\r\n", export::CSV_HEADER)));
     let head = stream::iter(first.map(Ok));
     let rows = stream::try_unfold(
         (state, c, 0i64, false),
@@ -592,7 +590,7 @@ fn export_stream(
             let mut out = String::new();
             for r in batch {
                 let item = item_view(&state, &c, r);
-                out.push_str(&rows::line(&item, csv));
+                out.push_str(&export::line(&item, csv));
             }
             Ok(Some((
                 Bytes::from(out),

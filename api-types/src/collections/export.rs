@@ -1,6 +1,7 @@
-//! One export row of a collection item, as CSV (RFC 4180) or a JSON line.
+//! One export row of a collection item, as CSV (RFC 4180) or a JSON line: the API streams
+//! its export with these, and `lens` writes its result file with the same.
 
-use api_types::CollectionItem;
+use super::CollectionItem;
 
 /// The CSV header: the columns of every row, in order.
 pub const CSV_HEADER: &str = "path,original_file_name,sha256,state,error,top_label,top_score,top_k,uncertain,model,model_version,finished_at,feedback";

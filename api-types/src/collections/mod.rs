@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod export;
+
 use crate::error::ErrorDetail;
 use crate::jobs::Prediction;
 
@@ -114,6 +116,7 @@ pub struct PartResult {
 }
 
 /// The answer of `POST /collections/{id}/images`: every part in order.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ImagesAdded {
     pub parts: Vec<PartResult>,
@@ -121,6 +124,10 @@ pub struct ImagesAdded {
     pub duplicate: u64,
     pub present: u64,
     pub refused: u64,
+    /// When a part was refused by a limit that passes (a full queue, a quota, a rate): the
+    /// seconds after which sending those parts again may succeed.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// Where an item is.
